@@ -1,0 +1,1 @@
+"""The typer CLI: one thin module per verb (options in, one library call, exit code out)."""

@@ -1,0 +1,38 @@
+"""`jsontune`: data -> train -> merge -> predict -> eval, and bench.
+
+Every verb lives in its own module; none imports torch at import time, so `jsontune --help` is fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from jsontune.cli import bench, data, demo, eval, init_model, merge, predict, train
+from jsontune.cli.common import user_errors
+
+app = typer.Typer(
+    name="jsontune",
+    help="Fine-tune a small language model to turn free text into JSON, and serve it fast.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(data.app, name="data")
+for name, fn in [
+    ("init-model", init_model.init_model),
+    ("train", train.train),
+    ("merge", merge.merge),
+    ("predict", predict.predict),
+    ("eval", eval.eval_cmd),
+    ("bench", bench.bench),
+    ("demo", demo.demo),
+]:
+    app.command(name)(user_errors(fn))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

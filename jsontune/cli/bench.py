@@ -1,0 +1,6 @@
+"""Placeholder: being written."""
+
+
+def bench() -> None:
+    """(not yet available)"""
+    raise NotImplementedError

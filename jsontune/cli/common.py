@@ -1,0 +1,34 @@
+"""Shared CLI plumbing: user errors become one red sentence and exit code 1, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+
+from jsontune.errors import JsontuneError
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable)
+
+
+def user_errors(fn: F) -> F:
+    """Turn a JsontuneError (and Ctrl-C) into a one-line message and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except JsontuneError as e:
+            err_console.print(f"[bold red]error:[/bold red] {e}", highlight=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/yellow]; rerun with --resume to continue.")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]

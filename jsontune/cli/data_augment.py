@@ -1,0 +1,6 @@
+"""Placeholder: being written."""
+
+
+def augment() -> None:
+    """(not yet available)"""
+    raise NotImplementedError

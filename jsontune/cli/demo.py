@@ -1,0 +1,6 @@
+"""Placeholder: being written."""
+
+
+def demo() -> None:
+    """(not yet available)"""
+    raise NotImplementedError

@@ -1,0 +1,6 @@
+"""Placeholder: being written."""
+
+
+def merge() -> None:
+    """(not yet available)"""
+    raise NotImplementedError

@@ -1,0 +1,6 @@
+"""Placeholder: being written."""
+
+
+def predict() -> None:
+    """(not yet available)"""
+    raise NotImplementedError

@@ -1,0 +1,6 @@
+"""Placeholder: being written."""
+
+
+def train() -> None:
+    """(not yet available)"""
+    raise NotImplementedError
