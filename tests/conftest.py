@@ -46,3 +46,33 @@ def synth_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("data")
     write_splits(n=200, out=out, seed=0)
     return out
+
+
+TRAIN_STEPS = 6
+
+
+def _train_config(tiny_model, synth_dir, out, **overrides):
+    """A few-step CPU training config on the tiny model (evaluates F1 at steps 0, 3 and 6)."""
+    from jsontune.training.config import build_config
+
+    values = dict(
+        model=str(tiny_model), train=str(synth_dir / "train.jsonl"), val=str(synth_dir / "val.jsonl"), out=str(out),
+        max_steps=TRAIN_STEPS, eval_steps=3, eval_samples=4, eval_max_new_tokens=12, batch_size=4, lr=5e-3,
+        logging_steps=1, max_length=256, seed=7,
+    )
+    values.update(overrides)
+    return build_config(**values)
+
+
+@pytest.fixture(scope="session")
+def make_train_config():
+    return _train_config
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_model, synth_dir, tmp_path_factory):
+    """(run folder, TrainSummary) of one short training run, shared by training, merge and predict tests."""
+    from jsontune.training.sft import train
+
+    out = tmp_path_factory.mktemp("runs") / "run"
+    return out, train(_train_config(tiny_model, synth_dir, out))

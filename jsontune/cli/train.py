@@ -1,6 +1,86 @@
-"""Placeholder: being written."""
+"""`jsontune train`: thin CLI over jsontune.training.sft.train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from jsontune.cli.common import console
+
+Opt = typer.Option
 
 
-def train() -> None:
-    """(not yet available)"""
-    raise NotImplementedError
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _show_event(record: dict) -> None:
+    step = record.get("step")
+    if "eval_f1" in record:
+        console.print(
+            f"[bold]step {step}[/bold] eval F1 {record['eval_f1']:.3f}  exact {record['eval_exact_match']:.3f}"
+            f"  valid JSON {record['eval_json_valid']:.3f}  ({record['eval_samples']} samples)"
+        )
+    elif "loss" in record:
+        console.print(f"step {step} loss {record['loss']:.4f}  lr {record.get('learning_rate', 0):.2e}")
+
+
+def train(
+    model: Annotated[str | None, Opt(help="Base model: a Hugging Face id or a local folder.")] = None,
+    train_file: Annotated[Path | None, Opt("--train", help="Training data (.jsonl/.json/.csv/.parquet).")] = None,
+    val: Annotated[Path | None, Opt(help="Validation data, used by the generation F1 eval.")] = None,
+    out: Annotated[Path | None, Opt(help="Run folder: best/, last/, metrics.jsonl, run.json, curves.png.")] = None,
+    config: Annotated[Path | None, Opt(help="Recipe YAML (configs/*.yaml); flags override it.")] = None,
+    augment_factor: Annotated[float | None, Opt(help="About K x training rows by augmentation.")] = None,
+    epochs: Annotated[float | None, Opt(help="Training epochs.")] = None,
+    max_steps: Annotated[int | None, Opt(help="Stop after N optimizer steps (overrides --epochs).")] = None,
+    lr: Annotated[float | None, Opt(help="Peak learning rate (cosine schedule with warmup).")] = None,
+    batch_size: Annotated[int | None, Opt(help="Per-device training batch size.")] = None,
+    grad_accum: Annotated[int | None, Opt(help="Gradient accumulation steps.")] = None,
+    lora_r: Annotated[int | None, Opt(help="LoRA rank (default 16).")] = None,
+    lora_alpha: Annotated[int | None, Opt(help="LoRA alpha (default 32).")] = None,
+    eval_samples: Annotated[int | None, Opt(help="Validation rows the F1 eval generates for.")] = None,
+    eval_steps: Annotated[int | None, Opt(help="Evaluate F1 and checkpoint every N steps.")] = None,
+    max_length: Annotated[int | None, Opt(help="Truncate training sequences to N tokens.")] = None,
+    seed: Annotated[int | None, Opt(help="Random seed (data order, LoRA init, augmentation).")] = None,
+    report_to: Annotated[str | None, Opt(help="none|tensorboard|wandb|trackio (default none).")] = None,
+    gradient_checkpointing: Annotated[
+        bool | None, Opt("--gradient-checkpointing/--no-gradient-checkpointing", help="Default: on with a GPU.")
+    ] = None,
+    text_col: Annotated[str | None, Opt(help="Name of the text column.")] = None,
+    target_col: Annotated[str | None, Opt(help="Name of the target JSON column.")] = None,
+    skip_bad_rows: Annotated[bool | None, Opt("--skip-bad-rows", help="Skip (and count) bad rows.")] = None,
+    resume: Annotated[bool, Opt("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
+) -> None:
+    """Fine-tune a LoRA adapter (TRL SFT, loss on the JSON only) and keep the one with the best eval F1."""
+    from jsontune.training.config import build_config
+    from jsontune.training.sft import train as run_training
+
+    cfg = build_config(
+        config, model=model, train=str(train_file) if train_file else None, val=str(val) if val else None,
+        out=str(out) if out else None, augment_factor=augment_factor, epochs=epochs, max_steps=max_steps,
+        lr=lr, batch_size=batch_size, grad_accum=grad_accum, lora_r=lora_r, lora_alpha=lora_alpha,
+        eval_samples=eval_samples, eval_steps=eval_steps, max_length=max_length, seed=seed, report_to=report_to,
+        gradient_checkpointing=gradient_checkpointing, text_col=text_col, target_col=target_col,
+        skip_bad_rows=skip_bad_rows, resume=resume or None,
+    )
+    console.print(f"training [bold]{cfg.model}[/bold] on {cfg.train} -> {cfg.out}")
+    summary = run_training(cfg, on_event=_show_event)
+    table = Table(title="jsontune train")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for label, value in [
+        ("steps", summary.steps), ("training rows", summary.train_rows), ("seconds", summary.train_seconds),
+        ("train tokens/s", summary.train_tokens_per_s),
+        (f"peak memory GB ({summary.peak_memory_kind})", summary.peak_memory_gb),
+        ("eval F1 before training", summary.f1_before), ("eval F1 last", summary.last_f1),
+        (f"best eval F1 (step {summary.best_step})", summary.best_f1),
+    ]:
+        table.add_row(label, _fmt(value))
+    console.print(table)
+    console.print(f"best adapter: {Path(summary.run_dir) / 'best'}")

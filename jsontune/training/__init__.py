@@ -1,0 +1,1 @@
+"""Training: SFT with LoRA (sft.py), settings (config.py), callbacks, curves, merge."""

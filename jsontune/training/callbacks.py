@@ -1,0 +1,104 @@
+"""Trainer callbacks: metrics.jsonl logging and the generation-based F1 eval that keeps the best adapter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from jsontune.manifest import read_manifest, write_manifest
+
+
+def peak_memory() -> tuple[float, str]:
+    """Peak memory in GB: CUDA's peak allocated on a GPU, else the process's peak resident set."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 1e9, "gpu_max_allocated"
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, "cpu_peak_rss"  # KiB on Linux
+
+
+class MetricsLogger(TrainerCallback):
+    """Appends every log record (loss, learning rate, eval F1) to RUN/metrics.jsonl, rank 0 only."""
+
+    def __init__(self, path: Path, on_event=None):
+        self.path = Path(path)
+        self.on_event = on_event
+
+    def write(self, record: dict[str, Any], is_main: bool = True) -> None:
+        if not is_main:
+            return
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.on_event:
+            self.on_event(record)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs:
+            self.write({"step": state.global_step, **logs}, state.is_world_process_zero)
+
+
+class GenerationEvalCallback(TrainerCallback):
+    """Greedy-generates JSON for the validation records every `every` steps (and before the first step),
+    scores it with jsontune.metrics, and saves the adapter with the best F1 to RUN/best."""
+
+    def __init__(self, records, tokenizer, fmt, *, run_dir: Path, manifest: dict[str, Any], every: int,
+                 batch_size: int, max_new_tokens: int, logger: MetricsLogger):
+        self.records = records
+        self.tokenizer = tokenizer
+        self.fmt = fmt
+        self.best_dir = Path(run_dir) / "best"
+        self.manifest = manifest
+        self.every = every
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.logger = logger
+        self.first_f1: float | None = None
+        self.last_f1: float | None = None
+        self.last_step: int | None = None
+        saved = read_manifest(self.best_dir)  # survives --resume
+        self.best_f1: float | None = saved.get("eval_f1")
+        self.best_step: int | None = saved.get("step")
+
+    def evaluate(self, model, state) -> None:
+        from jsontune.extraction import extract_json
+        from jsontune.metrics import score
+        from jsontune.prompts import render_prompts
+        from jsontune.serving.hf_engine import generate_greedy
+
+        if not self.records or self.last_step == state.global_step:
+            return
+        was_training = model.training
+        model.eval()
+        prompts = render_prompts(self.tokenizer, [r.text for r in self.records], self.fmt)
+        texts = generate_greedy(model, self.tokenizer, prompts, self.max_new_tokens, self.batch_size)
+        model.train(was_training)
+        result = score([extract_json(t) for t in texts], [r.target for r in self.records])
+        record = {"step": state.global_step, "eval_f1": result["f1"], "eval_exact_match": result["exact_match"],
+                  "eval_json_valid": result["json_valid_rate"], "eval_samples": len(self.records)}
+        self.logger.write(record, state.is_world_process_zero)
+        self.last_step, self.last_f1 = state.global_step, result["f1"]
+        if self.first_f1 is None:
+            self.first_f1 = result["f1"]
+        if self.best_f1 is None or result["f1"] > self.best_f1:
+            self.best_f1, self.best_step = result["f1"], state.global_step
+            if state.is_world_process_zero:
+                model.save_pretrained(self.best_dir)
+                self.tokenizer.save_pretrained(self.best_dir)
+                write_manifest(self.best_dir, "adapter", step=state.global_step, eval_f1=result["f1"],
+                               eval_exact_match=result["exact_match"], **self.manifest)
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if state.global_step == 0:
+            self.evaluate(model, state)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every == 0:
+            self.evaluate(model, state)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        self.evaluate(model, state)

@@ -1,0 +1,109 @@
+"""Training settings: one dataclass, filled from a recipe YAML and overridden by CLI flags.
+
+A recipe (configs/*.yaml) holds any of the fields below; a flag given on the command line wins.
+Errors name the flag (or YAML key) to change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from jsontune.errors import JsontuneError
+
+REPORT_TO = ("none", "tensorboard", "wandb", "trackio")
+
+
+@dataclass
+class TrainConfig:
+    model: str = ""
+    train: str = ""
+    val: str | None = None
+    out: str = ""
+    # data
+    text_col: str | None = None
+    target_col: str | None = None
+    id_col: str | None = None
+    skip_bad_rows: bool = False
+    augment_factor: float = 1.0
+    augment_strategies: list[str] | None = None
+    instruction: str | None = None
+    max_length: int = 512
+    # optimisation
+    epochs: float = 3.0
+    max_steps: int = -1
+    lr: float = 2e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.05
+    scheduler: str = "cosine"
+    gradient_checkpointing: bool | None = None  # None: on with a GPU, off on CPU
+    precision: str = "auto"  # auto: bf16 if the GPU has it, else fp16; fp32 on CPU
+    seed: int = 42
+    # LoRA
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    # eval / checkpoints / logging
+    eval_steps: int = 50
+    eval_samples: int | None = 64
+    eval_batch_size: int = 16
+    eval_max_new_tokens: int = 64
+    save_total_limit: int = 2
+    logging_steps: int = 10
+    report_to: str = "none"
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.model, "--model is required (a Hugging Face id or a local model folder)."),
+            (self.train, "--train is required (a .jsonl/.json/.csv/.parquet file)."),
+            (self.out, "--out is required (the run folder)."),
+            (self.lr > 0, f"--lr must be positive, got {self.lr}."),
+            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}."),
+            (self.grad_accum >= 1, f"--grad-accum must be at least 1, got {self.grad_accum}."),
+            (self.lora_r >= 1, f"--lora-r must be at least 1, got {self.lora_r}."),
+            (self.augment_factor >= 1, f"--augment-factor must be at least 1, got {self.augment_factor}."),
+            (self.epochs > 0 or self.max_steps > 0, "give --epochs > 0 or --max-steps > 0."),
+            (0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}."),
+            (self.eval_steps >= 1, f"--eval-steps must be at least 1, got {self.eval_steps}."),
+            (self.report_to in REPORT_TO, f"--report-to must be one of {', '.join(REPORT_TO)}."),
+            (self.precision in ("auto", "fp32", "bf16", "fp16"), "precision must be auto, fp32, bf16 or fp16."),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise JsontuneError(message)
+        if self.eval_samples is not None and self.eval_samples < 1:
+            raise JsontuneError(f"--eval-samples must be at least 1, got {self.eval_samples}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise JsontuneError(f"config file {path} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise JsontuneError(f"config file {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise JsontuneError(f"config file {path} must be a mapping of setting: value.")
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise JsontuneError(f"config file {path} has unknown keys {unknown}; valid keys: {sorted(known)}.")
+    return data
+
+
+def build_config(yaml_path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """Recipe values, then every override that is not None."""
+    values = load_yaml(yaml_path) if yaml_path else {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**values)

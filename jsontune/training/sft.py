@@ -1,0 +1,206 @@
+"""`jsontune train`: LoRA SFT with TRL, loss on the JSON completion only, best adapter by generation F1.
+
+    jsontune train --model runs/tiny --train data/train.jsonl --val data/val.jsonl --out runs/run1
+
+load records -> augment the training split -> prompt/completion chats (prompts.py) -> SFTTrainer with
+a LoraConfig -> RUN/best (highest eval F1), RUN/last, RUN/metrics.jsonl, RUN/run.json, RUN/curves.png.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from jsontune.errors import JsontuneError
+from jsontune.io import file_sha256, write_json_atomic
+from jsontune.manifest import library_versions, write_manifest
+from jsontune.prompts import PromptFormat, training_example
+from jsontune.training.config import TrainConfig
+
+
+@dataclass
+class TrainSummary:
+    run_dir: str
+    steps: int
+    train_rows: int
+    train_seconds: float
+    train_tokens_per_s: float
+    peak_memory_gb: float
+    peak_memory_kind: str
+    best_f1: float | None
+    best_step: int | None
+    f1_before: float | None
+    last_f1: float | None
+
+
+def resolve_precision(requested: str) -> str:
+    import torch
+
+    if not torch.cuda.is_available():
+        return "fp32"
+    if requested != "auto":
+        return requested
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def _describe(loaded) -> dict[str, Any]:
+    path = Path(loaded.path)
+    sha = file_sha256(path) if path.is_file() else None
+    return {"path": str(path), "sha256": sha, "rows": len(loaded.records), "skipped": loaded.skipped}
+
+
+def load_data(cfg: TrainConfig) -> tuple[list, list, dict[str, Any]]:
+    """Training records (augmented) and validation records, plus what run.json records about them."""
+    from jsontune.data import load_records
+    from jsontune.data.augment import augment_records
+
+    cols = {"text_col": cfg.text_col, "target_col": cfg.target_col, "id_col": cfg.id_col}
+    train = load_records(cfg.train, skip_bad_rows=cfg.skip_bad_rows, **cols)
+    val = load_records(cfg.val, skip_bad_rows=cfg.skip_bad_rows, **cols) if cfg.val else None
+    info: dict[str, Any] = {"train": _describe(train)}
+    if val is not None:
+        info["val"] = _describe(val)
+    records = train.records
+    if cfg.augment_factor > 1:
+        records, stats = augment_records(records, cfg.augment_factor, cfg.seed, cfg.augment_strategies)
+        info["augmentation"] = {"factor": cfg.augment_factor, **asdict(stats)}
+    if not records:
+        raise JsontuneError(f"{cfg.train} has no usable training rows.")
+    return records, (val.records if val else []), info
+
+
+def load_model_for_training(cfg: TrainConfig, precision: str):
+    import torch
+
+    from jsontune.modeling import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(cfg.model)
+    dtype = "bfloat16" if precision == "bf16" else "float32"  # fp16 trains fp32 weights under autocast
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and device == "cuda":
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    model = load_model(cfg.model, dtype=dtype, device=device)
+    model.train()
+    return model, tokenizer
+
+
+def sft_config(cfg: TrainConfig, precision: str, run_dir: Path):
+    import torch
+    from trl import SFTConfig
+
+    checkpointing = cfg.gradient_checkpointing
+    if checkpointing is None:
+        checkpointing = torch.cuda.is_available()
+    return SFTConfig(
+        output_dir=str(run_dir / "checkpoints"),
+        completion_only_loss=True,
+        max_length=cfg.max_length,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.lr,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        lr_scheduler_type=cfg.scheduler,
+        gradient_checkpointing=checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.eval_steps,
+        save_total_limit=cfg.save_total_limit,
+        eval_strategy="no",  # the generation F1 callback is the eval that matters
+        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+
+
+def lora_config(cfg: TrainConfig):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def train(cfg: TrainConfig, on_event=None) -> TrainSummary:
+    """Run one SFT job; `on_event(dict)` receives every log and eval record (for a CLI to show)."""
+    from datasets import Dataset
+    from transformers import set_seed
+    from trl import SFTTrainer
+
+    from jsontune.training.callbacks import GenerationEvalCallback, MetricsLogger, peak_memory
+
+    run_dir = Path(cfg.out)
+    checkpoints = run_dir / "checkpoints"
+    if run_dir.exists() and any(run_dir.iterdir()) and not cfg.resume:
+        raise JsontuneError(f"run folder {run_dir} already exists; pass --resume to continue it or pick another --out.")
+    if cfg.resume and not any(checkpoints.glob("checkpoint-*")):
+        raise JsontuneError(f"--resume: {run_dir} has no checkpoint to resume from; run without --resume.")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    set_seed(cfg.seed)
+    fmt = PromptFormat(instruction=cfg.instruction) if cfg.instruction else PromptFormat()
+    train_records, val_records, data_info = load_data(cfg)
+    precision = resolve_precision(cfg.precision)
+    model, tokenizer = load_model_for_training(cfg, precision)
+
+    dataset = Dataset.from_list([training_example(r.text, r.target, fmt) for r in train_records])
+    eval_records = val_records[: cfg.eval_samples] if cfg.eval_samples else val_records
+    run_info = {
+        "base_model": cfg.model, "settings": cfg.to_dict(), "precision": precision, "data": data_info,
+        "prompt_format": fmt.to_dict(), "lora": lora_config(cfg).to_dict(), "versions": library_versions(),
+        "seed": cfg.seed,
+    }
+    manifest = {"base_model": cfg.model, "prompt_format": fmt.to_dict(), "data": {"train": str(cfg.train)}}
+    logger = MetricsLogger(run_dir / "metrics.jsonl", on_event=on_event)
+    evaluator = GenerationEvalCallback(
+        eval_records, tokenizer, fmt, run_dir=run_dir, manifest=manifest, every=cfg.eval_steps,
+        batch_size=cfg.eval_batch_size, max_new_tokens=cfg.eval_max_new_tokens, logger=logger,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config(cfg, precision, run_dir),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg),
+        callbacks=[logger, evaluator],
+    )
+    write_json_atomic(run_dir / "run.json", run_info)
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
+    seconds = time.perf_counter() - start
+
+    if trainer.is_world_process_zero():
+        last = run_dir / "last"
+        trainer.model.save_pretrained(last)
+        tokenizer.save_pretrained(last)
+        write_manifest(last, "adapter", step=trainer.state.global_step, **manifest)
+    tokens = float(getattr(trainer, "_total_train_tokens", 0))  # TRL's count of non-pad tokens seen
+    memory, kind = peak_memory()
+    summary = TrainSummary(
+        run_dir=str(run_dir), steps=trainer.state.global_step, train_rows=len(train_records),
+        train_seconds=round(seconds, 2), train_tokens_per_s=round(tokens / seconds, 1) if seconds else 0.0,
+        peak_memory_gb=round(memory, 3), peak_memory_kind=kind, best_f1=evaluator.best_f1,
+        best_step=evaluator.best_step, f1_before=evaluator.first_f1, last_f1=evaluator.last_f1,
+    )
+    if trainer.is_world_process_zero():
+        run_info.update(summary=asdict(summary), train_metrics=result.metrics)
+        write_json_atomic(run_dir / "run.json", run_info)
+        from jsontune.training.curves import plot_curves
+
+        plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
+    return summary

@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+
+from jsontune.errors import JsontuneError
+from jsontune.training.config import TrainConfig, build_config
+
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+REQUIRED = {"model": "m", "train": "t.jsonl", "out": "runs/x"}
+
+
+def test_configs_are_shipped():
+    assert {p.name for p in CONFIGS} >= {"tiny-cpu.yaml", "qwen3-0.6b-lora.yaml"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    cfg = build_config(path, **REQUIRED)
+    assert isinstance(cfg, TrainConfig)
+    assert cfg.lora_r == 16 and cfg.lora_alpha == 32
+    assert {"q_proj", "k_proj", "v_proj", "o_proj"} <= set(cfg.target_modules)
+    assert cfg.scheduler == "cosine" and cfg.weight_decay > 0 and cfg.warmup_ratio > 0
+
+
+def test_flags_override_the_recipe():
+    cfg = build_config(CONFIGS[0], lr=1e-5, batch_size=None, **REQUIRED)
+    assert cfg.lr == 1e-5
+    assert cfg.batch_size == build_config(CONFIGS[0], **REQUIRED).batch_size  # None means "not given"
+
+
+def test_qwen_recipe_matches_the_design():
+    cfg = build_config(Path(CONFIGS[0]).with_name("qwen3-0.6b-lora.yaml"), train="t.jsonl", out="o")
+    assert cfg.model == "Qwen/Qwen3-0.6B"
+    assert cfg.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert cfg.lora_dropout == 0.05 and cfg.gradient_checkpointing is True
+
+
+def test_unknown_key_is_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lr: 1e-4\nlearning_rat: 3\n")
+    with pytest.raises(JsontuneError, match="learning_rat"):
+        build_config(bad, **REQUIRED)
+
+
+@pytest.mark.parametrize(
+    "override, flag",
+    [({"lr": 0}, "--lr"), ({"batch_size": 0}, "--batch-size"), ({"lora_r": 0}, "--lora-r"),
+     ({"augment_factor": 0.5}, "--augment-factor"), ({"report_to": "mlflow"}, "--report-to"),
+     ({"model": ""}, "--model")],
+)
+def test_bad_values_name_the_flag(override, flag):
+    with pytest.raises(JsontuneError, match=flag):
+        TrainConfig(**{**REQUIRED, **override})
