@@ -1,0 +1,244 @@
+"""`jsontune merge`: adapter + base -> one standalone checkpoint, verified, linted, written atomically.
+
+    jsontune merge runs/run1 --out runs/merged            # best/ adapter of a run folder
+    jsontune merge --check runs/merged                     # lint an existing checkpoint
+
+The merge happens in float32 and is cast to the requested dtype afterwards, so rounding happens once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from jsontune.errors import JsontuneError
+from jsontune.manifest import read_manifest, read_prompt_format, write_manifest
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+# Largest |merged - (base+adapter)| logit difference, relative to the largest |logit|, that the output
+# dtype's rounding explains; anything above it means the merge is wrong, not imprecise.
+RELATIVE_TOLERANCE = {"float32": 1e-4, "float16": 2e-2, "bfloat16": 8e-2}
+VERIFY_TEXTS = [
+    "Necesito 100 unidades de producto A, precio 50 pesos",
+    "Hola, quisiera pedir 1.500 cajas de guantes de nitrilo a $12,50 cada una. Gracias.",
+    "buenas! me mandan 3 resmas de papel A4 a 4500 c/u porfa",
+]
+
+
+@dataclass
+class MergeReport:
+    out: str
+    base_model: str
+    adapter: str
+    dtype: str
+    verified: bool = False
+    max_logit_diff: float | None = None
+    relative_diff: float | None = None
+    tolerance: float | None = None
+    token_agreement: float | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def find_adapter(source: str | Path) -> Path:
+    """A run folder's best/ (else last/) adapter, or the adapter folder itself."""
+    source = Path(source)
+    for candidate in (source / "best", source / "last", source):
+        if (candidate / "adapter_config.json").is_file():
+            return candidate
+    raise JsontuneError(
+        f"{source} holds no LoRA adapter (no adapter_config.json in it, nor in best/ or last/); "
+        "give a run folder written by `jsontune train` or an adapter folder."
+    )
+
+
+def find_base(adapter: Path, base: str | None) -> str:
+    if base:
+        return base
+    recorded = read_manifest(adapter).get("base_model")
+    if recorded:
+        return recorded
+    config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
+    if config.get("base_model_name_or_path"):
+        return config["base_model_name_or_path"]
+    raise JsontuneError(f"{adapter} does not record its base model; pass --base MODEL.")
+
+
+def load_adapter_model(base: str, adapter: Path, device: str = "cpu"):
+    """base + adapter (unmerged) in float32; a shape mismatch becomes one sentence."""
+    from peft import PeftModel
+
+    from jsontune.modeling import load_model
+
+    model = load_model(base, dtype="float32", device=device)
+    try:
+        return PeftModel.from_pretrained(model, adapter)
+    except RuntimeError as e:
+        if "size mismatch" in str(e):
+            raise JsontuneError(
+                f"the adapter in {adapter} does not fit base model {base} (its weight shapes differ); "
+                "pass the base it was trained on with --base."
+            ) from None
+        raise
+
+
+def merge(source: str | Path, out: str | Path, dtype: str = "auto", base: str | None = None,
+          verify: bool = True, force: bool = False, device: str = "cpu") -> MergeReport:
+    import torch
+
+    from jsontune.modeling import load_tokenizer, torch_dtype
+
+    if dtype not in DTYPES:
+        raise JsontuneError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.")
+    out = Path(out)
+    if out.exists() and not force:
+        raise JsontuneError(f"output folder {out} already exists; pass --force to replace it.")
+    adapter = find_adapter(source)
+    base_model = find_base(adapter, base)
+    if dtype == "auto":
+        from transformers import AutoConfig
+
+        dtype = str(getattr(AutoConfig.from_pretrained(base_model), "dtype", None) or torch.float32)
+        dtype = dtype.removeprefix("torch.")
+    tokenizer = load_tokenizer(str(adapter))
+    merged = load_adapter_model(base_model, adapter, device).merge_and_unload().to(torch_dtype(dtype))
+    report = MergeReport(out=str(out), base_model=base_model, adapter=str(adapter), dtype=dtype)
+    if verify:
+        reference = load_adapter_model(base_model, adapter, device)
+        verify_merge(reference, merged, tokenizer, read_prompt_format(adapter), report)
+        del reference
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        merged.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        _write_generation_config(tmp, base_model, tokenizer)
+        manifest = read_manifest(adapter)
+        write_manifest(tmp, "merged", base_model=base_model, adapter=str(adapter), dtype=dtype,
+                       prompt_format=read_prompt_format(adapter).to_dict(), data=manifest.get("data", {}),
+                       verification=asdict(report))
+        report.problems = check_checkpoint(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+def _write_generation_config(folder: Path, base_model: str, tokenizer) -> None:
+    """The base's generation config, with <|im_end|> among the eos ids and a pad that is not an eos."""
+    from transformers import GenerationConfig
+
+    try:
+        config = GenerationConfig.from_pretrained(base_model)
+    except OSError:
+        config = GenerationConfig()
+    eos = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
+    for token in ("<|im_end|>", tokenizer.eos_token):
+        token_id = tokenizer.convert_tokens_to_ids(token) if token else None
+        if token_id is not None and token_id != tokenizer.unk_token_id and token_id not in eos:
+            eos.append(token_id)
+    config.eos_token_id = [e for e in eos if e is not None]
+    config.pad_token_id = tokenizer.pad_token_id
+    config.do_sample = False
+    for sampling_only in ("temperature", "top_p", "top_k"):
+        setattr(config, sampling_only, None)
+    config.save_pretrained(folder)
+
+
+def verify_merge(reference, merged, tokenizer, fmt, report: MergeReport, max_new_tokens: int = 16) -> None:
+    """Compare merged vs base+adapter logits and greedy tokens on a few prompts; raise if they disagree."""
+    import torch
+
+    from jsontune.prompts import render_prompt
+
+    diffs, scale, agree, total = [], 0.0, 0, 0
+    for text in VERIFY_TEXTS:
+        ids = tokenizer(render_prompt(tokenizer, text, fmt), return_tensors="pt", add_special_tokens=False)
+        ids = ids["input_ids"].to(reference.device)
+        with torch.inference_mode():
+            want = reference(input_ids=ids).logits.float()
+            got = merged(input_ids=ids.to(merged.device)).logits.float().to(want.device)
+            diffs.append((want - got).abs().max().item())
+            scale = max(scale, want.abs().max().item())
+            kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+            a = reference.generate(input_ids=ids, **kwargs)[0, ids.shape[1]:]
+            b = merged.generate(input_ids=ids.to(merged.device), **kwargs)[0, ids.shape[1]:].to(a.device)
+        n = min(len(a), len(b))
+        agree += int((a[:n] == b[:n]).sum())
+        total += max(len(a), len(b))
+    report.max_logit_diff = max(diffs)
+    report.relative_diff = report.max_logit_diff / max(scale, 1e-6)
+    report.tolerance = RELATIVE_TOLERANCE[report.dtype]
+    report.token_agreement = agree / max(total, 1)
+    if report.relative_diff > report.tolerance:
+        raise JsontuneError(
+            f"merged model disagrees with base + adapter: max logit difference {report.max_logit_diff:.3g} "
+            f"({report.relative_diff:.2%} of the logit scale) exceeds what {report.dtype} explains "
+            f"({report.tolerance:.2%}); nothing was written. Check that --base is the adapter's base model."
+        )
+    report.verified = True
+
+
+def check_checkpoint(folder: str | Path) -> list[str]:
+    """Problems that make a checkpoint fail at serving time, each with its fix. Empty when it is sound."""
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return [f"{folder} is not a folder."]
+    problems: list[str] = []
+    try:
+        config = AutoConfig.from_pretrained(folder)
+    except (OSError, ValueError) as e:
+        return [f"config.json is missing or unreadable ({e}); save the model with save_pretrained."]
+    if not list(folder.glob("*.safetensors")):
+        problems.append("no *.safetensors weights; save with model.save_pretrained(folder).")
+    if (folder / "adapter_config.json").exists():
+        problems.append("adapter_config.json is present: this is an adapter, not a merged model; run jsontune merge.")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError) as e:
+        return [*problems, f"tokenizer files are missing or broken ({e}); save the tokenizer with save_pretrained."]
+    problems += _check_template(tokenizer)
+    problems += _check_special_tokens(folder, tokenizer, config, GenerationConfig)
+    return problems
+
+
+def _check_template(tokenizer) -> list[str]:
+    if not tokenizer.chat_template:
+        return ["the tokenizer has no chat template; copy chat_template.jinja from the base model."]
+    messages = [{"role": "user", "content": "hola"}]
+    try:
+        off = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=False)
+    except Exception as e:  # a template error surfaces here, whatever its type
+        return [f"the chat template does not render ({e}); replace it with the base model's."]
+    if "<think>" in tokenizer.chat_template and "</think>" not in off:
+        return ["with enable_thinking=False the chat template still lets the model think; use Qwen3's template."]
+    return []
+
+
+def _check_special_tokens(folder: Path, tokenizer, config, generation_config_cls) -> list[str]:
+    problems = []
+    try:
+        generation = generation_config_cls.from_pretrained(folder)
+    except OSError:
+        return ["generation_config.json is missing; write one whose eos_token_id includes <|im_end|>."]
+    eos = generation.eos_token_id if isinstance(generation.eos_token_id, list) else [generation.eos_token_id]
+    end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if end_of_turn is not None and end_of_turn != tokenizer.unk_token_id and end_of_turn not in eos:
+        problems.append(f"generation_config eos_token_id {eos} lacks <|im_end|> ({end_of_turn}): "
+                        "generation will run past the answer; add it.")
+    if tokenizer.pad_token_id is None:
+        problems.append("the tokenizer has no pad token; set pad_token (Qwen3 uses <|endoftext|>).")
+    elif tokenizer.pad_token_id in eos or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        problems.append("pad token equals an eos token: padded batches would stop or train wrongly; "
+                        "set pad_token to a different token (Qwen3 uses <|endoftext|>).")
+    if len(tokenizer) > config.vocab_size:
+        problems.append(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
+                        f"{config.vocab_size}; resize the embeddings.")
+    return problems
