@@ -25,7 +25,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except JsontuneError as e:
-            err_console.print(f"[bold red]error:[/bold red] {e}", highlight=False)
+            err_console.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]; rerun with --resume to continue.")

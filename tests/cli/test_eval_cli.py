@@ -1,0 +1,112 @@
+import csv
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from jsontune.cli.app import app
+from jsontune.metrics import score
+
+GOLD = [
+    {
+        "id": "007",
+        "text": "100 tornillos a 50",
+        "target": {"producto": "tornillo", "cantidad": 100, "precio_unitario": 50},
+    },
+    {"id": "8", "text": "2 tuercas a 7,5", "target": {"producto": "tuerca", "cantidad": 2, "precio_unitario": 7.5}},
+    {"id": "9", "text": "un martillo a 120", "target": {"producto": "martillo", "cantidad": 1, "precio_unitario": 120}},
+    {"id": "10", "text": "3 clavos a 1", "target": {"producto": "clavo", "cantidad": 3, "precio_unitario": 1}},
+]
+# id "10" has no row: it must count as invalid JSON, not vanish from n.
+PREDICTIONS = {
+    "007": {"producto": "Tornillo", "cantidad": 100, "precio_unitario": 50},
+    "8": {"producto": "tuerca", "cantidad": 2, "precio_unitario": 8},
+    "9": None,
+}
+
+
+@pytest.fixture
+def gold_file(tmp_path):
+    path = tmp_path / "gold.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in GOLD), encoding="utf-8")
+    return path
+
+
+def write_pred_csv(path, predictions):
+    """The CSV `jsontune predict` writes: id, prediction (compact JSON or empty), valid_json, raw_output."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "prediction", "valid_json", "raw_output"])
+        for pred_id, pred in predictions.items():
+            compact = json.dumps(pred, separators=(",", ":")) if pred is not None else ""
+            writer.writerow([pred_id, compact, str(pred is not None).lower(), compact or "lo siento,\nno sé"])
+    return path
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, ["eval", *map(str, args)])
+
+
+def message(result):
+    """The error text with rich's line wrapping undone."""
+    return " ".join(result.output.split())
+
+
+def test_json_output_matches_score_and_counts_missing_predictions(tmp_path, gold_file):
+    pred = write_pred_csv(tmp_path / "pred.csv", PREDICTIONS)
+    result = invoke(pred, "--gold", gold_file, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    expected = score([PREDICTIONS["007"], PREDICTIONS["8"], None, None], [g["target"] for g in GOLD])
+    assert report == {**expected, "missing_predictions": 1}
+    # 4 gold records, 3 fields each: tp 3 + 2 = 5, fp 1, fn 1 + 3 + 3 = 7
+    assert report["n"] == 4
+    assert report["precision"] == pytest.approx(5 / 6)
+    assert report["recall"] == pytest.approx(5 / 12)
+    assert report["json_valid_rate"] == 0.5
+    assert report["errors"]["invalid_json"] == 2
+    assert "1 gold record(s) have no prediction" in " ".join(result.stderr.split())
+
+
+def test_table_output(tmp_path, gold_file):
+    pred = write_pred_csv(tmp_path / "pred.csv", PREDICTIONS)
+    result = invoke(pred, "--gold", gold_file)
+    assert result.exit_code == 0, result.output
+    for word in ("precision", "exact_match", "json_valid_rate", "precio_unitario", "wrong_value", "invalid_json"):
+        assert word in result.stdout
+    assert "0.8333" in result.stdout  # precision 5/6
+
+
+def test_strict_flag(tmp_path, gold_file):
+    pred = write_pred_csv(tmp_path / "pred.csv", PREDICTIONS)
+    report = json.loads(invoke(pred, "--gold", gold_file, "--json", "--strict").stdout)
+    # "Tornillo" no longer equals "tornillo": one more wrong value than the default run
+    assert report["errors"]["wrong_value"] == 2
+    assert report["per_field"]["producto"]["recall"] == 0.25
+
+
+def test_jsonl_predictions_with_numeric_ids(tmp_path, gold_file):
+    pred = tmp_path / "pred.jsonl"
+    rows = [{"id": 8, "prediction": GOLD[1]["target"]}, {"id": "9", "prediction": None}]
+    pred.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    report = json.loads(invoke(pred, "--gold", gold_file, "--json").stdout)
+    assert report["missing_predictions"] == 2
+    assert report["precision"] == 1.0
+    assert report["recall"] == pytest.approx(3 / 12)
+
+
+def test_prediction_ids_not_in_gold_are_an_error(tmp_path, gold_file):
+    pred = write_pred_csv(tmp_path / "pred.csv", {**PREDICTIONS, "7": None, "x1": None})
+    result = invoke(pred, "--gold", gold_file, "--json")
+    assert result.exit_code == 1
+    assert "2 id(s) that are not in" in message(result)
+    assert "('7', 'x1')" in message(result)
+    assert result.stdout == ""
+
+
+def test_a_prediction_that_is_not_an_object_names_the_row(tmp_path, gold_file):
+    pred = tmp_path / "pred.csv"
+    pred.write_text('id,prediction,valid_json,raw_output\n007,{},true,{}\n8,"[1, 2]",true,"[1, 2]"\n')
+    result = invoke(pred, "--gold", gold_file)
+    assert result.exit_code == 1
+    assert "pred.csv row 2 (id '8'): the prediction is not a JSON object" in message(result)

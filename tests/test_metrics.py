@@ -1,0 +1,179 @@
+import json
+
+import pytest
+
+from jsontune.metrics import flatten, normalize_value, parse_number, score
+
+GOLDS = [
+    {"producto": "Tornillo", "cantidad": 100, "precio_unitario": 50},
+    {"producto": "Tuerca", "cantidad": 2, "precio_unitario": 7.5},
+]
+
+
+def test_hand_computed_micro_scores():
+    predictions = [
+        # producto and cantidad match after normalisation; precio_unitario is wrong -> tp 2, fp 1, fn 1
+        {"producto": " tornillo", "cantidad": "100", "precio_unitario": 55},
+        # all three match, "moneda" is made up -> tp 3, fp 1, fn 0
+        {"producto": "Tuerca", "cantidad": 2.0, "precio_unitario": 7.5, "moneda": "MXN"},
+    ]
+    result = score(predictions, GOLDS)
+    # tp 5, fp 2, fn 1: precision 5/7, recall 5/6, f1 = 2*5 / (2*5 + 2 + 1) = 10/13
+    assert result["precision"] == pytest.approx(5 / 7)
+    assert result["recall"] == pytest.approx(5 / 6)
+    assert result["f1"] == pytest.approx(10 / 13)
+    assert result["exact_match"] == 0.0
+    assert result["json_valid_rate"] == 1.0
+    assert result["n"] == 2
+    assert result["errors"] == {"missing_key": 0, "extra_key": 1, "wrong_value": 1, "invalid_json": 0}
+    assert result["per_field"]["producto"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
+    assert result["per_field"]["precio_unitario"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    assert result["per_field"]["moneda"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert list(result["per_field"]) == ["producto", "cantidad", "precio_unitario", "moneda"]
+    assert json.loads(json.dumps(result)) == result
+
+
+def test_invalid_prediction_misses_every_gold_field():
+    # record 1 exact (tp 3); record 2 invalid (fn 3, nothing predicted)
+    result = score([dict(GOLDS[0]), None], GOLDS)
+    assert result["precision"] == 1.0  # 3 / (3 + 0)
+    assert result["recall"] == 0.5  # 3 / (3 + 3)
+    assert result["f1"] == pytest.approx(2 / 3)  # 2 * 1 * 0.5 / 1.5
+    assert result["exact_match"] == 0.5
+    assert result["json_valid_rate"] == 0.5
+    # the misses of an invalid record are counted once, as invalid_json
+    assert result["errors"] == {"missing_key": 0, "extra_key": 0, "wrong_value": 0, "invalid_json": 1}
+    assert result["per_field"]["cantidad"] == {
+        "precision": 1.0,
+        "recall": 0.5,
+        "f1": pytest.approx(2 / 3),
+        "support": 2,
+    }
+
+
+def test_all_invalid_scores_zero_without_dividing_by_zero():
+    result = score([None, None], GOLDS)
+    assert (result["precision"], result["recall"], result["f1"], result["json_valid_rate"]) == (0.0, 0.0, 0.0, 0.0)
+    assert result["errors"]["invalid_json"] == 2
+
+
+def test_missing_key_and_exact_match():
+    predictions = [
+        {"producto": "TORNILLO", "cantidad": 100},
+        {"cantidad": 2, "precio_unitario": 7.5, "producto": "Tuerca"},
+    ]
+    result = score(predictions, GOLDS)
+    # record 1 lacks precio_unitario: tp 2, fn 1; record 2 is exact in another key order: tp 3
+    assert result["errors"] == {"missing_key": 1, "extra_key": 0, "wrong_value": 0, "invalid_json": 0}
+    assert result["exact_match"] == 0.5
+    assert result["precision"] == 1.0
+    assert result["recall"] == pytest.approx(5 / 6)
+
+
+def test_nested_dicts_and_lists_as_multisets():
+    gold = {"cliente": {"nombre": "Ana"}, "items": [{"sku": "A", "qty": 1}, {"sku": "B", "qty": 1}]}
+    assert flatten(gold) == [
+        ("cliente.nombre", "Ana"),
+        ("items[].sku", "A"),
+        ("items[].qty", 1),
+        ("items[].sku", "B"),
+        ("items[].qty", 1),
+    ]
+    reordered = {"items": [{"sku": "B", "qty": 1}, {"qty": 1, "sku": "A"}], "cliente": {"nombre": "ana"}}
+    assert score([reordered], [gold])["exact_match"] == 1.0
+    # one item dropped: items[].sku loses "B" and items[].qty loses one of its two 1s -> tp 3, fn 2
+    dropped = {"cliente": {"nombre": "Ana"}, "items": [{"sku": "A", "qty": 1}]}
+    result = score([dropped], [gold])
+    assert result["recall"] == pytest.approx(3 / 5)
+    assert result["per_field"]["items[].qty"]["recall"] == 0.5
+    assert result["errors"]["missing_key"] == 2
+
+
+def test_empty_containers_are_leaves():
+    result = score([{"notas": {}}], [{"notas": []}])
+    assert result["errors"]["wrong_value"] == 1
+    assert score([{"notas": []}], [{"notas": []}])["exact_match"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        (1500, 1500.0),
+        (1500, "1500"),
+        (1500, " 1.500,00 "),
+        (1500, "1,500.00"),
+        (1500000, "1.500.000"),
+        (7.5, "7,5"),
+        (0.1 + 0.2, 0.3),
+        ("  Tornillo   de  acero ", "tornillo de acero"),
+        ("Cañería PVC", "caneria pvc"),
+        ("ÉXITO", "éxito"),
+        (None, None),
+        (True, True),
+    ],
+)
+def test_values_that_count_as_equal(a, b):
+    assert normalize_value(a) == normalize_value(b)
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        (True, 1),
+        (False, 0),
+        (None, ""),
+        (None, "null"),
+        (1500, "1500 pesos"),
+        (1500, "1.500"),  # ambiguous: 1500 in Spanish, 1.5 in English -> stays a string
+        (1.5, "1,500"),
+        (50, 50.5),
+        ("Tornillo", "Tornillos"),
+    ],
+)
+def test_values_that_do_not(a, b):
+    assert normalize_value(a) != normalize_value(b)
+
+
+@pytest.mark.parametrize(
+    "text, number",
+    [
+        ("1500", 1500),
+        ("-12", -12),
+        ("+2.5", 2.5),
+        ("2.50", 2.5),
+        ("2,5", 2.5),
+        ("0.500", 0.5),
+        ("1500.000", 1500),
+        ("1,500.00", 1500),
+        ("1.500,00", 1500),
+        ("1.500.000", 1500000),
+        ("1,500,000", 1500000),
+        ("1.500", None),
+        ("12,345", None),
+        ("1.500.00", None),
+        ("1,50,000", None),
+        ("1.500,000.5", None),
+        ("50 pesos", None),
+        ("$50", None),
+        ("abc", None),
+        ("", None),
+    ],
+)
+def test_parse_number_rule(text, number):
+    assert parse_number(text) == number
+
+
+def test_strict_compares_json_exactly():
+    gold = [{"producto": "Tornillo", "cantidad": 100}]
+    loose = [{"producto": "tornillo", "cantidad": 100.0}]
+    assert score(loose, gold)["exact_match"] == 1.0
+    strict = score(loose, gold, strict=True)
+    assert strict["exact_match"] == 0.0
+    assert strict["errors"]["wrong_value"] == 2
+    assert score([{"producto": "Tornillo", "cantidad": 100}], gold, strict=True)["f1"] == 1.0
+    assert score([{"cantidad": "100", "producto": "Tornillo"}], gold, strict=True)["recall"] == 0.5
+
+
+def test_lengths_must_match():
+    with pytest.raises(ValueError, match="1 predictions for 2 gold"):
+        score([None], GOLDS)
