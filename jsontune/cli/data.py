@@ -1,14 +1,62 @@
-"""Placeholder: being written."""
+"""`jsontune data`: make synthetic orders, check a dataset file, augment one.
+
+    jsontune data synth --n 2000 --out data/synth --seed 0
+    jsontune data check data/synth/train.jsonl
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
-from jsontune.cli.common import user_errors
+from jsontune.cli import data_augment
+from jsontune.cli.common import console, err_console, user_errors
+from jsontune.data import load_records
+from jsontune.data.synth import split_sizes, write_splits
 
 app = typer.Typer(help="Make, check and augment datasets.", no_args_is_help=True)
 
 
-@app.command("synth")
-@user_errors
-def synth() -> None:
-    """(not yet available)"""
-    raise NotImplementedError
+def synth(
+    out: Annotated[Path, typer.Option(help="Folder for train.jsonl, val.jsonl and test.jsonl.")],
+    n: Annotated[int, typer.Option("--n", help="How many orders in all; split 80/10/10.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Same seed, same orders.")] = 0,
+) -> None:
+    """Write synthetic Spanish purchase orders as train/val/test JSONL files."""
+    paths = write_splits(n, out, seed)
+    sizes = split_sizes(n)
+    table = Table("split", "orders", "file")
+    for name, path in paths.items():
+        table.add_row(name, str(sizes[name]), escape(str(path)))
+    console.print(table)
+
+
+def check(
+    file: Annotated[str, typer.Argument(help=".jsonl, .json, .csv, .parquet, a save_to_disk folder or a Hub id.")],
+    text_col: Annotated[str | None, typer.Option(help="Column with the input text (found by name if omitted).")] = None,
+    target_col: Annotated[str | None, typer.Option(help="Column with the JSON target (found by name if omitted).")]
+    = None,
+    id_col: Annotated[str | None, typer.Option(help="Column with row ids (row numbers if omitted).")] = None,
+    require_target: Annotated[bool, typer.Option(help="Every row must have a target.")] = True,
+    skip_bad_rows: Annotated[bool, typer.Option(help="List every bad row instead of stopping at the first.")]
+    = False,
+) -> None:
+    """Validate a dataset file; exits 1 if any row is bad, naming the file and the row."""
+    result = load_records(file, text_col=text_col, target_col=target_col, id_col=id_col,
+                         require_target=require_target, skip_bad_rows=skip_bad_rows)
+    for sentence in result.skipped:
+        err_console.print(f"[yellow]bad row:[/yellow] {escape(sentence)}", highlight=False)
+    columns = f"text: {result.text_col}, target: {result.target_col or '-'}, id: {result.id_col or 'row number'}"
+    console.print(f"{escape(str(result.path))}: [green]{len(result.records)} rows OK[/green], "
+                  f"{len(result.skipped)} skipped ({escape(columns)})", highlight=False)
+    if result.skipped:
+        raise typer.Exit(1)
+
+
+app.command("synth")(user_errors(synth))
+app.command("check")(user_errors(check))
+app.command("augment")(user_errors(data_augment.augment))

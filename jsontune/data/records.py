@@ -1,0 +1,33 @@
+"""The two shapes every stage shares: one example (`Record`) and one loaded file (`LoadResult`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Record:
+    """One example: a stable id, the input text and its JSON target (None when the file has no labels)."""
+
+    id: str
+    text: str
+    target: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSONL row written by `data synth` and `data augment`: {"id", "text", "target"}."""
+        return {"id": self.id, "text": self.text, "target": self.target}
+
+
+@dataclass
+class LoadResult:
+    """The records of one file, every skipped row as one sentence, and the columns that were used."""
+
+    path: Path | str
+    records: list[Record]
+    skipped: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    text_col: str = "text"
+    target_col: str | None = None
+    id_col: str | None = None
