@@ -1,6 +1,31 @@
-"""Placeholder: being written."""
+"""`jsontune init-model`: thin CLI over jsontune.modeling.init_model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from jsontune import modeling
+from jsontune.cli.common import console
 
 
-def init_model() -> None:
-    """(not yet available)"""
-    raise NotImplementedError
+def init_model(
+    preset: Annotated[str, typer.Option(help=f"Model shape: {' or '.join(modeling.PRESETS)}.")],
+    out: Annotated[Path, typer.Option(help="Folder to write the model to (must not exist or be empty).")],
+    seed: Annotated[int, typer.Option(help="Seed for the random weights.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Delete and replace a non-empty --out folder.")] = False,
+) -> None:
+    """Make a random-init Qwen3 model folder offline (weights, config, Qwen3-style tokenizer and chat template).
+
+    `tiny` is small enough to fine-tune on a CPU; `qwen3-0.6b` has Qwen/Qwen3-0.6B's exact shape for benchmarks.
+    The weights are random: use the folder to test the pipeline, not for real predictions.
+    """
+    path = modeling.init_model(preset, out, seed=seed, force=force)
+    manifest = json.loads((path / modeling.MANIFEST_NAME).read_text(encoding="utf-8"))
+    console.print(
+        f"wrote {path}: preset {preset}, {manifest['parameters'] / 1e6:.2f}M parameters (random, seed {seed}), "
+        f"model vocab {manifest['vocab_size']}, tokenizer {manifest['tokenizer_size']} tokens"
+    )
