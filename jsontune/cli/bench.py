@@ -1,6 +1,105 @@
-"""Placeholder: being written."""
+"""`jsontune bench`: the same prompts through each engine, each in its own process; speedup and memory.
+
+jsontune bench --model qwen3-0.6b -n 1000 --engines hf-seq,hf-batch,vllm
+jsontune bench --model runs/merged --input data/test.jsonl --gold data/test.jsonl --natural -n 200
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from jsontune.cli.common import console, err_console
 
 
-def bench() -> None:
-    """(not yet available)"""
-    raise NotImplementedError
+def bench(
+    model: Annotated[
+        str,
+        typer.Option(help="Model folder or Hub id; `tiny` or `qwen3-0.6b` builds that random-weight preset."),
+    ],
+    input: Annotated[Path | None, typer.Option(help="Texts to bench (default: synthetic orders).")] = None,
+    n: Annotated[
+        int, typer.Option("-n", help="Prompts: the first N rows of --input, or N synthetic.")
+    ] = 1000,
+    engines: Annotated[
+        str, typer.Option(help="Comma-separated: hf-seq, hf-batch, vllm.")
+    ] = "hf-seq,hf-batch,vllm",
+    max_new_tokens: Annotated[
+        int, typer.Option(help="New tokens per prompt (exactly, unless --natural).")
+    ] = 64,
+    fixed_length: Annotated[
+        bool,
+        typer.Option(
+            "--fixed-length/--natural", help="Force every output to --max-new-tokens, or stop at eos."
+        ),
+    ] = True,
+    out: Annotated[Path, typer.Option(help="Folder for bench.json, bench.md, bench.png.")] = Path(
+        "runs/bench"
+    ),
+    repeats: Annotated[int, typer.Option(help="Timed runs per engine; the median is reported.")] = 3,
+    warmup: Annotated[int, typer.Option(help="Prompts generated once before timing (not timed).")] = 4,
+    batch_size: Annotated[int, typer.Option(help="hf-batch: prompts per batch.")] = 8,
+    seq_limit: Annotated[
+        int | None, typer.Option(help="hf-seq: time only the first K prompts and scale to N (flagged).")
+    ] = None,
+    gold: Annotated[Path | None, typer.Option(help="Gold records (with --natural): F1 per engine.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic orders (and vLLM).")] = 0,
+    timeout_s: Annotated[
+        float, typer.Option(help="Seconds one engine may take before it is stopped.")
+    ] = 3600.0,
+    gpu_memory_utilization: Annotated[float, typer.Option(help="vLLM: share of GPU memory to use.")] = 0.9,
+    max_model_len: Annotated[int | None, typer.Option(help="vLLM: context length (default model's).")] = None,
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    models_dir: Annotated[Path, typer.Option(help="Where preset models are built and reused.")] = Path(
+        "runs/bench-models"
+    ),
+    text_col: Annotated[str | None, typer.Option(help="Text column, if not found by name.")] = None,
+    target_col: Annotated[
+        str | None, typer.Option(help="Target column of --gold, if not found by name.")
+    ] = None,
+    id_col: Annotated[str | None, typer.Option(help="Id column, if not found by name.")] = None,
+) -> None:
+    """Time the same N prompts through each engine, each in its own process: load time, generation time
+    (median of --repeats after a warm-up), examples/s, output tokens/s, speedup over hf-seq, peak memory,
+    and each engine's share of the GPU's roofline. Writes bench.json, bench.md and bench.png; the last
+    line printed is one JSON object.
+    """
+    from jsontune.bench import report
+    from jsontune.bench.runner import BenchConfig, run_bench
+
+    config = BenchConfig(
+        model=model,
+        input=input,
+        n=n,
+        engines=tuple(e.strip() for e in engines.split(",") if e.strip()),
+        max_new_tokens=max_new_tokens,
+        fixed_length=fixed_length,
+        repeats=repeats,
+        warmup=warmup,
+        batch_size=batch_size,
+        seq_limit=seq_limit,
+        gold=gold,
+        seed=seed,
+        timeout_s=timeout_s,
+        gpu_memory_utilization=gpu_memory_utilization,
+        max_model_len=max_model_len,
+        dtype=dtype,
+        out=out,
+        models_dir=models_dir,
+        text_col=text_col,
+        target_col=target_col,
+        id_col=id_col,
+    )
+    with err_console.status("bench: preparing the model and the prompts") as status:
+        result = run_bench(
+            config, on_engine=lambda name, i, total: status.update(f"bench {i}/{total}: {name}")
+        )
+    for table in report.rich_tables(result):
+        console.print(table)
+    for note in report.notes(result):
+        console.print(note, highlight=False, markup=False)
+    console.print(f"wrote {', '.join(str(p) for p in result.files.values())}", highlight=False, markup=False)
+    print(json.dumps(report.summary_line(result)))  # plain print: rich would wrap it

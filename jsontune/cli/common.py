@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from jsontune.errors import JsontuneError
 
@@ -25,7 +26,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except JsontuneError as e:
-            err_console.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]; rerun with --resume to continue.")

@@ -104,7 +104,7 @@ def align(
     return [predictions.get(i) for i in gold_ids], [g.target for g in golds], missing
 
 
-def _print_report(result: dict[str, Any]) -> None:
+def print_report(result: dict[str, Any]) -> None:
     summary = Table(title="eval")
     for name in (*_SUMMARY, "n"):
         summary.add_column(name, justify="right")
@@ -164,4 +164,4 @@ def eval_cmd(
     if json_out:
         print(json.dumps(result))  # plain print: rich would wrap a long line
     else:
-        _print_report(result)
+        print_report(result)

@@ -1,6 +1,121 @@
-"""Placeholder: being written."""
+"""`jsontune predict`: run a model over a file of texts and write a CSV of JSON predictions.
+
+jsontune predict --model runs/merged --input data/test.jsonl --out runs/pred.csv --gold data/test.jsonl
+jsontune predict --model Qwen/Qwen3-0.6B --lora runs/sft/best --input orders.csv --out pred.csv --engine vllm
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from jsontune.cli.common import console, err_console
+from jsontune.errors import JsontuneError
+
+if TYPE_CHECKING:
+    from jsontune.data import Record
+    from jsontune.serving.predict import PredictSummary
 
 
-def predict() -> None:
-    """(not yet available)"""
-    raise NotImplementedError
+def _engine_name(engine: str, sequential: bool) -> str:
+    from jsontune.serving.base import resolve_engine
+
+    if sequential and engine == "vllm":
+        raise JsontuneError("--sequential is the HF one-at-a-time baseline; drop it or use --engine hf.")
+    return resolve_engine("hf" if sequential and engine == "auto" else engine)
+
+
+def _print_summary(summary: PredictSummary) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"predict → {summary.out}")
+    for name in ("engine", "rows", "valid JSON", "<think> leaks", "examples/s", "output tokens/s"):
+        table.add_column(name, justify="right")
+    table.add_row(
+        summary.engine,
+        str(summary.rows),
+        f"{summary.valid_json_rate:.1%}",
+        str(summary.thinking_leaks),
+        f"{summary.examples_per_s:.2f}",
+        f"{summary.output_tokens_per_s:.1f}",
+    )
+    console.print(table)
+    if summary.generated < summary.rows:
+        console.print(f"{summary.rows - summary.generated} row(s) came from the unfinished run (--resume).")
+    if summary.skipped:
+        err_console.print(f"[yellow]skipped {len(summary.skipped)} bad input row(s)[/yellow]; the first:")
+        for sentence in summary.skipped[:5]:
+            err_console.print(f"  {sentence}", highlight=False)
+
+
+def _print_metrics(out: Path, golds: list[Record], gold: Path) -> None:
+    """The same numbers and tables as `jsontune eval OUT --gold GOLD`."""
+    from jsontune.cli.eval import align, print_report, read_predictions
+    from jsontune.metrics import score
+
+    predictions, targets, missing = align(read_predictions(out), golds, out, gold)
+    print_report({**score(predictions, targets), "missing_predictions": len(missing)})
+
+
+def predict(
+    model: Annotated[str, typer.Option(help="Model folder or Hub id (with --lora: the adapter's base).")],
+    input: Annotated[Path, typer.Option(help="Texts: .jsonl/.json/.csv/.parquet or a saved dataset.")],
+    out: Annotated[Path, typer.Option(help="CSV to write: id, prediction, valid_json, raw_output.")],
+    engine: Annotated[str, typer.Option(help="auto (vLLM when it can run, else hf), vllm or hf.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="HF: prompts per batch (halved on out-of-memory).")] = 8,
+    sequential: Annotated[bool, typer.Option(help="HF: one prompt at a time (the naive baseline).")] = False,
+    max_new_tokens: Annotated[int, typer.Option(help="Most tokens generated per row.")] = 64,
+    lora: Annotated[str | None, typer.Option(help="PEFT adapter folder to serve on top of --model.")] = None,
+    guided_json: Annotated[
+        bool, typer.Option(help="vLLM: constrain decoding to a JSON schema (--schema, else inferred).")
+    ] = False,
+    schema: Annotated[Path | None, typer.Option(help="JSON schema file for --guided-json.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run; skip ids done.")] = False,
+    gold: Annotated[Path | None, typer.Option(help="Gold records: also print eval's metrics.")] = None,
+    text_col: Annotated[str | None, typer.Option(help="Text column, if not found by name.")] = None,
+    target_col: Annotated[str | None, typer.Option(help="Target column, if not found by name.")] = None,
+    id_col: Annotated[str | None, typer.Option(help="Id column, if not found by name.")] = None,
+    skip_bad_rows: Annotated[bool, typer.Option(help="Skip and report bad rows, not stop.")] = False,
+    gpu_memory_utilization: Annotated[float, typer.Option(help="vLLM: share of GPU memory to use.")] = 0.9,
+    max_model_len: Annotated[int | None, typer.Option(help="vLLM: context length (default model's).")] = None,
+    tensor_parallel_size: Annotated[int, typer.Option(help="vLLM: GPUs to shard the model over.")] = 1,
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    device: Annotated[str | None, typer.Option(help="HF: cuda, cuda:N, mps or cpu (default: best).")] = None,
+    chunk_size: Annotated[
+        int | None, typer.Option(help="Rows saved per chunk for --resume (default: hf 256, vllm 4096).")
+    ] = None,
+) -> None:
+    """Predict JSON for every row of --input and write --out (CSV, input order, written atomically)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    from jsontune.data import load_records
+    from jsontune.serving.base import GenerationParams
+    from jsontune.serving.predict import predict as run_predict
+
+    name = _engine_name(engine, sequential)
+    columns = {"text_col": text_col, "target_col": target_col, "id_col": id_col}
+    # A bad --gold fails here, before the model loads.
+    golds = load_records(gold, **columns).records if gold else None
+    if name == "hf":
+        options = {"batch_size": batch_size, "sequential": sequential, "dtype": dtype, "device": device}
+    else:
+        options = {"dtype": dtype, "gpu_memory_utilization": gpu_memory_utilization,
+                   "max_model_len": max_model_len, "tensor_parallel_size": tensor_parallel_size}  # fmt: skip
+    bar_columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    progress_bar = Progress(
+        "[progress.description]{task.description}", *bar_columns, console=err_console, transient=True
+    )
+    with progress_bar as bar:
+        task = bar.add_task(f"predict ({name})", total=None)
+        summary = run_predict(
+            model, input, out,
+            engine=name, params=GenerationParams(max_new_tokens=max_new_tokens), engine_options=options,
+            lora=lora, guided_json=guided_json, schema=schema, columns=columns, skip_bad_rows=skip_bad_rows,
+            chunk_size=chunk_size, resume=resume,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+    _print_summary(summary)
+    if gold and golds is not None:
+        _print_metrics(out, golds, gold)

@@ -44,7 +44,7 @@ class MetricsLogger(TrainerCallback):
 
 class GenerationEvalCallback(TrainerCallback):
     """Greedy-generates JSON for the validation records every `every` steps (and before the first step),
-    scores it with jsontune.metrics, and saves the adapter with the best F1 to RUN/best."""
+    scores it with jsontune.metrics, and saves the adapter with the best F1 (latest on ties) to RUN/best."""
 
     def __init__(self, records, tokenizer, fmt, *, run_dir: Path, manifest: dict[str, Any], every: int,
                  batch_size: int, max_new_tokens: int, logger: MetricsLogger):
@@ -68,14 +68,16 @@ class GenerationEvalCallback(TrainerCallback):
         from jsontune.extraction import extract_json
         from jsontune.metrics import score
         from jsontune.prompts import render_prompts
-        from jsontune.serving.hf_engine import generate_greedy
+        from jsontune.serving.base import GenerationParams
+        from jsontune.serving.hf_engine import HFEngine
 
         if not self.records or self.last_step == state.global_step:
             return
         was_training = model.training
         model.eval()
         prompts = render_prompts(self.tokenizer, [r.text for r in self.records], self.fmt)
-        texts = generate_greedy(model, self.tokenizer, prompts, self.max_new_tokens, self.batch_size)
+        engine = HFEngine.from_loaded(model, self.tokenizer, batch_size=self.batch_size)
+        texts = [g.text for g in engine.generate(prompts, GenerationParams(max_new_tokens=self.max_new_tokens))]
         model.train(was_training)
         result = score([extract_json(t) for t in texts], [r.target for r in self.records])
         record = {"step": state.global_step, "eval_f1": result["f1"], "eval_exact_match": result["exact_match"],
@@ -84,7 +86,8 @@ class GenerationEvalCallback(TrainerCallback):
         self.last_step, self.last_f1 = state.global_step, result["f1"]
         if self.first_f1 is None:
             self.first_f1 = result["f1"]
-        if self.best_f1 is None or result["f1"] > self.best_f1:
+        # Ties go to the later adapter: equal F1 after more training steps is the better bet.
+        if self.best_f1 is None or result["f1"] >= self.best_f1:
             self.best_f1, self.best_step = result["f1"], state.global_step
             if state.is_world_process_zero:
                 model.save_pretrained(self.best_dir)

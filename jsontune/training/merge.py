@@ -235,8 +235,8 @@ def _check_special_tokens(folder: Path, tokenizer, config, generation_config_cls
                         "generation will run past the answer; add it.")
     if tokenizer.pad_token_id is None:
         problems.append("the tokenizer has no pad token; set pad_token (Qwen3 uses <|endoftext|>).")
-    elif tokenizer.pad_token_id in eos or tokenizer.pad_token_id == tokenizer.eos_token_id:
-        problems.append("pad token equals an eos token: padded batches would stop or train wrongly; "
+    elif tokenizer.pad_token_id == tokenizer.eos_token_id:  # Qwen3's pad <|endoftext|> is an eos id too: fine
+        problems.append("pad token equals the eos token: padded batches would stop or train wrongly; "
                         "set pad_token to a different token (Qwen3 uses <|endoftext|>).")
     if len(tokenizer) > config.vocab_size:
         problems.append(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "

@@ -137,6 +137,11 @@ def lora_config(cfg: TrainConfig):
     )
 
 
+def _lora_record(cfg: TrainConfig) -> dict[str, Any]:
+    """LoraConfig as JSON: PEFT keeps target_modules as a set."""
+    return {k: sorted(v) if isinstance(v, set) else v for k, v in lora_config(cfg).to_dict().items()}
+
+
 def train(cfg: TrainConfig, on_event=None) -> TrainSummary:
     """Run one SFT job; `on_event(dict)` receives every log and eval record (for a CLI to show)."""
     from datasets import Dataset
@@ -162,7 +167,7 @@ def train(cfg: TrainConfig, on_event=None) -> TrainSummary:
     eval_records = val_records[: cfg.eval_samples] if cfg.eval_samples else val_records
     run_info = {
         "base_model": cfg.model, "settings": cfg.to_dict(), "precision": precision, "data": data_info,
-        "prompt_format": fmt.to_dict(), "lora": lora_config(cfg).to_dict(), "versions": library_versions(),
+        "prompt_format": fmt.to_dict(), "lora": _lora_record(cfg), "versions": library_versions(),
         "seed": cfg.seed,
     }
     manifest = {"base_model": cfg.model, "prompt_format": fmt.to_dict(), "data": {"train": str(cfg.train)}}

@@ -57,7 +57,7 @@ def test_merged_folder_is_standalone_and_sane(merged):
 
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert tokenizer.convert_tokens_to_ids("<|im_end|>") in generation["eos_token_id"]
-    assert generation["pad_token_id"] not in generation["eos_token_id"]
+    assert generation["pad_token_id"] == tokenizer.pad_token_id != tokenizer.eos_token_id  # as in Qwen3
     manifest = json.loads((out / "jsontune.json").read_text())
     assert manifest["kind"] == "merged" and manifest["prompt_format"]["enable_thinking"] is False
     assert not list(out.parent.glob(".model.*")), "a temporary folder was left behind"
@@ -96,6 +96,7 @@ def test_lint_names_what_is_broken(merged, tmp_path):
         template.unlink()
     config = json.loads((broken / "tokenizer_config.json").read_text())
     config.pop("chat_template", None)
+    config["pad_token"] = config["eos_token"]
     (broken / "tokenizer_config.json").write_text(json.dumps(config))
     generation = json.loads((broken / "generation_config.json").read_text())
     generation["eos_token_id"] = [generation["pad_token_id"]]
@@ -103,7 +104,7 @@ def test_lint_names_what_is_broken(merged, tmp_path):
     problems = " ".join(check_checkpoint(broken))
     assert "chat template" in problems
     assert "<|im_end|>" in problems
-    assert "pad token equals an eos token" in problems
+    assert "pad token equals the eos token" in problems
     result = CliRunner().invoke(app, ["merge", "--check", str(broken)])
     assert result.exit_code == 1 and "chat template" in result.output
 

@@ -1,0 +1,257 @@
+"""What a bench run leaves behind: the speed and memory tables (rich and markdown), bench.json,
+bench.png (throughput and memory bars), the notes that qualify the numbers, and the one-line summary
+the CLI prints last for machines (nanochat's infer_bench habit).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from jsontune.bench.runner import BenchResult
+
+SPEED = ("engine", "status", "load s", "gen s", "examples/s", "out tok/s", "speedup", "roofline")
+MEMORY = ("engine", "RSS GB", "GPU GB", "torch GB")
+QUALITY = ("engine", "valid JSON", "F1", "exact match")
+CAPTIONS = {
+    "speed": "gen s: median of the timed runs, after a warm-up; speedup: examples/s over hf-seq's; "
+    "roofline: share of the GPU's ceiling output tok/s.",
+    "memory": "RSS: worker peak + its children; GPU: NVML per process (else the device's growth); "
+    "torch: peak allocated.",
+    "quality": "valid JSON: outputs holding a JSON object; F1 and exact match against --gold.",
+}
+SUMMARY_KEYS = ("status", "examples_per_s", "output_tokens_per_s", "speedup", "roofline_share", "peak_rss_gb",
+                "children_rss_gb", "gpu_nvml_gb", "torch_peak_gb", "json_valid_rate", "f1")  # fmt: skip
+DASH = "—"
+
+
+def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    return DASH if value is None else f"{value:{spec}}{suffix}"
+
+
+def speed_rows(result: BenchResult) -> list[list[str]]:
+    n = result.config["n"]
+    table = []
+    for r in result.rows:
+        if r["status"] != "ok":
+            table.append([r["engine"], r["status"], *[DASH] * (len(SPEED) - 2)])
+            continue
+        # With --seq-limit hf-seq timed K prompts; its seconds are scaled to all N and starred.
+        gen = f"{r['gen_s'] * n / r['n_timed']:.2f}" + ("*" if r["extrapolated"] else "")
+        table.append(
+            [
+                r["engine"],
+                r["status"],
+                f"{r['load_s']:.1f}",
+                gen,
+                f"{r['examples_per_s']:.2f}",
+                f"{r['output_tokens_per_s']:.1f}",
+                _fmt(r.get("speedup"), ".2f", "×"),
+                _fmt(r.get("roofline_share"), ".1%"),
+            ]
+        )
+    return table
+
+
+def memory_rows(result: BenchResult) -> list[list[str]]:
+    table = []
+    for r in result.rows:
+        rss = r["peak_rss_gb"] + r["children_rss_gb"] if r["status"] == "ok" else None
+        table.append(
+            [
+                r["engine"],
+                _fmt(rss, ".2f"),
+                _fmt(r.get("gpu_nvml_gb"), ".2f"),
+                _fmt(r.get("torch_peak_gb"), ".2f"),
+            ]
+        )
+    return table
+
+
+def quality_rows(result: BenchResult) -> list[list[str]]:
+    """Natural mode only: valid-JSON rate always, F1 and exact match when --gold was given."""
+    return [
+        [
+            r["engine"],
+            _fmt(r.get("json_valid_rate"), ".1%"),
+            _fmt(r.get("f1"), ".4f"),
+            _fmt(r.get("exact_match"), ".4f"),
+        ]
+        for r in result.rows
+    ]
+
+
+def _tables(result: BenchResult) -> list[tuple[str, tuple[str, ...], list[list[str]]]]:
+    tables = [("speed", SPEED, speed_rows(result)), ("memory", MEMORY, memory_rows(result))]
+    if result.config["mode"] == "natural":
+        tables.append(("quality", QUALITY, quality_rows(result)))
+    return tables
+
+
+def _job(config: dict[str, Any]) -> str:
+    return f"{config['n']} prompts × {config['max_new_tokens']} new tokens ({config['mode']})"
+
+
+def rich_tables(result: BenchResult) -> list[Table]:
+    out = []
+    for title, headers, rows in _tables(result):
+        heading = f"bench {title}: {_job(result.config)}" if title == "speed" else f"bench {title}"
+        table = Table(title=heading, caption=CAPTIONS[title], min_width=60)
+        for header in headers:
+            table.add_column(header, justify="left" if header in ("engine", "status") else "right")
+        for row in rows:
+            table.add_row(*row)
+        out.append(table)
+    return out
+
+
+def notes(result: BenchResult) -> list[str]:
+    """The sentences a reader needs next to the numbers: what was skipped, estimated or random."""
+    config, said = result.config, []
+    if config["random_weights"]:
+        said.append(
+            "The weights are random (an untrained model from `jsontune init-model`): speed and memory "
+            "are those of its shape, its outputs are noise."
+        )
+    if config["n"] < config["n_requested"]:
+        said.append(f"--input has {config['n']} rows, fewer than -n {config['n_requested']}: all were used.")
+    for r in result.rows:
+        if r["status"] != "ok":
+            said.append(f"{r['engine']} {r['status']}: {r['reason']}")
+            continue
+        if r["extrapolated"]:
+            said.append(
+                f"* {r['engine']} was timed on the first {r['n_timed']} of {config['n']} prompts "
+                "(--seq-limit); its seconds are scaled to all of them, its rates are measured."
+            )
+        if r["wrong_length"]:
+            said.append(
+                f"{r['engine']}: {r['wrong_length']} of {r['n_timed']} outputs did not have exactly "
+                f"{config['max_new_tokens']} tokens, so its run was not fixed-length."
+            )
+        if r["prompts_sha256"] != config["prompts_sha256"]:
+            said.append(
+                f"{r['engine']} ran different prompts (hash {r['prompts_sha256'][:12]}); do not compare it."
+            )
+    if not any(r["engine"] == "hf-seq" and r["status"] == "ok" for r in result.rows):
+        said.append("No speedups: they are measured against a finished hf-seq row.")
+    said.append(roofline_sentence(result))
+    return said
+
+
+def roofline_sentence(result: BenchResult) -> str:
+    roof, config = result.roofline, result.config
+    if not roof["available"]:
+        return f"No roofline: {roof['reason']}"
+    return (
+        f"Roofline on {roof['gpu']['name']} ({roof['gpu']['bandwidth_tb_s']} TB/s, {roof['gpu']['tflops']:g} "
+        f"TFLOP/s): {config['n']} prompts × {config['max_new_tokens']} tokens take at least "
+        f"{roof['lower_bound_s']:.3f} s ({roof['bound']}-bound at batch {roof['batch']}), a ceiling of "
+        f"{roof['ceiling_tokens_per_s']:,.0f} output tok/s."
+    )
+
+
+def _first_ok(result: BenchResult, key: str, default: Any) -> Any:
+    return next((r[key] for r in result.rows if r["status"] == "ok"), default)
+
+
+def markdown(result: BenchResult) -> str:
+    from jsontune.manifest import library_versions
+
+    config = result.config
+    versions = _first_ok(result, "versions", None) or library_versions()
+    random = " — **the weights are random**" if config["random_weights"] else ""
+    mode = (
+        f"fixed-length (every output exactly {config['max_new_tokens']} tokens)"
+        if config["mode"] == "fixed-length"
+        else f"natural (stops at end-of-sequence, at most {config['max_new_tokens']} tokens)"
+    )
+    lines = [
+        "# jsontune bench",
+        "",
+        f"    {config['command']}",
+        "",
+        f"- model: `{config['model']}` ({config['model_path']}){random}",
+        f"- input: {config['input_label']}: {config['n']} prompts, {config['prompt_tokens_mean']:.1f} prompt "
+        f"tokens on average, sha256 `{config['prompts_sha256'][:16]}`",
+        f"- mode: {mode}; median of {config['repeats']} timed runs, after a warm-up on {config['warmup']} "
+        "prompts",
+        f"- device: {', '.join(sorted({r['device'] for r in result.rows if r['status'] == 'ok'})) or DASH}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+    ]
+    for title, headers, rows in _tables(result):
+        rule = ["---" if header in ("engine", "status") else "---:" for header in headers]
+        lines += [
+            "",
+            f"## {title.capitalize()}",
+            "",
+            "| " + " | ".join(headers) + " |",
+            "|" + "|".join(rule) + "|",
+        ]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines += ["", f"_{CAPTIONS[title]}_"]
+    lines += ["", "## Notes", "", *[f"- {note}" for note in notes(result)]]
+    return "\n".join(lines) + "\n"
+
+
+def _peak_gb(row: dict[str, Any], on_gpu: bool) -> float:
+    if row["status"] != "ok":
+        return 0.0
+    return (row.get("gpu_nvml_gb") or 0.0) if on_gpu else row["peak_rss_gb"] + row["children_rss_gb"]
+
+
+def write_png(result: BenchResult, path: Path) -> None:
+    """Two bar charts: output tokens/s and peak memory per engine (a failed or skipped one says so)."""
+    from matplotlib.figure import Figure
+
+    from jsontune.io import atomic_path
+
+    rows = result.rows
+    names = [r["engine"] for r in rows]
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    speed, memory = fig.subplots(1, 2)
+    speed.bar(names, [r["output_tokens_per_s"] if r["status"] == "ok" else 0 for r in rows])
+    speed.set(title="throughput", ylabel="output tokens / s")
+    on_gpu = any(r.get("gpu_nvml_gb") is not None for r in rows)
+    memory.bar(names, [_peak_gb(r, on_gpu) for r in rows], color="tab:orange")
+    memory.set(title="memory", ylabel="GPU memory, NVML (GB)" if on_gpu else "peak RSS (GB)")
+    for axis in (speed, memory):
+        for i, r in enumerate(rows):
+            if r["status"] != "ok":
+                axis.annotate(r["status"], (i, 0), ha="center", va="bottom", color="tab:red")
+    config = result.config
+    fig.suptitle(
+        f"{config['model']}: {_job(config)}" + (", random weights" if config["random_weights"] else "")
+    )
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+
+
+def summary_line(result: BenchResult) -> dict[str, Any]:
+    """The machine-readable summary: one JSON object printed as the CLI's last line."""
+    config = result.config
+    return {
+        "model": config["model"],
+        "random_weights": config["random_weights"],
+        "mode": config["mode"],
+        "n": config["n"],
+        "max_new_tokens": config["max_new_tokens"],
+        "device": _first_ok(result, "device", None),
+        "ceiling_tokens_per_s": result.roofline.get("ceiling_tokens_per_s"),
+        "engines": {r["engine"]: {k: r.get(k) for k in SUMMARY_KEYS} for r in result.rows},
+        "files": {k: str(v) for k, v in result.files.items()},
+    }
+
+
+def write_all(result: BenchResult, out: Path) -> dict[str, Path]:
+    """bench.json (config, one row per engine, roofline), bench.md and bench.png under `out`."""
+    from jsontune.io import write_json_atomic, write_text_atomic
+
+    files = {"json": out / "bench.json", "markdown": out / "bench.md", "png": out / "bench.png"}
+    write_json_atomic(files["json"], result.to_json())
+    write_text_atomic(files["markdown"], markdown(result))
+    write_png(result, files["png"])
+    return files

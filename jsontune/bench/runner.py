@@ -1,0 +1,371 @@
+"""Bench: the same prompts through each engine, each engine in its own worker process.
+
+    jsontune bench --model qwen3-0.6b -n 1000 --engines hf-seq,hf-batch,vllm
+
+The prompts are rendered once (prompts.py, the model's own prompt format) and written to one file
+that every worker reads; each row records the hash of the prompts its worker ran. A worker runs
+`python -m jsontune.bench.worker SPEC RESULT` in its own process group, so a crash, an out-of-memory
+kill or a timeout costs one row ("failed", with the reason), never the others; vLLM where it cannot
+run is a "skipped" row. `run_bench` returns the rows and writes bench.json, bench.md and bench.png.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jsontune.bench.worker import ERROR_PREFIX, prompts_sha256
+from jsontune.errors import JsontuneError
+
+ENGINES = {"hf-seq": "hf", "hf-batch": "hf", "vllm": "vllm"}  # bench name -> serving engine
+
+OnEngine = Callable[[str, int, int], None]
+"""Called with (engine, its position from 1, number of engines) as each engine starts."""
+
+
+@dataclass
+class BenchConfig:
+    """Everything a bench run depends on; each field is the CLI flag of the same name."""
+
+    model: str
+    input: Path | None = None
+    n: int = 1000
+    engines: tuple[str, ...] = ("hf-seq", "hf-batch", "vllm")
+    max_new_tokens: int = 64
+    fixed_length: bool = True
+    repeats: int = 3
+    warmup: int = 4
+    batch_size: int = 8
+    seq_limit: int | None = None
+    gold: Path | None = None
+    seed: int = 0
+    timeout_s: float = 3600.0
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+    dtype: str = "auto"
+    out: Path = Path("runs/bench")
+    models_dir: Path = Path("runs/bench-models")
+    text_col: str | None = None
+    target_col: str | None = None
+    id_col: str | None = None
+
+    def __post_init__(self) -> None:
+        if (
+            not self.engines
+            or not set(self.engines) <= set(ENGINES)
+            or len(set(self.engines)) < len(self.engines)
+        ):
+            raise JsontuneError(
+                f"--engines {','.join(self.engines)!r}: list engines from {', '.join(ENGINES)}, "
+                "comma-separated, each at most once."
+            )
+        for flag, value, least in [
+            ("-n", self.n, 1),
+            ("--max-new-tokens", self.max_new_tokens, 1),
+            ("--repeats", self.repeats, 1),
+            ("--warmup", self.warmup, 0),
+            ("--batch-size", self.batch_size, 1),
+            ("--seq-limit", self.seq_limit or 1, 1),
+            ("--timeout-s", self.timeout_s, 1),
+        ]:
+            if value < least:
+                raise JsontuneError(f"{flag} must be at least {least}, got {value}.")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise JsontuneError(
+                f"--gpu-memory-utilization is a share in (0, 1], got {self.gpu_memory_utilization}."
+            )
+        if self.dtype != "auto":
+            from jsontune.modeling import torch_dtype
+
+            torch_dtype(self.dtype)  # an unknown --dtype fails here, not once per worker
+        if self.gold is not None and self.fixed_length:
+            raise JsontuneError(
+                "--gold scores outputs that stop at end-of-sequence; add --natural (fixed-length outputs "
+                "are forced past it)."
+            )
+
+    def command(self) -> str:
+        """The `jsontune bench` command line that reruns this configuration."""
+        defaults = BenchConfig(model=self.model)
+        parts = ["jsontune bench", f"--model {shlex.quote(self.model)}"]
+        for name, value in asdict(self).items():
+            if name in ("model", "fixed_length") or value == getattr(defaults, name) or value is None:
+                continue
+            flag = "-n" if name == "n" else "--" + name.replace("_", "-")
+            parts.append(f"{flag} {shlex.quote(','.join(value) if isinstance(value, tuple) else str(value))}")
+        return " ".join(parts + ([] if self.fixed_length else ["--natural"]))
+
+
+@dataclass
+class BenchResult:
+    config: dict[str, Any]
+    rows: list[dict[str, Any]]
+    roofline: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"config": self.config, "rows": self.rows, "roofline": self.roofline}
+
+
+def resolve_model(model: str, models_dir: Path) -> tuple[str, bool]:
+    """(model folder or Hub id, whether its weights are random); a preset name is built on first use."""
+    from jsontune.modeling import MANIFEST_NAME, PRESETS, init_model
+
+    if not Path(model).exists() and model in PRESETS:
+        folder = Path(models_dir) / model
+        if not (folder / "config.json").is_file():
+            init_model(model, folder)  # atomic: a folder with a config.json is a finished one
+        model = str(folder)
+    manifest = Path(model) / MANIFEST_NAME
+    made = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
+    return model, bool(made.get("random_weights"))
+
+
+def load_inputs(config: BenchConfig) -> tuple[list[Any], list[dict] | None]:
+    """The first N records (from --input, else synthetic orders) and, with --gold, their gold targets."""
+    from jsontune.data import load_records
+
+    columns = {"text_col": config.text_col, "target_col": config.target_col, "id_col": config.id_col}
+    if config.input is None:
+        from jsontune.data.synth import generate_orders
+
+        records = generate_orders(config.n, config.seed)
+    else:
+        records = load_records(config.input, require_target=False, **columns).records[: config.n]
+        if not records:
+            raise JsontuneError(f"--input {config.input} has no rows to bench; give a file with texts.")
+    if config.gold is None:
+        return records, None
+    golds = {g.id: g.target for g in load_records(config.gold, **columns).records}
+    missing = [r.id for r in records if r.id not in golds]
+    if missing:
+        raise JsontuneError(
+            f"--gold {config.gold} has no record for {len(missing)} of the input's ids (the first: "
+            f"{missing[0]!r}); pass the gold file the input was made from."
+        )
+    return records, [golds[r.id] for r in records]
+
+
+def engine_spec(name: str, config: BenchConfig, model: str, work: Path) -> dict[str, Any]:
+    """What worker.py needs to run engine `name`."""
+    t = config.max_new_tokens
+    fixed = {"max_new_tokens": t, "min_new_tokens": t, "ignore_eos": True}  # HF and vLLM both honour one
+    options: dict[str, Any] = {
+        "hf-seq": {"sequential": True, "dtype": config.dtype},
+        "hf-batch": {"batch_size": config.batch_size, "dtype": config.dtype},
+        "vllm": {
+            "dtype": config.dtype,
+            "gpu_memory_utilization": config.gpu_memory_utilization,
+            "max_model_len": config.max_model_len,
+            "seed": config.seed,
+        },
+    }[name]
+    return {
+        "engine": name,
+        "kind": ENGINES[name],
+        "model": model,
+        "options": options,
+        "prompts": str(work / "prompts.json"),
+        "outputs": str(work / f"{name}.outputs.jsonl"),
+        "params": fixed if config.fixed_length else {"max_new_tokens": t},
+        "fixed_length": config.fixed_length,
+        "repeats": config.repeats,
+        "warmup": config.warmup,
+        "limit": config.seq_limit if name == "hf-seq" else None,
+    }
+
+
+def _reason(log: Path) -> str:
+    """The worker's own one-line reason, else the log's last line."""
+    lines = [
+        line.strip()
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+        if line.strip()
+    ]
+    marked = [line.removeprefix(ERROR_PREFIX) for line in lines if line.startswith(ERROR_PREFIX)]
+    return marked[-1] if marked else (lines[-1] if lines else "no output")
+
+
+def run_worker(spec: dict[str, Any], work: Path, timeout_s: float) -> dict[str, Any]:
+    """Run one engine in its own process group; its result, or a failed row with a one-line reason."""
+    from jsontune.io import write_json_atomic
+
+    name = spec["engine"]
+    spec_path, result, log = (work / f"{name}.{kind}" for kind in ("spec.json", "result.json", "log"))
+    result.unlink(missing_ok=True)
+    write_json_atomic(spec_path, spec)
+    root = str(Path(__file__).parents[2])  # the worker must import this very jsontune, installed or not
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "jsontune.bench.worker", str(spec_path), str(result)]
+    failed = {"engine": name, "status": "failed", "log": str(log)}
+    with (
+        log.open("w", encoding="utf-8") as f,
+        subprocess.Popen(
+            command, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        ) as proc,
+    ):
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:  # also on Ctrl-C, which a new session does not receive from the terminal itself
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the group: anything left, such as vLLM's engine core
+    if code is None:
+        hint = " or time fewer prompts with --seq-limit" if name == "hf-seq" else ""
+        return {**failed, "reason": f"timed out after {timeout_s:g} s; raise --timeout-s{hint}."}
+    if code < 0:
+        killed = f"killed by signal {-code}" + (" (out of memory?)" if code == -signal.SIGKILL else "")
+        return {**failed, "reason": f"{killed}: {_reason(log)}"}
+    if code != 0 or not result.is_file():
+        return {**failed, "reason": f"exit code {code}: {_reason(log)}"}
+    return {"engine": name, **json.loads(result.read_text(encoding="utf-8")), "log": str(log)}
+
+
+def add_quality(row: dict[str, Any], golds: list[dict] | None) -> None:
+    """Natural mode: the share of outputs with valid JSON, and F1 / exact match against gold when given."""
+    from jsontune.extraction import extract_json
+    from jsontune.metrics import score
+
+    lines = Path(row["outputs"]).read_text(encoding="utf-8").splitlines()
+    predictions = [extract_json(json.loads(line)["text"]) for line in lines]
+    row["json_valid_rate"] = sum(p is not None for p in predictions) / len(predictions)
+    if golds is not None:
+        result = score(predictions, golds[: len(predictions)])  # hf-seq with --seq-limit ran the first K
+        row.update(f1=result["f1"], exact_match=result["exact_match"])
+
+
+def add_speedups(rows: list[dict[str, Any]]) -> None:
+    """examples/s over hf-seq's; None where there is no finished hf-seq row to compare with."""
+    base = next((r for r in rows if r["engine"] == "hf-seq" and r["status"] == "ok"), None)
+    for row in rows:
+        ok = row["status"] == "ok" and base is not None
+        row["speedup"] = row["examples_per_s"] / base["examples_per_s"] if ok else None
+
+
+def _no_roofline(reason: str) -> dict[str, Any]:
+    return {"available": False, "reason": reason}
+
+
+def _run_dtype(config: dict[str, Any], dtype: str) -> str:
+    """The dtype the engines load the weights in: --dtype, or the config's for "auto" (as on a GPU)."""
+    from jsontune.modeling import torch_dtype
+
+    if dtype == "auto":
+        return str(config.get("dtype") or config.get("torch_dtype") or "float32")
+    return str(torch_dtype(dtype)).removeprefix("torch.")
+
+
+def add_roofline(
+    rows: list[dict[str, Any]], model: str, dtype: str, n: int, prompt_tokens: float, new_tokens: int
+) -> dict[str, Any]:
+    """The job's roofline on the GPU the engines ran on, and each GPU row's share of its ceiling."""
+    from transformers import AutoConfig
+
+    from jsontune.bench import roofline as rl
+
+    ok = [r for r in rows if r["status"] == "ok"]
+    gpu = next((r["gpu"] for r in ok if r.get("gpu")), None)
+    known = ", ".join(spec.name for _, spec in rl.GPU_SPECS)
+    if not ok:
+        return _no_roofline("no engine finished, so there is no device to bound.")
+    if gpu is None:
+        return _no_roofline(f"the engines ran on the CPU; a roofline needs one of these GPUs: {known}.")
+    spec = rl.gpu_spec(gpu)
+    if spec is None:
+        return _no_roofline(
+            f"GPU {gpu!r} is not in the roofline table ({known}); add it to jsontune/bench/roofline.py."
+        )
+    try:
+        config = AutoConfig.from_pretrained(model).get_text_config().to_dict()
+    except (OSError, ValueError) as e:
+        return _no_roofline(f"the model config could not be read ({e}).")
+    run_dtype = _run_dtype(config, dtype)
+    if run_dtype not in ("bfloat16", "float16"):
+        return _no_roofline(
+            f"the weights are {run_dtype} and the table's FLOP rates are 16-bit; bench with --dtype bfloat16."
+        )
+    shape = rl.model_shape(config, run_dtype, rl.count_params(model) if Path(model).is_dir() else None)
+    try:
+        roof = rl.roofline(shape, spec, n, prompt_tokens, new_tokens)
+    except ValueError as e:
+        return _no_roofline(f"{e}.")
+    for row in ok:
+        row["roofline_share"] = (
+            row["output_tokens_per_s"] / roof["ceiling_tokens_per_s"] if row.get("gpu") else None
+        )
+    return {"available": True, "device": gpu, **roof}
+
+
+def render(model: str, records: list[Any]) -> tuple[list[str], float]:
+    """The prompts prompts.py makes for `records` in the model's own format, and their mean token count."""
+    from jsontune.manifest import read_prompt_format
+    from jsontune.modeling import load_tokenizer
+    from jsontune.prompts import render_prompts
+
+    tokenizer = load_tokenizer(model)
+    prompts = render_prompts(tokenizer, [r.text for r in records], read_prompt_format(model))
+    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    return prompts, statistics.mean(lengths)
+
+
+def run_engines(
+    config: BenchConfig, model: str, work: Path, golds: list[dict] | None, on_engine: OnEngine | None
+) -> list[dict[str, Any]]:
+    """One row per engine, in order: measured, failed or skipped, never lost."""
+    from jsontune.serving.base import vllm_available
+
+    rows = []
+    for i, name in enumerate(config.engines, 1):
+        if on_engine:
+            on_engine(name, i, len(config.engines))
+        missing = vllm_available() if name == "vllm" else None
+        if missing:
+            rows.append({"engine": name, "status": "skipped", "reason": missing})
+            continue
+        spec = engine_spec(name, config, model, work)
+        rows.append({**run_worker(spec, work, config.timeout_s), "outputs": spec["outputs"]})
+        if rows[-1]["status"] == "ok" and not config.fixed_length:
+            add_quality(rows[-1], golds)
+    add_speedups(rows)
+    return rows
+
+
+def run_bench(config: BenchConfig, on_engine: OnEngine | None = None) -> BenchResult:
+    """Bench every engine of `config` on the same prompts; write bench.json / .md / .png under config.out."""
+    from jsontune.bench import report
+    from jsontune.io import write_json_atomic
+
+    records, golds = load_inputs(config)  # bad input or gold fails before any model is built
+    model, random_weights = resolve_model(config.model, config.models_dir)
+    prompts, prompt_tokens = render(model, records)
+    work = Path(config.out) / "workers"
+    write_json_atomic(work / "prompts.json", prompts)
+    rows = run_engines(config, model, work, golds, on_engine)
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
+    summary = {
+        **settings,
+        "command": config.command(),
+        "model_path": model,
+        "random_weights": random_weights,
+        "mode": "fixed-length" if config.fixed_length else "natural",
+        "n_requested": config.n,
+        "n": len(prompts),
+        "input_label": str(config.input) if config.input else f"synthetic orders (seed {config.seed})",
+        "prompt_tokens_mean": prompt_tokens,
+        "prompts_sha256": prompts_sha256(prompts),
+    }
+    roof = add_roofline(rows, model, config.dtype, len(prompts), prompt_tokens, config.max_new_tokens)
+    result = BenchResult(config=summary, rows=rows, roofline=roof)
+    result.files = report.write_all(result, Path(config.out))
+    return result

@@ -1,0 +1,24 @@
+"""Serving: engines behind one small Protocol (HF `generate`, vLLM) and the predict verb's library.
+
+Light to import: torch and vLLM load only when an engine is built (`make_engine`).
+"""
+
+from jsontune.serving.base import (
+    ENGINES,
+    Engine,
+    Generation,
+    GenerationParams,
+    make_engine,
+    resolve_engine,
+    vllm_available,
+)
+
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "Generation",
+    "GenerationParams",
+    "make_engine",
+    "resolve_engine",
+    "vllm_available",
+]

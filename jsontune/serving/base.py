@@ -1,0 +1,107 @@
+"""What every engine is: one small Protocol, its parameters and results, and a registry by name.
+
+Engines take prompts already rendered by `jsontune.prompts` and decode greedily. Nothing heavy is
+imported here: an engine's module (torch, vLLM) loads only when `make_engine` builds one.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from jsontune.errors import JsontuneError
+
+Progress = Callable[[int], None]
+"""Called with the number of prompts that have just finished."""
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Greedy decoding settings shared by every engine."""
+
+    max_new_tokens: int = 64
+    min_new_tokens: int = 0  # bench sets it to max_new_tokens to time a fixed length
+    ignore_eos: bool = False
+    json_schema: dict[str, Any] | None = None  # constrained decoding (vLLM structured outputs)
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise JsontuneError(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}.")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise JsontuneError(
+                f"min_new_tokens must lie between 0 and --max-new-tokens ({self.max_new_tokens}), "
+                f"got {self.min_new_tokens}."
+            )
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str  # the new tokens only, special tokens removed
+    prompt_tokens: int
+    output_tokens: int  # new tokens up to and including the end-of-sequence token
+    finish_reason: str  # "stop" (end-of-sequence token) or "length" (ran out of new tokens)
+    token_ids: tuple[int, ...] = ()  # the new tokens, to compare engines token for token
+
+
+class Engine(Protocol):
+    name: str
+
+    def generate(
+        self, prompts: list[str], params: GenerationParams, progress: Progress | None = None
+    ) -> list[Generation]:
+        """One Generation per prompt, in the prompts' order."""
+        ...
+
+    def close(self) -> None:
+        """Free the model and its memory."""
+        ...
+
+
+def _hf(model: str, **options: Any) -> Engine:
+    from jsontune.serving.hf_engine import HFEngine
+
+    return HFEngine(model, **options)
+
+
+def _vllm(model: str, **options: Any) -> Engine:
+    from jsontune.serving.vllm_engine import VLLMEngine
+
+    return VLLMEngine(model, **options)
+
+
+ENGINES: dict[str, Callable[..., Engine]] = {"hf": _hf, "vllm": _vllm}
+ENGINE_CHOICES = ("auto", *ENGINES)
+
+
+def vllm_available() -> str | None:
+    """None when the vLLM engine can run here, else the sentence that says what is missing."""
+    if importlib.util.find_spec("vllm") is None:
+        return (
+            "--engine vllm needs vLLM, which is not installed: "
+            "pip install 'jsontune[vllm]', or use --engine hf."
+        )
+    import torch
+
+    if not torch.cuda.is_available():
+        return "--engine vllm needs a CUDA GPU and this machine has none visible; use --engine hf instead."
+    return None
+
+
+def resolve_engine(name: str) -> str:
+    """The engine to build for --engine NAME: "auto" is vLLM where it can run, else HF.
+
+    Asking for vLLM where it cannot run is one sentence, before anything slow has happened."""
+    if name == "auto":
+        return "vllm" if vllm_available() is None else "hf"
+    if name not in ENGINES:
+        raise JsontuneError(f"--engine {name!r} is not one of {', '.join(ENGINE_CHOICES)}.")
+    if name == "vllm" and (missing := vllm_available()) is not None:
+        raise JsontuneError(missing)
+    return name
+
+
+def make_engine(name: str, model: str, **options: Any) -> Engine:
+    """Build engine `name` ("hf", "vllm" or "auto") for `model`; options go to its constructor."""
+    return ENGINES[resolve_engine(name)](str(model), **options)

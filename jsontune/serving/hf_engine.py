@@ -1,0 +1,126 @@
+"""Hugging Face `generate`: the naive sequential baseline, or length-sorted left-padded batches.
+
+Both modes decode greedily with the KV cache and stop on the model's own end-of-sequence ids
+(Qwen3: `<|im_end|>` and `<|endoftext|>`); a batch stops once every row has finished. Left padding
+keeps every row's last prompt token at the end, where generation continues, and `generate` derives
+position ids from the attention mask, so a padded row decodes like the same prompt alone.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from jsontune.errors import JsontuneError
+from jsontune.serving.base import Generation, GenerationParams, Progress
+
+
+class HFEngine:
+    def __init__(
+        self,
+        model: str,
+        *,
+        batch_size: int = 8,
+        sequential: bool = False,
+        lora: str | None = None,
+        dtype: str = "auto",
+        device: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        from jsontune.modeling import load_model, load_tokenizer
+
+        tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
+        loaded = load_model(model, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+        if lora:
+            from peft import PeftModel
+
+            loaded = PeftModel.from_pretrained(loaded, str(lora)).eval()
+        self._setup(loaded, tokenizer, batch_size, sequential)
+
+    @classmethod
+    def from_loaded(cls, model, tokenizer, *, batch_size: int = 8, sequential: bool = False) -> HFEngine:
+        """An engine over a model already in memory (the training F1 eval uses the model being trained)."""
+        engine = cls.__new__(cls)
+        engine._setup(model, tokenizer, batch_size, sequential)
+        return engine
+
+    def _setup(self, model, tokenizer, batch_size: int, sequential: bool) -> None:
+        if batch_size < 1:
+            raise JsontuneError(f"--batch-size must be at least 1, got {batch_size}.")
+        self.model, self.tokenizer = model, tokenizer
+        self.tokenizer.padding_side = "left"
+        self.sequential = sequential
+        self.batch_size = 1 if sequential else batch_size
+        self.name = "hf-seq" if sequential else "hf-batch"
+        self.eos_ids = _eos_ids(self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self.eos_ids[0]
+
+    def generate(
+        self, prompts: list[str], params: GenerationParams, progress: Progress | None = None
+    ) -> list[Generation]:
+        if params.json_schema is not None:
+            raise JsontuneError("--guided-json needs --engine vllm; the HF engine cannot constrain decoding.")
+        ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        # The baseline keeps input order; batches take neighbours in length so rows share little padding.
+        order = range(len(ids)) if self.sequential else sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        results: list[Generation | None] = [None] * len(ids)
+        start = 0
+        while start < len(order):
+            rows = order[start : start + self.batch_size]
+            try:
+                generations = self._generate_batch([ids[i] for i in rows], params)
+            except torch.OutOfMemoryError:
+                if self.batch_size == 1:
+                    raise JsontuneError(
+                        "The model ran out of GPU memory on a single prompt; lower --max-new-tokens, "
+                        "use --dtype bfloat16, or free the GPU."
+                    ) from None
+                self.batch_size //= 2
+                torch.cuda.empty_cache()
+                continue
+            for i, generation in zip(rows, generations, strict=True):
+                results[i] = generation
+            start += len(rows)
+            if progress:
+                progress(len(rows))
+        return results  # type: ignore[return-value]
+
+    def _generate_batch(self, batch: list[list[int]], params: GenerationParams) -> list[Generation]:
+        """Greedy-decode one batch of token-id prompts (left-padded when their lengths differ)."""
+        inputs = self.tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt")
+        inputs = inputs.to(self.model.device)
+        min_new = params.max_new_tokens if params.ignore_eos else params.min_new_tokens
+        with torch.inference_mode():
+            out = self.model.generate(
+                **inputs,
+                do_sample=False,
+                max_new_tokens=params.max_new_tokens,
+                min_new_tokens=min_new,
+                eos_token_id=self.eos_ids,
+                pad_token_id=self.pad_id,
+                use_cache=True,
+            )
+        new_tokens = out[:, inputs["input_ids"].shape[1] :].tolist()
+        return [self._generation(len(ids), new) for ids, new in zip(batch, new_tokens, strict=True)]
+
+    def _generation(self, prompt_tokens: int, tokens: list[int]) -> Generation:
+        # After a row's end-of-sequence token, generate fills it with padding until the batch ends.
+        end = next((i + 1 for i, t in enumerate(tokens) if t in self.eos_ids), None)
+        kept = tokens[:end] if end else tokens
+        text = self.tokenizer.decode(kept, skip_special_tokens=True)
+        return Generation(text, prompt_tokens, len(kept), "stop" if end else "length", tuple(kept))
+
+    def close(self) -> None:
+        del self.model
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _eos_ids(configured: int | list[int] | None, tokenizer_eos: int | None) -> list[int]:
+    """The ids that end a generation: the generation config's, else the tokenizer's eos token."""
+    ids = [configured] if isinstance(configured, int) else list(configured or [])
+    if not ids and tokenizer_eos is not None:
+        ids = [tokenizer_eos]
+    if not ids:
+        raise JsontuneError("The model has no end-of-sequence token in its generation config or tokenizer.")
+    return ids

@@ -1,0 +1,81 @@
+"""The JSON schema that --guided-json constrains decoding to, inferred from training targets.
+
+    >>> infer_schema([{"producto": "A", "cantidad": 100}, {"producto": "B", "cantidad": 2.5}])["properties"]
+    {'producto': {'type': 'string'}, 'cantidad': {'type': 'number'}}
+
+A key is required when every target has it; keys never seen are not allowed, so a guided model
+cannot invent fields. A field that is sometimes an integer and sometimes not is a "number".
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from jsontune.errors import JsontuneError
+from jsontune.manifest import read_manifest
+
+# bool before int: True is an int too.
+_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"),
+          (dict, "object"), (type(None), "null"))  # fmt: skip
+
+
+def _json_type(value: Any) -> str:
+    return next(name for kind, name in _TYPES if isinstance(value, kind))
+
+
+def _schema_of(values: list[Any]) -> dict[str, Any]:
+    """The narrowest schema (in this small vocabulary) that every value in `values` satisfies."""
+    types = sorted({_json_type(v) for v in values})
+    if "integer" in types and "number" in types:
+        types.remove("integer")
+    schema: dict[str, Any] = {"type": types[0] if len(types) == 1 else types}
+    objects = [v for v in values if isinstance(v, dict)]
+    if objects:
+        keys = list(dict.fromkeys(k for obj in objects for k in obj))
+        schema["properties"] = {k: _schema_of([obj[k] for obj in objects if k in obj]) for k in keys}
+        schema["required"] = [k for k in keys if all(k in obj for obj in objects)]
+        schema["additionalProperties"] = False
+    if "array" in types:
+        items = [item for v in values if isinstance(v, list) for item in v]
+        schema["items"] = _schema_of(items) if items else {}
+    return schema
+
+
+def infer_schema(targets: list[dict[str, Any]]) -> dict[str, Any]:
+    """A JSON schema (type object) that all `targets` satisfy."""
+    if not targets or not all(isinstance(t, dict) for t in targets):
+        raise ValueError("infer_schema needs at least one target, and every target must be a JSON object.")
+    return _schema_of(targets)
+
+
+def load_schema(path: str | Path) -> dict[str, Any]:
+    try:
+        schema = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise JsontuneError(f"--schema {path} is not readable JSON ({e}); give a JSON schema file.") from None
+    if not isinstance(schema, dict):
+        raise JsontuneError(f"--schema {path} holds a JSON {type(schema).__name__}, not a schema object.")
+    return schema
+
+
+def guided_json_schema(
+    schema_file: str | Path | None, input_targets: list[dict[str, Any]], model_folders: list[str]
+) -> dict[str, Any]:
+    """The schema for --guided-json: --schema FILE, else the input's own targets, else the training data
+    named in a model folder's manifest."""
+    from jsontune.data import load_records
+
+    if schema_file:
+        return load_schema(schema_file)
+    if input_targets:
+        return infer_schema(input_targets)
+    for folder in model_folders:
+        train = read_manifest(folder).get("data", {}).get("train")
+        if train and Path(train).exists():
+            return infer_schema([r.target for r in load_records(train).records])
+    raise JsontuneError(
+        "--guided-json needs a JSON schema, and neither the input nor the model's manifest names training "
+        "targets to infer one from; pass --schema FILE."
+    )

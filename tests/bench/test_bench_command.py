@@ -1,0 +1,143 @@
+"""`jsontune bench` through typer's CliRunner, and the checks that run before any model is loaded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from jsontune.bench.runner import BenchConfig, add_roofline, load_inputs, resolve_model
+from jsontune.cli.app import app
+from jsontune.errors import JsontuneError
+
+
+def test_natural_with_gold_scores_every_engine(tiny_model, synth_dir, tmp_path):
+    from jsontune.data import load_records
+    from jsontune.extraction import extract_json
+    from jsontune.metrics import score
+
+    test = synth_dir / "test.jsonl"
+    args = [
+        "bench",
+        "--model",
+        str(tiny_model),
+        "--input",
+        str(test),
+        "--gold",
+        str(test),
+        "--natural",
+        "-n",
+        "4",
+        "--max-new-tokens",
+        "8",
+        "--engines",
+        "hf-seq,hf-batch",
+        "--repeats",
+        "1",
+        "--warmup",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in tmp_path.iterdir()} >= {"bench.json", "bench.md", "bench.png"}
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["mode"] == "natural" and summary["n"] == 4
+    assert set(summary["engines"]) == {"hf-seq", "hf-batch"}
+    assert (
+        "bench speed" in result.stdout
+        and "bench memory" in result.stdout
+        and "bench quality" in result.stdout
+    )
+    golds = [r.target for r in load_records(test).records[:4]]
+    for row in json.loads((tmp_path / "bench.json").read_text())["rows"]:
+        outputs = [json.loads(line)["text"] for line in Path(row["outputs"]).read_text().splitlines()]
+        predictions = [extract_json(text) for text in outputs]
+        assert row["f1"] == score(predictions, golds)["f1"]
+        assert row["json_valid_rate"] == sum(p is not None for p in predictions) / 4
+        assert summary["engines"][row["engine"]]["f1"] == row["f1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engines", "hf-seq,turbo"], "list engines from hf-seq, hf-batch, vllm"),
+        (["--engines", "hf-seq,hf-seq"], "each at most once"),
+        (["--gold", "gold.jsonl"], "add --natural"),
+        (["-n", "0"], "-n must be at least 1, got 0"),
+        (["--repeats", "0"], "--repeats must be at least 1"),
+        (["--dtype", "int3"], "unknown dtype 'int3'"),
+        (["--gpu-memory-utilization", "1.5"], "--gpu-memory-utilization is a share in (0, 1], got 1.5"),
+    ],
+)
+def test_bad_flags_are_one_sentence(args, message, tmp_path):
+    result = CliRunner().invoke(app, ["bench", "--model", "tiny", "--out", str(tmp_path), *args])
+    assert result.exit_code == 1
+    assert message in " ".join(result.stderr.split())
+    assert "Traceback" not in result.output
+
+
+def test_gold_without_an_input_id_names_it(synth_dir, tmp_path):
+    config = BenchConfig(
+        model="tiny", input=synth_dir / "test.jsonl", gold=synth_dir / "val.jsonl", n=2, fixed_length=False
+    )
+    with pytest.raises(
+        JsontuneError, match=r"val\.jsonl has no record for 2 of the input's ids \(the first: 'synth"
+    ):
+        load_inputs(config)
+
+
+def test_command_reruns_the_configuration():
+    config = BenchConfig(model="runs/my model", n=6, engines=("hf-seq", "hf-batch"), fixed_length=False)
+    assert (
+        config.command() == "jsontune bench --model 'runs/my model' -n 6 --engines hf-seq,hf-batch --natural"
+    )
+
+
+def test_a_preset_is_built_once_then_reused(tmp_path, monkeypatch):
+    import jsontune.modeling
+
+    path, random_weights = resolve_model("tiny", tmp_path)
+    assert path == str(tmp_path / "tiny") and random_weights
+    assert (tmp_path / "tiny" / "config.json").is_file()
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("the preset was built again")
+
+    monkeypatch.setattr(jsontune.modeling, "init_model", no_rebuild)
+    assert resolve_model("tiny", tmp_path) == (path, True)
+
+
+def _gpu_row(tokens_per_s: float) -> dict:
+    return {
+        "engine": "hf-batch",
+        "status": "ok",
+        "gpu": "NVIDIA H100 80GB HBM3",
+        "output_tokens_per_s": tokens_per_s,
+    }
+
+
+def test_roofline_share_of_a_gpu_row(tiny_model):
+    manifest = json.loads((tiny_model / "jsontune_model.json").read_text())
+    rows = [_gpu_row(1000.0)]
+    roof = add_roofline(rows, str(tiny_model), "bfloat16", n=10, prompt_tokens=90, new_tokens=8)
+    assert roof["available"] and roof["gpu"]["name"] == "H100 SXM"
+    assert roof["model"]["params"] == manifest["parameters"]
+    assert rows[0]["roofline_share"] == pytest.approx(1000.0 / roof["ceiling_tokens_per_s"])
+
+
+@pytest.mark.parametrize(
+    ("rows", "dtype", "reason"),
+    [
+        ([_gpu_row(1.0)], "auto", "the weights are float32"),
+        ([{**_gpu_row(1.0), "gpu": "NVIDIA GeForce RTX 4090"}], "bfloat16", "is not in the roofline table"),
+        ([{**_gpu_row(1.0), "gpu": None}], "bfloat16", "ran on the CPU"),
+        ([{"engine": "vllm", "status": "skipped"}], "bfloat16", "no engine finished"),
+    ],
+)
+def test_no_roofline_says_why(tiny_model, rows, dtype, reason):
+    roof = add_roofline(rows, str(tiny_model), dtype, n=10, prompt_tokens=90, new_tokens=8)
+    assert roof["available"] is False and reason in roof["reason"]

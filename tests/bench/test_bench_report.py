@@ -1,0 +1,92 @@
+"""Tables and notes from hand-made rows: what the report says about estimated, odd or missing numbers."""
+
+from __future__ import annotations
+
+import json
+
+from jsontune.bench import report
+from jsontune.bench.runner import BenchResult
+
+HASH = "a" * 64
+
+
+def _row(engine: str, **fields) -> dict:
+    row = {
+        "engine": engine,
+        "status": "ok",
+        "load_s": 2.0,
+        "gen_s": 4.0,
+        "n_timed": 10,
+        "extrapolated": False,
+        "examples_per_s": 2.5,
+        "output_tokens_per_s": 160.0,
+        "speedup": 1.0,
+        "wrong_length": 0,
+        "prompts_sha256": HASH,
+        "peak_rss_gb": 1.0,
+        "children_rss_gb": 0.5,
+        "gpu_nvml_gb": None,
+        "torch_peak_gb": None,
+        "device": "CPU test",
+        "versions": {"python": "3"},
+    }
+    return {**row, **fields}
+
+
+def _result(rows: list[dict], **config) -> BenchResult:
+    base = {
+        "model": "m",
+        "model_path": "m",
+        "random_weights": False,
+        "mode": "fixed-length",
+        "n": 40,
+        "n_requested": 40,
+        "max_new_tokens": 64,
+        "prompts_sha256": HASH,
+        "command": "jsontune bench --model m",
+        "input_label": "in.jsonl",
+        "prompt_tokens_mean": 90.0,
+        "repeats": 3,
+        "warmup": 4,
+    }
+    return BenchResult(config={**base, **config}, rows=rows, roofline={"available": False, "reason": "CPU."})
+
+
+def test_extrapolated_seconds_are_scaled_to_all_prompts_and_starred():
+    result = _result([_row("hf-seq", extrapolated=True)])
+    assert report.speed_rows(result) == [["hf-seq", "ok", "2.0", "16.00*", "2.50", "160.0", "1.00×", "—"]]
+    assert any(note.startswith("* hf-seq was timed on the first 10 of 40") for note in report.notes(result))
+
+
+def test_memory_adds_the_children_to_the_workers_peak():
+    assert report.memory_rows(_result([_row("vllm")])) == [["vllm", "1.50", "—", "—"]]
+
+
+def test_notes_flag_wrong_lengths_other_prompts_short_input_and_missing_hf_seq():
+    rows = [
+        _row("hf-batch", wrong_length=3, prompts_sha256="b" * 64),
+        {"engine": "vllm", "status": "failed", "reason": "exit code 1: CUDA out of memory"},
+    ]
+    notes = report.notes(_result(rows, n=10, n_requested=1000))
+    assert "--input has 10 rows, fewer than -n 1000: all were used." in notes
+    assert (
+        "hf-batch: 3 of 10 outputs did not have exactly 64 tokens, so its run was not fixed-length." in notes
+    )
+    assert "hf-batch ran different prompts (hash bbbbbbbbbbbb); do not compare it." in notes
+    assert "vllm failed: exit code 1: CUDA out of memory" in notes
+    assert "No speedups: they are measured against a finished hf-seq row." in notes
+    assert notes[-1] == "No roofline: CPU."
+
+
+def test_natural_mode_adds_a_quality_table():
+    rows = [_row("hf-seq", json_valid_rate=0.75, f1=0.5, exact_match=0.25)]
+    md = report.markdown(_result(rows, mode="natural"))
+    assert "| hf-seq | 75.0% | 0.5000 | 0.2500 |" in md
+    assert "## Quality" not in report.markdown(_result(rows))
+
+
+def test_summary_line_is_one_json_object_per_engine():
+    line = json.dumps(report.summary_line(_result([_row("hf-seq"), {"engine": "vllm", "status": "skipped"}])))
+    parsed = json.loads(line)
+    assert parsed["engines"]["hf-seq"]["examples_per_s"] == 2.5
+    assert parsed["engines"]["vllm"] == {key: None for key in report.SUMMARY_KEYS} | {"status": "skipped"}

@@ -1,0 +1,134 @@
+"""The real bench on CPU with the tiny model: every engine in its own worker process, files written.
+
+No test asserts a speed: speeds are what the bench reports, so only their sanity is checked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jsontune.bench import runner
+from jsontune.bench.runner import BenchConfig, run_bench
+
+N, T = 6, 8
+
+
+@pytest.fixture(scope="module")
+def fixed_run(tiny_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    config = BenchConfig(model=str(tiny_model), n=N, max_new_tokens=T, repeats=1, warmup=1, out=out)
+    return run_bench(config)
+
+
+def test_every_output_file_is_written(fixed_run):
+    files = fixed_run.files
+    assert json.loads(files["json"].read_text()) == json.loads(json.dumps(fixed_run.to_json(), default=str))
+    assert files["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = files["markdown"].read_text()
+    assert "| hf-seq | ok |" in md and "| hf-batch | ok |" in md
+    assert "the weights are random" in md
+    assert fixed_run.config["command"] in md
+
+
+def test_one_row_per_engine_in_order(fixed_run):
+    rows = json.loads(fixed_run.files["json"].read_text())["rows"]
+    assert [r["engine"] for r in rows] == ["hf-seq", "hf-batch", "vllm"]
+
+
+def test_vllm_is_skipped_with_the_reason_where_it_cannot_run(fixed_run):
+    from jsontune.serving.base import vllm_available
+
+    vllm = fixed_run.rows[2]
+    missing = vllm_available()
+    if missing is None:
+        pytest.skip("vLLM can run here")
+    assert vllm["status"] == "skipped"
+    assert vllm["reason"] == missing
+    assert f"vllm skipped: {missing}" in fixed_run.files["markdown"].read_text()
+
+
+def test_hf_rows_generate_exactly_n_times_max_new_tokens(fixed_run):
+    for row in fixed_run.rows[:2]:
+        assert row["status"] == "ok"
+        assert row["n_timed"] == N and not row["extrapolated"]
+        assert row["output_tokens"] == N * T
+        assert row["wrong_length"] == 0
+        outputs = [json.loads(line) for line in Path(row["outputs"]).read_text().splitlines()]
+        assert [o["output_tokens"] for o in outputs] == [T] * N
+
+
+def test_hf_rows_have_positive_speeds_and_memory(fixed_run):
+    for row in fixed_run.rows[:2]:
+        assert row["load_s"] > 0 and row["gen_s"] > 0 and len(row["gen_s_repeats"]) == 1
+        assert row["examples_per_s"] == pytest.approx(N / row["gen_s"])
+        assert row["output_tokens_per_s"] == pytest.approx(N * T / row["gen_s"])
+        assert row["peak_rss_gb"] > 0.05  # torch alone is more than that
+        assert row["device"] and row["versions"]["torch"]
+
+
+def test_speedups_are_over_hf_seq(fixed_run):
+    seq, batch = fixed_run.rows[:2]
+    assert seq["speedup"] == 1.0
+    assert batch["speedup"] == pytest.approx(batch["examples_per_s"] / seq["examples_per_s"])
+
+
+def test_every_engine_ran_the_prompts_prompts_py_renders(fixed_run, tiny_model):
+    from jsontune.bench.worker import prompts_sha256
+    from jsontune.data.synth import generate_orders
+    from jsontune.manifest import read_prompt_format
+    from jsontune.modeling import load_tokenizer
+    from jsontune.prompts import render_prompts
+
+    texts = [r.text for r in generate_orders(N, seed=0)]
+    expected = prompts_sha256(
+        render_prompts(load_tokenizer(tiny_model), texts, read_prompt_format(tiny_model))
+    )
+    assert fixed_run.config["prompts_sha256"] == expected
+    assert [r["prompts_sha256"] for r in fixed_run.rows[:2]] == [expected, expected]
+
+
+def test_no_roofline_on_cpu_and_the_reason_says_so(fixed_run):
+    if any(r.get("gpu") for r in fixed_run.rows):
+        pytest.skip("ran on a GPU")
+    assert fixed_run.roofline["available"] is False
+    assert "CPU" in fixed_run.roofline["reason"]
+
+
+def test_a_crashing_engine_is_a_failed_row_and_the_others_survive(tiny_model, tmp_path, monkeypatch):
+    real_spec = runner.engine_spec
+
+    def broken_batch(name, config, model, work):
+        spec = real_spec(name, config, model, work)
+        return {**spec, "model": str(tmp_path / "no-such-model")} if name == "hf-batch" else spec
+
+    monkeypatch.setattr(runner, "engine_spec", broken_batch)
+    config = BenchConfig(
+        model=str(tiny_model),
+        n=3,
+        max_new_tokens=2,
+        engines=("hf-batch", "hf-seq"),
+        repeats=1,
+        warmup=0,
+        seq_limit=1,
+        out=tmp_path / "out",
+    )
+    failed, seq = run_bench(config).rows
+    assert failed["status"] == "failed"
+    assert "no-such-model" in failed["reason"] and "does not exist" in failed["reason"]
+    assert seq["status"] == "ok" and seq["speedup"] == 1.0
+    # --seq-limit 1: one prompt timed, flagged, and its seconds scaled to all three in the table
+    assert seq["extrapolated"] and seq["n_timed"] == 1 and seq["output_tokens"] == 2
+    md = (tmp_path / "out" / "bench.md").read_text()
+    assert "| hf-batch | failed |" in md
+    assert f"| hf-seq | ok | {seq['load_s']:.1f} | {seq['gen_s'] * 3:.2f}* |" in md
+
+
+def test_a_worker_past_its_timeout_is_stopped(tiny_model, tmp_path):
+    config = BenchConfig(model=str(tiny_model), engines=("hf-seq",), out=tmp_path)
+    spec = runner.engine_spec("hf-seq", config, str(tiny_model), tmp_path)
+    row = runner.run_worker(spec, tmp_path, timeout_s=0.001)  # Python cannot even start in a millisecond
+    assert row["status"] == "failed"
+    assert row["reason"].startswith("timed out after 0.001 s; raise --timeout-s or time fewer prompts")

@@ -1,0 +1,55 @@
+"""Engine registry, engine choice and the vLLM availability sentence."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from jsontune.errors import JsontuneError
+from jsontune.serving import base
+from jsontune.serving.base import GenerationParams, resolve_engine, vllm_available
+
+
+def test_without_vllm_installed_the_sentence_says_how_to_get_it(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    reason = vllm_available()
+    assert "pip install 'jsontune[vllm]'" in reason and "--engine hf" in reason
+    assert resolve_engine("auto") == "hf"
+
+
+def test_without_a_gpu_the_sentence_says_so(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    reason = vllm_available()
+    assert "CUDA GPU" in reason and "--engine hf" in reason
+    assert resolve_engine("auto") == "hf"
+
+
+def test_auto_picks_vllm_where_it_can_run(monkeypatch):
+    monkeypatch.setattr(base, "vllm_available", lambda: None)
+    assert resolve_engine("auto") == "vllm"
+
+
+def test_unknown_engine_names_the_choices():
+    with pytest.raises(JsontuneError, match="auto, hf, vllm"):
+        resolve_engine("tgi")
+
+
+def test_vllm_engine_refuses_without_vllm_or_gpu(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(JsontuneError, match="--engine hf"):
+        base.make_engine("vllm", "some/model")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "flag"),
+    [
+        ({"max_new_tokens": 0}, "--max-new-tokens"),
+        ({"max_new_tokens": 4, "min_new_tokens": 5}, "min_new_tokens"),
+    ],
+)
+def test_generation_params_name_the_flag(kwargs, flag):
+    with pytest.raises(JsontuneError, match=flag):
+        GenerationParams(**kwargs)

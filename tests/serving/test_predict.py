@@ -1,0 +1,153 @@
+"""run_predictions: the CSV contract and resuming after an interruption (with a scripted engine)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict
+
+import pytest
+
+from jsontune.data import Record
+from jsontune.errors import JsontuneError
+from jsontune.serving.base import Generation, GenerationParams
+from jsontune.serving.predict import COLUMNS, partial_path, run_predictions
+
+ANSWERS = {
+    "a": '{"producto": "A", "cantidad": 100}',
+    "b": 'Claro:\n```json\n{"producto": "B",\n "precio_unitario": 12.5}\n```',
+    "c": "no sé, lo siento",
+    "d": '<think>\nhmm, "comillas", y comas\n</think>\n{"cantidad": 7}',
+    "e": '{"producto": "E", "cantidad": 3',  # cut off by max_new_tokens: repaired
+    "f": "[1, 2]",
+    "g": "",
+}
+PARAMS = GenerationParams(max_new_tokens=8)
+
+
+class ScriptedEngine:
+    """Answers each prompt (a record's text) from ANSWERS and remembers what it was asked."""
+
+    name = "scripted"
+
+    def __init__(self):
+        self.asked: list[str] = []
+
+    def generate(self, prompts, params, progress=None):
+        self.asked += prompts
+        generations = [Generation(ANSWERS[p], 10, len(ANSWERS[p]), "stop") for p in prompts]
+        for _ in prompts:  # one prompt at a time, like the sequential baseline
+            if progress:
+                progress(1)
+        return generations
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def records():
+    return [Record(id=f"id-{key}", text=key) for key in ANSWERS]
+
+
+def _run(records, out, **kwargs):
+    """run_predictions with each record's text as its prompt."""
+    engine = kwargs.pop("engine", ScriptedEngine())
+    return run_predictions(engine, records, [r.text for r in records], out, PARAMS, **kwargs)
+
+
+def _sidecar(out, *lines, settings=None):
+    """Write OUT's sidecar as a run with PARAMS (or `settings`) would have begun it."""
+    header = json.dumps({"settings": settings or asdict(PARAMS)})
+    partial_path(out).write_text("\n".join([header, *lines]) + "\n")
+
+
+def _read(out):
+    with open(out, encoding="utf-8", newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_csv_contract(records, tmp_path):
+    out = tmp_path / "pred.csv"
+    summary = _run(records, out, chunk_size=3)
+    header, *rows = _read(out)
+    assert tuple(header) == COLUMNS
+    assert [row[0] for row in rows] == [r.id for r in records]  # input order, one row per id
+    by_key = {row[0].removeprefix("id-"): row for row in rows}
+    assert by_key["a"][1:3] == ['{"producto":"A","cantidad":100}', "true"]
+    assert by_key["b"][1:3] == ['{"producto":"B","precio_unitario":12.5}', "true"]
+    assert by_key["c"][1:3] == ["", "false"]
+    assert by_key["d"][1:3] == ['{"cantidad":7}', "true"]
+    assert by_key["e"][1:3] == ['{"producto":"E","cantidad":3}', "true"]
+    assert by_key["f"][1:3] == ["", "false"]  # valid JSON, but not an object
+    assert by_key["g"][1:3] == ["", "false"]
+    assert [row[3] for row in rows] == list(ANSWERS.values())  # raw output survives newlines and quotes
+    assert (summary.rows, summary.generated, summary.thinking_leaks) == (7, 7, 1)
+    assert summary.valid_json_rate == pytest.approx(4 / 7)
+    assert summary.output_tokens == sum(len(a) for a in ANSWERS.values())
+    assert summary.engine == "scripted"
+    assert not partial_path(out).exists()
+
+
+def test_resume_after_interruption_loses_and_repeats_nothing(records, tmp_path):
+    reference = tmp_path / "reference.csv"
+    _run(records, reference, chunk_size=3)
+
+    out = tmp_path / "pred.csv"
+
+    def interrupt_in_second_chunk(done, total):
+        if done > 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(records, out, chunk_size=3, progress=interrupt_in_second_chunk)
+    partial = partial_path(out)
+    saved = [json.loads(line) for line in partial.read_text().splitlines()]
+    assert saved[0] == {"settings": asdict(PARAMS)}
+    assert [row["id"] for row in saved[1:]] == ["id-a", "id-b", "id-c"]
+    assert not out.exists()
+
+    engine, seen = ScriptedEngine(), []
+    summary = _run(
+        records, out, chunk_size=3, resume=True, engine=engine, progress=lambda done, total: seen.append(done)
+    )
+    assert engine.asked == ["d", "e", "f", "g"]  # only what the first run had not saved
+    assert out.read_bytes() == reference.read_bytes()
+    assert not partial.exists()
+    assert (summary.rows, summary.generated) == (7, 4)
+    assert seen == [3, 4, 5, 6, 7]
+
+
+def test_resume_drops_a_torn_last_line(records, tmp_path):
+    out = tmp_path / "pred.csv"
+    _sidecar(out, json.dumps({"id": "id-a", "raw_output": ANSWERS["a"]}), '{"id": "id-b", "raw_ou')
+    engine = ScriptedEngine()
+    _run(records, out, resume=True, engine=engine)
+    assert engine.asked == list("bcdefg")
+    assert [row[0] for row in _read(out)[1:]] == [r.id for r in records]
+
+
+def test_a_leftover_partial_file_needs_resume(records, tmp_path):
+    out = tmp_path / "pred.csv"
+    _sidecar(out, json.dumps({"id": "id-a", "raw_output": "{}"}))
+    with pytest.raises(JsontuneError, match="--resume"):
+        _run(records, out)
+
+
+def test_a_partial_file_from_another_input_is_refused(records, tmp_path):
+    out = tmp_path / "pred.csv"
+    _sidecar(out, json.dumps({"id": "other-7", "raw_output": "{}"}))
+    with pytest.raises(JsontuneError, match="other-7"):
+        _run(records, out, resume=True)
+
+
+def test_resume_refuses_other_settings(records, tmp_path):
+    out = tmp_path / "pred.csv"
+    _sidecar(out, settings={**asdict(PARAMS), "max_new_tokens": 64})
+    with pytest.raises(JsontuneError, match="different max_new_tokens"):
+        _run(records, out, resume=True)
+    _sidecar(out, settings={**asdict(PARAMS), "model": "m2"})
+    with pytest.raises(JsontuneError, match="different model"):
+        _run(records, out, resume=True, settings={"model": "m1"})
+    _run(records, out, resume=True, settings={"model": "m2"})
+    assert out.exists()

@@ -1,0 +1,157 @@
+"""`jsontune predict` end to end on the tiny model: CSV, summary, --gold, --resume and clear refusals."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from jsontune.cli.app import app
+from jsontune.serving import base
+from jsontune.serving.base import Generation, GenerationParams
+from jsontune.serving.predict import partial_path, predict
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def orders(tmp_path, texts):
+    path = tmp_path / "orders.jsonl"
+    rows = [{"id": f"o{i}", "text": t, "target": {"producto": "A", "n": i}} for i, t in enumerate(texts)]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _predict(model, orders, out, *extra):
+    args = ["predict", "--model", str(model), "--input", str(orders), "--out", str(out), "--engine", "hf"]
+    return runner.invoke(app, [*args, "--max-new-tokens", "6", *extra])
+
+
+def _rows(out):
+    with open(out, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_predict_writes_the_csv_and_a_summary(tiny_model, orders, tmp_path, texts):
+    out = tmp_path / "pred.csv"
+    result = _predict(tiny_model, orders, out, "--batch-size", "3")
+    assert result.exit_code == 0, result.output
+    rows = _rows(out)
+    assert list(rows[0]) == ["id", "prediction", "valid_json", "raw_output"]
+    assert [r["id"] for r in rows] == [f"o{i}" for i in range(len(texts))]
+    assert {r["valid_json"] for r in rows} <= {"true", "false"}
+    assert all((r["prediction"] == "") == (r["valid_json"] == "false") for r in rows)
+    assert "hf-batch" in result.output and "valid JSON" in result.output and "tokens/s" in result.output
+
+
+class SameAnswer:
+    """An engine that answers every prompt with o0's target: right for o0, half right for the rest."""
+
+    name = "same-answer"
+
+    def generate(self, prompts, params, progress=None):
+        return [Generation('{"producto": "A", "n": 0}', 1, 1, "stop") for _ in prompts]
+
+    def close(self):
+        pass
+
+
+def test_gold_prints_evals_metrics(tiny_model, orders, tmp_path, monkeypatch):
+    monkeypatch.setattr(base, "make_engine", lambda *args, **kwargs: SameAnswer())
+    out = tmp_path / "pred.csv"
+    result = _predict(tiny_model, orders, out, "--gold", str(orders))
+    assert result.exit_code == 0, result.output
+    evaluated = runner.invoke(app, ["eval", str(out), "--gold", str(orders), "--json"])
+    metrics = json.loads(evaluated.stdout)
+    assert 0 < metrics["f1"] < 1
+    table = r"eval.*?\n.*?precision.*?\n.*?\n.*?([\d.]+)\s.*?([\d.]+)\s.*?([\d.]+)"
+    printed = re.search(table, result.output, re.S)
+    assert printed, result.output
+    assert [float(x) for x in printed.groups()] == pytest.approx(
+        [metrics["precision"], metrics["recall"], metrics["f1"]], abs=1e-4
+    )
+    assert "per field" in result.output
+
+
+def test_resume_with_the_real_engine_equals_an_uninterrupted_run(tiny_model, orders, tmp_path, texts):
+    reference = tmp_path / "reference.csv"
+    assert _predict(tiny_model, orders, reference, "--sequential").exit_code == 0
+
+    out = tmp_path / "pred.csv"
+
+    def interrupt(done, total):
+        if done > 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        predict(str(tiny_model), orders, out, engine="hf", chunk_size=3, progress=interrupt,
+                engine_options={"sequential": True}, params=GenerationParams(max_new_tokens=6))  # fmt: skip
+    assert len(partial_path(out).read_text().splitlines()) == 1 + 3  # the settings, then one chunk
+
+    result = _predict(tiny_model, orders, out, "--sequential", "--resume", "--chunk-size", "3")
+    assert result.exit_code == 0, result.output
+    assert "3 row(s) came from the unfinished run" in result.output
+    assert [r["id"] for r in _rows(out)] == [f"o{i}" for i in range(len(texts))]
+    assert out.read_bytes() == reference.read_bytes()
+    assert not partial_path(out).exists()
+
+
+def test_leftover_partial_without_resume_is_one_sentence(tiny_model, orders, tmp_path):
+    out = tmp_path / "pred.csv"
+    partial_path(out).write_text(json.dumps({"id": "o0", "raw_output": "{}"}) + "\n")
+    result = _predict(tiny_model, orders, out)
+    assert result.exit_code == 1
+    assert "--resume" in result.output and "Traceback" not in result.output
+
+
+def _one_sentence_error(result) -> str:
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    return lines[0]
+
+
+def test_engine_vllm_without_vllm_or_gpu_is_refused(tiny_model, orders, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *rest: None if name == "vllm" else real(name, *rest)
+    )
+    args = ["predict", "--model", str(tiny_model), "--input", str(orders), "--out", str(tmp_path / "p.csv")]
+    line = _one_sentence_error(runner.invoke(app, [*args, "--engine", "vllm"]))
+    assert "--engine hf" in line and "vllm" in line
+
+
+def test_sequential_is_an_hf_mode(tiny_model, orders, tmp_path):
+    result = _predict(tiny_model, orders, tmp_path / "p.csv", "--sequential", "--engine", "vllm")
+    line = _one_sentence_error(result)
+    assert "--engine hf" in line
+
+
+def test_missing_input_names_the_file(tiny_model, tmp_path):
+    missing = tmp_path / "nope.jsonl"
+    line = _one_sentence_error(_predict(tiny_model, missing, tmp_path / "p.csv"))
+    assert "nope.jsonl" in line
+
+
+def test_guided_json_needs_vllm(tiny_model, orders, tmp_path):
+    line = _one_sentence_error(_predict(tiny_model, orders, tmp_path / "p.csv", "--guided-json"))
+    assert "--engine vllm" in line
+
+
+def test_bad_rows_are_named_or_skipped_and_counted(tiny_model, tmp_path):
+    orders = tmp_path / "orders.jsonl"
+    rows = [{"id": "a", "text": "10 de A"}, {"id": "b", "text": ""}, {"id": "c", "text": "5 de B"}]
+    orders.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    line = _one_sentence_error(_predict(tiny_model, orders, tmp_path / "p.csv"))
+    assert "orders.jsonl" in line and "--skip-bad-rows" in line
+    out = tmp_path / "pred.csv"
+    result = _predict(tiny_model, orders, out, "--skip-bad-rows")
+    assert result.exit_code == 0, result.output
+    assert [r["id"] for r in _rows(out)] == ["a", "c"]
+    assert "skipped 1 bad input row" in result.output
