@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from jsontune.errors import JsontuneError
+from jsontune.manifest import MANIFEST, write_manifest
 from jsontune.prompts import build_messages, completion_text
 
-MANIFEST_NAME = "jsontune_model.json"
+MANIFEST_NAME = MANIFEST  # the folder's jsontune.json, as for every artifact
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Preset:
     rope_theta: float = 1_000_000.0
     rms_norm_eps: float = 1e-6
     tie_word_embeddings: bool = True
+    initializer_range: float = 0.02
 
 
 PRESETS: dict[str, Preset] = {
@@ -58,6 +60,8 @@ PRESETS: dict[str, Preset] = {
         head_dim=32,
         max_position_embeddings=2048,
         dtype="float32",
+        # 1/sqrt(hidden): with Qwen's 0.02 a 128-wide model's logits stay near-uniform and LoRA cannot sharpen them.
+        initializer_range=0.088,
     ),
     # Qwen/Qwen3-0.6B's exact shape, so throughput and memory numbers match the real model.
     "qwen3-0.6b": Preset(
@@ -262,15 +266,6 @@ def _check_out(out: Path, force: bool) -> None:
         )
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    import jsontune
-
-    libraries = {name: version(name) for name in ("torch", "transformers", "tokenizers", "trl")}
-    return {"jsontune": jsontune.__version__, **libraries}
-
-
 def _build_model(preset: str, tokenizer: Any, seed: int) -> Any:
     """A seeded random-init Qwen3ForCausalLM whose special-token ids are the tokenizer's."""
     import torch
@@ -319,18 +314,18 @@ def init_model(preset: str, out: str | os.PathLike, seed: int = 0, force: bool =
         with _no_progress_bars():  # a library call does not print; the CLI reports what was written
             model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        manifest = {
-            "preset": preset,
-            "seed": seed,
-            "random_weights": True,
-            "note": "Random initial weights made offline by `jsontune init-model`; this model is not trained.",
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "vocab_size": model.config.vocab_size,
-            "tokenizer_size": len(tokenizer),
-            "chat_template": "trl/chat_templates/qwen3.jinja",
-            "versions": _versions(),
-        }
-        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        write_manifest(
+            tmp,
+            "init-model",
+            preset=preset,
+            seed=seed,
+            random_weights=True,
+            note="Random initial weights made offline by `jsontune init-model`; this model is not trained.",
+            parameters=sum(p.numel() for p in model.parameters()),
+            vocab_size=model.config.vocab_size,
+            tokenizer_size=len(tokenizer),
+            chat_template="trl/chat_templates/qwen3.jinja",
+        )
         if out.is_dir():
             shutil.rmtree(out)
         elif out.exists():

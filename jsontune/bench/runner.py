@@ -119,16 +119,15 @@ class BenchResult:
 
 def resolve_model(model: str, models_dir: Path) -> tuple[str, bool]:
     """(model folder or Hub id, whether its weights are random); a preset name is built on first use."""
-    from jsontune.modeling import MANIFEST_NAME, PRESETS, init_model
+    from jsontune.manifest import read_manifest
+    from jsontune.modeling import PRESETS, init_model
 
     if not Path(model).exists() and model in PRESETS:
         folder = Path(models_dir) / model
         if not (folder / "config.json").is_file():
             init_model(model, folder)  # atomic: a folder with a config.json is a finished one
         model = str(folder)
-    manifest = Path(model) / MANIFEST_NAME
-    made = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
-    return model, bool(made.get("random_weights"))
+    return model, bool(read_manifest(model).get("random_weights"))
 
 
 def load_inputs(config: BenchConfig) -> tuple[list[Any], list[dict] | None]:

@@ -1,6 +1,102 @@
-"""Placeholder: being written."""
+"""`jsontune demo`: the whole pipeline on a tiny local model and synthetic data, as a user would type it.
+
+    jsontune demo --out runs/demo        # what `make demo` runs: CPU, offline, a few minutes
+
+Each step is the real CLI verb, run in this process and echoed as the command line it stands for.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.rule import Rule
+from rich.table import Table
+
+from jsontune.cli.common import console
+from jsontune.errors import JsontuneError
+
+RECIPE = Path(__file__).resolve().parents[2] / "configs" / "tiny-cpu.yaml"
 
 
-def demo() -> None:
-    """(not yet available)"""
-    raise NotImplementedError
+def _steps(out: Path, n: int, bench_n: int, engine: str) -> list[list[str]]:
+    data, run, merged = out / "data", out / "run", out / "merged"
+    test = str(data / "test.jsonl")
+    return [
+        ["data", "synth", "--n", str(n), "--out", str(data), "--seed", "0"],
+        ["init-model", "--preset", "tiny", "--out", str(out / "tiny"), "--seed", "0"],
+        ["train", "--config", str(RECIPE), "--model", str(out / "tiny"), "--train", str(data / "train.jsonl"),
+         "--val", str(data / "val.jsonl"), "--out", str(run)],
+        ["merge", str(run), "--out", str(merged)],
+        ["predict", "--model", str(merged), "--input", test, "--out", str(out / "predictions.csv"),
+         "--engine", engine],
+        ["eval", str(out / "predictions.csv"), "--gold", test],
+        ["bench", "--model", str(merged), "--input", test, "-n", str(bench_n), "--engines", "hf-seq,hf-batch,vllm",
+         "--max-new-tokens", "32", "--repeats", "1", "--out", str(out / "bench")],
+    ]
+
+
+def _run_step(args: list[str]) -> None:
+    from jsontune.cli.app import app
+
+    console.print(Rule(f"$ jsontune {' '.join(args)}", align="left", style="cyan"))
+    command = typer.main.get_command(app)
+    code = command.main(args, prog_name="jsontune", standalone_mode=False)
+    if code not in (None, 0):
+        raise JsontuneError(f"demo step `jsontune {' '.join(args)}` failed (exit code {code}); see above.")
+
+
+def _test_scores(out: Path) -> dict:
+    from jsontune.cli.eval import align, read_predictions
+    from jsontune.data import load_records
+    from jsontune.metrics import score
+
+    gold = out / "data" / "test.jsonl"
+    pred = out / "predictions.csv"
+    predictions, targets, _ = align(read_predictions(pred), load_records(gold).records, pred, gold)
+    return score(predictions, targets)
+
+
+def _summary(out: Path, seconds: float) -> Table:
+    rows = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "eval_f1" in r]
+    test = _test_scores(out)
+    bench = {r["engine"]: r for r in json.loads((out / "bench" / "bench.json").read_text())["rows"]}
+    table = Table(title=f"jsontune demo ({seconds / 60:.1f} min)")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row("val F1 before training (step 0)", f"{evals[0]['eval_f1']:.3f}")
+    table.add_row(f"val F1 best (step {max(evals, key=lambda r: r['eval_f1'])['step']})",
+                  f"{max(r['eval_f1'] for r in evals):.3f}")
+    table.add_row("test F1 (merged model)", f"{test['f1']:.3f}")
+    table.add_row("test exact match / valid JSON", f"{test['exact_match']:.3f} / {test['json_valid_rate']:.3f}")
+    for name, row in bench.items():
+        if row.get("status") == "ok":
+            table.add_row(f"bench {name}: output tok/s (speedup)", f"{row['output_tokens_per_s']:.0f} "
+                          f"({row.get('speedup') or 0:.1f}x)")
+    return table
+
+
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for everything the demo makes.")] = Path("runs/demo"),
+    n: Annotated[int, typer.Option(help="Synthetic orders to generate (80/10/10 split).")] = 1000,
+    bench_n: Annotated[int, typer.Option(help="Prompts in the closing bench.")] = 48,
+    engine: Annotated[str, typer.Option(help="Predict engine: auto picks vLLM where it can run.")] = "auto",
+    force: Annotated[bool, typer.Option("--force", help="Delete --out first if it exists.")] = False,
+) -> None:
+    """Run data synth -> init-model -> train -> merge -> predict -> eval -> bench on a tiny local model."""
+    if not RECIPE.is_file():
+        raise JsontuneError(f"the demo recipe {RECIPE} is missing; run the demo from a jsontune checkout.")
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise JsontuneError(f"{out} already exists; pass --force to start the demo over, or pick another --out.")
+        shutil.rmtree(out)
+    start = time.perf_counter()
+    steps = _steps(out, n, bench_n, engine)
+    for args in steps:
+        _run_step(args)
+    console.print(_summary(out, time.perf_counter() - start))

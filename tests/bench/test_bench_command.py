@@ -121,7 +121,7 @@ def _gpu_row(tokens_per_s: float) -> dict:
 
 
 def test_roofline_share_of_a_gpu_row(tiny_model):
-    manifest = json.loads((tiny_model / "jsontune_model.json").read_text())
+    manifest = json.loads((tiny_model / "jsontune.json").read_text())
     rows = [_gpu_row(1000.0)]
     roof = add_roofline(rows, str(tiny_model), "bfloat16", n=10, prompt_tokens=90, new_tokens=8)
     assert roof["available"] and roof["gpu"]["name"] == "H100 SXM"

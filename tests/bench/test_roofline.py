@@ -103,7 +103,7 @@ def test_model_shape_reads_gqa_and_head_dim_from_the_config():
 
 
 def test_params_counted_from_the_safetensors_headers(tiny_model):
-    manifest = json.loads((tiny_model / "jsontune_model.json").read_text())
+    manifest = json.loads((tiny_model / "jsontune.json").read_text())
     assert count_params(tiny_model) == manifest["parameters"]
 
 
