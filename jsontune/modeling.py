@@ -283,6 +283,24 @@ def _build_model(preset: str, tokenizer: Any, seed: int) -> Any:
     return model.eval()
 
 
+def _warm_start(model: Any, tokenizer: Any, steps: int, seed: int) -> dict[str, Any]:
+    """Pretrain `model` in place for `steps` (none for 0); return what the manifest records about it."""
+    if not steps:
+        return {"pretrain_steps": 0,
+                "note": "Random initial weights made offline by `jsontune init-model`; this model is not trained."}
+    from jsontune.pretrain import pretrain
+
+    losses = pretrain(model, tokenizer, steps, seed)
+    model.eval()
+    last = losses[-10:]
+    return {
+        "pretrain_steps": steps,
+        "pretrain_loss": round(sum(last) / len(last), 4),  # the last ten steps: one step is noisy
+        "note": "Random initial weights, then `--pretrain-steps` of causal-LM training on jsontune.pretrain's "
+        "synthetic copy corpus (no chat template, no JSON): a stand-in for pretraining, not a real model.",
+    }
+
+
 @contextmanager
 def _no_progress_bars() -> Iterator[None]:
     from transformers.utils import logging as hf_logging
@@ -296,14 +314,20 @@ def _no_progress_bars() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def init_model(preset: str, out: str | os.PathLike, seed: int = 0, force: bool = False) -> Path:
+def init_model(
+    preset: str, out: str | os.PathLike, seed: int = 0, force: bool = False, pretrain_steps: int = 0
+) -> Path:
     """Write a random-init Qwen3 model folder for `preset` to `out` (offline); return its path.
 
+    `pretrain_steps` > 0 then trains every weight that many steps on a synthetic copy corpus
+    (jsontune.pretrain) as a stand-in for pretraining, so fine-tuning has spans and numbers to copy.
     Everything is written into a hidden temporary folder beside `out` and renamed at the end, so a
     crash never leaves a half-written model. `force` replaces an existing non-empty `out`.
     """
     out = Path(out)
     config = preset_config(preset)
+    if pretrain_steps < 0:
+        raise JsontuneError(f"--pretrain-steps is {pretrain_steps}; give 0 (random weights) or more.")
     _check_out(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"  # mkdtemp's 0700 would stick to the folder
@@ -311,6 +335,7 @@ def init_model(preset: str, out: str | os.PathLike, seed: int = 0, force: bool =
     try:
         tokenizer = build_tokenizer(model_max_length=config.max_position_embeddings)
         model = _build_model(preset, tokenizer, seed)
+        pretrained = _warm_start(model, tokenizer, pretrain_steps, seed)
         with _no_progress_bars():  # a library call does not print; the CLI reports what was written
             model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -319,8 +344,8 @@ def init_model(preset: str, out: str | os.PathLike, seed: int = 0, force: bool =
             "init-model",
             preset=preset,
             seed=seed,
-            random_weights=True,
-            note="Random initial weights made offline by `jsontune init-model`; this model is not trained.",
+            random_weights=not pretrain_steps,
+            **pretrained,
             parameters=sum(p.numel() for p in model.parameters()),
             vocab_size=model.config.vocab_size,
             tokenizer_size=len(tokenizer),

@@ -5,6 +5,9 @@ Every verb lives in its own module; none imports torch at import time, so `jsont
 
 from __future__ import annotations
 
+import os
+import warnings
+
 import typer
 
 from jsontune.cli import bench, data, demo, eval, init_model, merge, predict, train
@@ -17,6 +20,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
+
+
+@app.callback()
+def _quiet_libraries() -> None:
+    """Library deprecation notes are for jsontune's developers, not its users; errors still show."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
 app.add_typer(data.app, name="data")
 for name, fn in [
     ("init-model", init_model.init_model),

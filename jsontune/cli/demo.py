@@ -19,6 +19,7 @@ from rich.table import Table
 
 from jsontune.cli.common import console
 from jsontune.errors import JsontuneError
+from jsontune.manifest import read_manifest
 
 RECIPE = Path(__file__).resolve().parents[2] / "configs" / "tiny-cpu.yaml"
 
@@ -70,8 +71,8 @@ def _summary(out: Path, seconds: float) -> Table:
     table.add_column("")
     table.add_column("value", justify="right")
     table.add_row("val F1 before training (step 0)", f"{evals[0]['eval_f1']:.3f}")
-    table.add_row(f"val F1 best (step {max(evals, key=lambda r: r['eval_f1'])['step']})",
-                  f"{max(r['eval_f1'] for r in evals):.3f}")
+    best = read_manifest(out / "run" / "best")
+    table.add_row(f"val F1 best adapter (step {best['step']})", f"{best['eval_f1']:.3f}")
     table.add_row("test F1 (merged model)", f"{test['f1']:.3f}")
     table.add_row("test exact match / valid JSON", f"{test['exact_match']:.3f} / {test['json_valid_rate']:.3f}")
     for name, row in bench.items():

@@ -17,15 +17,27 @@ def init_model(
     out: Annotated[Path, typer.Option(help="Folder to write the model to (must not exist or be empty).")],
     seed: Annotated[int, typer.Option(help="Seed for the random weights.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Delete and replace a non-empty --out folder.")] = False,
+    pretrain_steps: Annotated[
+        int,
+        typer.Option(help="Then train all weights this many steps on a synthetic copy corpus (stands in for "
+                     "pretraining; no chat template or JSON in it). 0 keeps the random weights."),
+    ] = 0,
 ) -> None:
     """Make a random-init Qwen3 model folder offline (weights, config, Qwen3-style tokenizer and chat template).
 
     `tiny` is small enough to fine-tune on a CPU; `qwen3-0.6b` has Qwen/Qwen3-0.6B's exact shape for benchmarks.
-    The weights are random: use the folder to test the pipeline, not for real predictions.
+    The weights are random: use the folder to test the pipeline, not for real predictions. With
+    --pretrain-steps (a few hundred for `tiny`, minutes on a CPU) the model first learns to copy spans
+    and numbers out of a text, so that fine-tuning it shows what fine-tuning a pretrained model does.
     """
-    path = modeling.init_model(preset, out, seed=seed, force=force)
+    if pretrain_steps:
+        console.print(f"pretraining {preset} for {pretrain_steps} steps on the synthetic copy corpus...")
+    path = modeling.init_model(preset, out, seed=seed, force=force, pretrain_steps=pretrain_steps)
     manifest = json.loads((path / modeling.MANIFEST_NAME).read_text(encoding="utf-8"))
+    weights = "random"
+    if pretrain_steps:
+        weights = f"pretrained {pretrain_steps} steps, LM loss {manifest['pretrain_loss']:.3f}"
     console.print(
-        f"wrote {path}: preset {preset}, {manifest['parameters'] / 1e6:.2f}M parameters (random, seed {seed}), "
+        f"wrote {path}: preset {preset}, {manifest['parameters'] / 1e6:.2f}M parameters ({weights}, seed {seed}), "
         f"model vocab {manifest['vocab_size']}, tokenizer {manifest['tokenizer_size']} tokens"
     )

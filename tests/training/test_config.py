@@ -51,3 +51,21 @@ def test_unknown_key_is_named(tmp_path):
 def test_bad_values_name_the_flag(override, flag):
     with pytest.raises(JsontuneError, match=flag):
         TrainConfig(**{**REQUIRED, **override})
+
+
+@pytest.mark.parametrize("report_to, expected", [("none", []), ("tensorboard", ["tensorboard"])])
+def test_nothing_phones_home_unless_asked(report_to, expected, tmp_path):
+    from jsontune.training.sft import sft_config
+
+    args = sft_config(TrainConfig(**REQUIRED, report_to=report_to), "fp32", tmp_path)
+    assert list(args.report_to) == expected
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU defaults")
+def test_cpu_training_is_fp32_without_checkpointing(tmp_path):
+    from jsontune.training.sft import resolve_precision, sft_config
+
+    precision = resolve_precision("auto")
+    args = sft_config(TrainConfig(**REQUIRED), precision, tmp_path)
+    assert precision == "fp32" and not args.bf16 and not args.fp16 and not args.activation_checkpointing
+    assert args.lr_scheduler_type == "cosine" and args.weight_decay == 0.01 and args.completion_only_loss

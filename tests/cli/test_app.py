@@ -1,0 +1,58 @@
+"""The CLI surface: every verb answers --help, and the top-level help imports no heavy library."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from jsontune.cli.app import app
+
+VERBS = [["data"], ["data", "synth"], ["data", "check"], ["data", "augment"], ["init-model"], ["train"],
+         ["merge"], ["predict"], ["eval"], ["bench"], ["demo"]]
+
+
+@pytest.mark.parametrize("verb", VERBS, ids=" ".join)
+def test_every_verb_has_help(verb):
+    result = CliRunner().invoke(app, [*verb, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_help_imports_no_heavy_library():
+    code = (
+        "import sys, json; from jsontune.cli.app import app; from typer.testing import CliRunner; "
+        "r = CliRunner().invoke(app, ['--help']); "
+        "print(json.dumps([r.exit_code, sorted(m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets', "
+        "'vllm', 'pandas') if m in sys.modules)]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    exit_code, heavy = json.loads(out.strip().splitlines()[-1])
+    assert exit_code == 0 and heavy == []
+
+
+def test_train_flags_are_the_contract():
+    result = CliRunner().invoke(app, ["train", "--help"], terminal_width=200)
+    for flag in ["--model", "--train", "--val", "--out", "--config", "--augment-factor", "--epochs", "--max-steps",
+                 "--lr", "--batch-size", "--lora-r", "--eval-samples", "--report-to", "--resume"]:
+        assert flag in result.output, flag
+
+
+def test_bad_training_flag_is_one_sentence(tmp_path):
+    result = CliRunner().invoke(app, ["train", "--model", "m", "--train", "t.jsonl", "--out", str(tmp_path / "r"),
+                                      "--lr", "0"])
+    assert result.exit_code == 1
+    assert "--lr must be positive" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_pipeline(tmp_path):
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--n", "60", "--bench-n", "4"])
+    assert result.exit_code == 0, result.output
+    for path in ["data/train.jsonl", "tiny/config.json", "run/best/adapter_config.json", "merged/config.json",
+                 "predictions.csv", "bench/bench.json"]:
+        assert (tmp_path / "demo" / path).exists(), path
+    assert "val F1 before training" in result.output

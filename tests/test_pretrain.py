@@ -1,0 +1,34 @@
+"""The warm-start corpus and loop: copy drills without the task's format, seeded and loss-lowering."""
+
+from __future__ import annotations
+
+from jsontune.data.numbers import parse_number
+from jsontune.data.synth import generate_orders
+from jsontune.modeling import _build_model, build_tokenizer
+from jsontune.pretrain import copy_corpus, pretrain
+from jsontune.prompts import DEFAULT_INSTRUCTION
+
+
+def test_corpus_teaches_copying_but_not_the_task_format():
+    docs = copy_corpus(300, seed=1000)
+    assert len(docs) == 300
+    assert copy_corpus(300, seed=1000) == docs
+    joined = "\n".join(docs)
+    for forbidden in ("{", "}", '"producto"', "<|im_start|>", "<think>", DEFAULT_INSTRUCTION[:40]):
+        assert forbidden not in joined, forbidden
+    order = generate_orders(1, seed=1000)[0]
+    fields = next(d for d in docs if d.startswith(order.text) and "producto = " in d)
+    assert f"producto = {order.target['producto']}" in fields
+    assert f"cantidad = {order.target['cantidad']}" in fields
+    assert f"precio = {order.target['precio_unitario']}" in fields
+    assert any(" => " in d and "repite: " in d for d in docs)
+    drills = [line.split(" => ") for d in docs if "repite: " not in d for line in d.splitlines() if " => " in line]
+    assert len(drills) > 100
+    assert all(parse_number(written) == float(plain) for written, plain in drills)
+
+
+def test_same_seed_same_losses():
+    tokenizer = build_tokenizer(2048)
+    runs = [pretrain(_build_model("tiny", tokenizer, 0), tokenizer, steps=3, seed=5, batch_size=4) for _ in "ab"]
+    assert runs[0] == runs[1]
+    assert len(runs[0]) == 3
