@@ -2,6 +2,7 @@
 
     jsontune init-model --preset tiny --out models/tiny
     jsontune init-model --preset qwen3-0.6b --out models/qwen3-0.6b-random
+    jsontune init-model --preset tiny --out models/tiny-warm --pretrain-steps 600   # copies spans (pretrain.py)
 
 A folder made here is an ordinary Hugging Face checkpoint: `config.json`, `model.safetensors`,
 `generation_config.json`, a byte-level BPE `tokenizer.json` built like Qwen3's (same split regex,

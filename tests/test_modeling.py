@@ -216,3 +216,33 @@ def test_cli_writes_tiny_and_refuses_to_overwrite(tmp_path):
     assert again.exit_code == 1
     assert "pass --force" in _flat(again.output)
     assert "Traceback" not in again.output
+
+
+def _copy_corpus_loss(folder) -> float:
+    import torch
+
+    from jsontune.pretrain import copy_corpus
+
+    tokenizer, model = load_tokenizer(folder), load_model(folder, device="cpu")
+    batch = tokenizer(copy_corpus(16, seed=7), return_tensors="pt", padding=True)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    with torch.no_grad():
+        return model(**batch, labels=labels).loss.item()
+
+
+def test_pretrain_steps_lower_the_copy_corpus_loss_and_are_recorded(tiny_model, tmp_path):
+    warm = init_model("tiny", tmp_path / "warm", seed=0, pretrain_steps=6)
+    manifest = json.loads((warm / MANIFEST_NAME).read_text())
+    assert (manifest["pretrain_steps"], manifest["random_weights"]) == (6, False)
+    assert json.loads((tiny_model / MANIFEST_NAME).read_text())["pretrain_steps"] == 0
+    random_loss, warm_loss = _copy_corpus_loss(tiny_model), _copy_corpus_loss(warm)
+    assert warm_loss < random_loss - 0.5
+    assert manifest["pretrain_loss"] < random_loss
+
+
+def test_negative_pretrain_steps_are_refused(tmp_path):
+    result = CliRunner().invoke(app, ["init-model", "--preset", "tiny", "--out", str(tmp_path / "m"),
+                                      "--pretrain-steps", "-1"])
+    assert result.exit_code == 1
+    assert "--pretrain-steps is -1" in _flat(result.output)
+    assert not (tmp_path / "m").exists()

@@ -16,11 +16,16 @@ def test_corpus_teaches_copying_but_not_the_task_format():
     joined = "\n".join(docs)
     for forbidden in ("{", "}", '"producto"', "<|im_start|>", "<think>", DEFAULT_INSTRUCTION[:40]):
         assert forbidden not in joined, forbidden
-    order = generate_orders(1, seed=1000)[0]
-    fields = next(d for d in docs if d.startswith(order.text) and "producto = " in d)
-    assert f"producto = {order.target['producto']}" in fields
-    assert f"cantidad = {order.target['cantidad']}" in fields
-    assert f"precio = {order.target['precio_unitario']}" in fields
+    with_fields = [(o, d) for o, d in zip(generate_orders(300, seed=1000), docs, strict=True) if "producto = " in d]
+    assert len(with_fields) > 100
+    for order, doc in with_fields:
+        assert doc.startswith(order.text + "\n\n")
+        rendering = doc.removeprefix(order.text + "\n\n")
+        assert sorted(rendering.split(" ; ")) == [
+            f"cantidad = {order.target['cantidad']}",
+            f"precio = {order.target['precio_unitario']}",
+            f"producto = {order.target['producto']}",
+        ]
     assert any(" => " in d and "repite: " in d for d in docs)
     drills = [line.split(" => ") for d in docs if "repite: " not in d for line in d.splitlines() if " => " in line]
     assert len(drills) > 100
