@@ -24,12 +24,13 @@ from jsontune.manifest import read_manifest
 RECIPE = Path(__file__).resolve().parents[2] / "configs" / "tiny-cpu.yaml"
 
 
-def _steps(out: Path, n: int, bench_n: int, engine: str) -> list[list[str]]:
+def _steps(out: Path, n: int, bench_n: int, engine: str, pretrain_steps: int) -> list[list[str]]:
     data, run, merged = out / "data", out / "run", out / "merged"
     test = str(data / "test.jsonl")
     return [
         ["data", "synth", "--n", str(n), "--out", str(data), "--seed", "0"],
-        ["init-model", "--preset", "tiny", "--out", str(out / "tiny"), "--seed", "0"],
+        ["init-model", "--preset", "tiny", "--out", str(out / "tiny"), "--seed", "0",
+         "--pretrain-steps", str(pretrain_steps)],
         ["train", "--config", str(RECIPE), "--model", str(out / "tiny"), "--train", str(data / "train.jsonl"),
          "--val", str(data / "val.jsonl"), "--out", str(run)],
         ["merge", str(run), "--out", str(merged)],
@@ -87,6 +88,9 @@ def demo(
     n: Annotated[int, typer.Option(help="Synthetic orders to generate (80/10/10 split).")] = 1000,
     bench_n: Annotated[int, typer.Option(help="Prompts in the closing bench.")] = 48,
     engine: Annotated[str, typer.Option(help="Predict engine: auto picks vLLM where it can run.")] = "auto",
+    pretrain_steps: Annotated[
+        int, typer.Option(help="Warm-start steps for the tiny base (a stand-in for pretraining; 0: random).")
+    ] = 1000,
     force: Annotated[bool, typer.Option("--force", help="Delete --out first if it exists.")] = False,
 ) -> None:
     """Run data synth -> init-model -> train -> merge -> predict -> eval -> bench on a tiny local model."""
@@ -97,7 +101,7 @@ def demo(
             raise JsontuneError(f"{out} already exists; pass --force to start the demo over, or pick another --out.")
         shutil.rmtree(out)
     start = time.perf_counter()
-    steps = _steps(out, n, bench_n, engine)
+    steps = _steps(out, n, bench_n, engine, pretrain_steps)
     for args in steps:
         _run_step(args)
     console.print(_summary(out, time.perf_counter() - start))

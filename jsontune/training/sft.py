@@ -145,7 +145,7 @@ def _lora_record(cfg: TrainConfig) -> dict[str, Any]:
 def train(cfg: TrainConfig, on_event=None) -> TrainSummary:
     """Run one SFT job; `on_event(dict)` receives every log and eval record (for a CLI to show)."""
     from datasets import Dataset
-    from transformers import set_seed
+    from transformers import PrinterCallback, set_seed
     from trl import SFTTrainer
 
     from jsontune.training.callbacks import GenerationEvalCallback, MetricsLogger, peak_memory
@@ -184,6 +184,7 @@ def train(cfg: TrainConfig, on_event=None) -> TrainSummary:
         peft_config=lora_config(cfg),
         callbacks=[logger, evaluator],
     )
+    trainer.remove_callback(PrinterCallback)  # a library does not print: on_event reports every log
     write_json_atomic(run_dir / "run.json", run_info)
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
