@@ -19,7 +19,7 @@ $(BIN)/jsontune: pyproject.toml
 install: $(BIN)/jsontune
 
 demo: install
-	$(BIN)/jsontune demo --out runs/demo
+	$(BIN)/jsontune demo --out runs/demo --force
 
 test: install lint
 	$(BIN)/python -m pytest -q
