@@ -186,7 +186,7 @@ def verify_merge(reference, merged, tokenizer, fmt, report: MergeReport, max_new
 
 def check_checkpoint(folder: str | Path) -> list[str]:
     """Problems that make a checkpoint fail at serving time, each with its fix. Empty when it is sound."""
-    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+    from transformers import AutoConfig, AutoTokenizer
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -205,7 +205,7 @@ def check_checkpoint(folder: str | Path) -> list[str]:
     except (OSError, ValueError) as e:
         return [*problems, f"tokenizer files are missing or broken ({e}); save the tokenizer with save_pretrained."]
     problems += _check_template(tokenizer)
-    problems += _check_special_tokens(folder, tokenizer, config, GenerationConfig)
+    problems += _check_special_tokens(folder, tokenizer, config)
     return problems
 
 
@@ -222,10 +222,12 @@ def _check_template(tokenizer) -> list[str]:
     return []
 
 
-def _check_special_tokens(folder: Path, tokenizer, config, generation_config_cls) -> list[str]:
+def _check_special_tokens(folder: Path, tokenizer, config) -> list[str]:
+    from transformers import GenerationConfig
+
     problems = []
     try:
-        generation = generation_config_cls.from_pretrained(folder)
+        generation = GenerationConfig.from_pretrained(folder)
     except OSError:
         return ["generation_config.json is missing; write one whose eos_token_id includes <|im_end|>."]
     eos = generation.eos_token_id if isinstance(generation.eos_token_id, list) else [generation.eos_token_id]
