@@ -11,6 +11,24 @@ from transformers import TrainerCallback
 from jsontune.manifest import read_manifest, write_manifest
 
 
+def save_adapter(model, tokenizer, folder: Path, **manifest: Any) -> None:
+    """Adapter + tokenizer + manifest, swapped into `folder` whole: an interrupted save leaves the old one."""
+    import shutil
+    import tempfile
+
+    folder = Path(folder)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_manifest(tmp, "adapter", **manifest)
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def peak_memory() -> tuple[float, str]:
     """Peak memory in GB: CUDA's peak allocated on a GPU, else the process's peak resident set."""
     import torch
@@ -90,10 +108,8 @@ class GenerationEvalCallback(TrainerCallback):
         if self.best_f1 is None or result["f1"] >= self.best_f1:
             self.best_f1, self.best_step = result["f1"], state.global_step
             if state.is_world_process_zero:
-                model.save_pretrained(self.best_dir)
-                self.tokenizer.save_pretrained(self.best_dir)
-                write_manifest(self.best_dir, "adapter", step=state.global_step, eval_f1=result["f1"],
-                               eval_exact_match=result["exact_match"], **self.manifest)
+                save_adapter(model, self.tokenizer, self.best_dir, step=state.global_step, eval_f1=result["f1"],
+                             eval_exact_match=result["exact_match"], **self.manifest)
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if state.global_step == 0:

@@ -16,7 +16,7 @@ from typing import Any
 
 from jsontune.errors import JsontuneError
 from jsontune.io import file_sha256, write_json_atomic
-from jsontune.manifest import library_versions, write_manifest
+from jsontune.manifest import library_versions
 from jsontune.prompts import PromptFormat, training_example
 from jsontune.training.config import TrainConfig
 
@@ -148,7 +148,7 @@ def train(cfg: TrainConfig, on_event=None) -> TrainSummary:
     from transformers import PrinterCallback, set_seed
     from trl import SFTTrainer
 
-    from jsontune.training.callbacks import GenerationEvalCallback, MetricsLogger, peak_memory
+    from jsontune.training.callbacks import GenerationEvalCallback, MetricsLogger, peak_memory, save_adapter
 
     run_dir = Path(cfg.out)
     checkpoints = run_dir / "checkpoints"
@@ -191,10 +191,7 @@ def train(cfg: TrainConfig, on_event=None) -> TrainSummary:
     seconds = time.perf_counter() - start
 
     if trainer.is_world_process_zero():
-        last = run_dir / "last"
-        trainer.model.save_pretrained(last)
-        tokenizer.save_pretrained(last)
-        write_manifest(last, "adapter", step=trainer.state.global_step, **manifest)
+        save_adapter(trainer.model, tokenizer, run_dir / "last", step=trainer.state.global_step, **manifest)
     tokens = float(getattr(trainer, "_total_train_tokens", 0))  # TRL's count of non-pad tokens seen
     memory, kind = peak_memory()
     summary = TrainSummary(
