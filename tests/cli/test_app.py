@@ -50,7 +50,8 @@ def test_bad_training_flag_is_one_sentence(tmp_path):
 
 @pytest.mark.slow
 def test_demo_runs_the_whole_pipeline(tmp_path):
-    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--n", "60", "--bench-n", "4"])
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--n", "60", "--bench-n", "4",
+                                      "--pretrain-steps", "20"])
     assert result.exit_code == 0, result.output
     for path in ["data/train.jsonl", "tiny/config.json", "run/best/adapter_config.json", "merged/config.json",
                  "predictions.csv", "bench/bench.json"]:
