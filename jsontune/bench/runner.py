@@ -236,7 +236,7 @@ def add_quality(row: dict[str, Any], golds: list[dict] | None) -> None:
     from jsontune.extraction import extract_json
     from jsontune.metrics import score
 
-    lines = Path(row["outputs"]).read_text(encoding="utf-8").splitlines()
+    lines = [x for x in Path(row["outputs"]).read_text(encoding="utf-8").split("\n") if x.strip()]
     predictions = [extract_json(json.loads(line)["text"]) for line in lines]
     row["json_valid_rate"] = sum(p is not None for p in predictions) / len(predictions)
     if golds is not None:

@@ -52,7 +52,7 @@ def _prediction_rows(path: Path) -> list[tuple[str, Any, str]]:
         rows = frame[["id", "prediction"]].itertuples(index=False, name=None)
         return [(i, p, f"{path} row {n}") for n, (i, p) in enumerate(rows, 1)]
     if suffix == ".jsonl":
-        lines = [(n, line) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
+        lines = [(n, line) for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1)]
         records = [(f"{path} line {n}", _json(line, f"{path} line {n}")) for n, line in lines if line.strip()]
     elif suffix == ".json":
         data = _json(path.read_text(encoding="utf-8"), str(path))

@@ -47,13 +47,12 @@ class HFEngine:
         if batch_size < 1:
             raise JsontuneError(f"--batch-size must be at least 1, got {batch_size}.")
         self.model, self.tokenizer = model, tokenizer
-        self.tokenizer.padding_side = "left"
         self.sequential = sequential
         self.batch_size = 1 if sequential else batch_size
         self.name = "hf-seq" if sequential else "hf-batch"
         self.eos_ids = _eos_ids(self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
         pad = self.tokenizer.pad_token_id
-        self.pad_id = pad if pad is not None else self.eos_ids[0]
+        self.pad_id = pad if pad is not None else self.eos_ids[0]  # e.g. Llama folders have no pad token
 
     def generate(
         self, prompts: list[str], params: GenerationParams, progress: Progress | None = None
@@ -87,8 +86,13 @@ class HFEngine:
 
     def _generate_batch(self, batch: list[list[int]], params: GenerationParams) -> list[Generation]:
         """Greedy-decode one batch of token-id prompts (left-padded when their lengths differ)."""
-        inputs = self.tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt")
-        inputs = inputs.to(self.model.device)
+        # Left padding by hand: the tokenizer may have no pad token and may be shared (the training eval).
+        width = max(len(ids) for ids in batch)
+        input_ids = [[self.pad_id] * (width - len(ids)) + ids for ids in batch]
+        mask = [[0] * (width - len(ids)) + [1] * len(ids) for ids in batch]
+        device = self.model.device
+        inputs = {"input_ids": torch.tensor(input_ids, device=device),
+                  "attention_mask": torch.tensor(mask, device=device)}
         min_new = params.max_new_tokens if params.ignore_eos else params.min_new_tokens
         with torch.inference_mode():
             out = self.model.generate(

@@ -78,7 +78,8 @@ def write_csv(out: Path, rows: list[dict[str, str]]) -> None:
 
 def _read_sidecar(partial: Path) -> list[dict[str, Any]]:
     """The sidecar's lines; a torn last line (a crash in mid-write) is dropped."""
-    lines = partial.read_text(encoding="utf-8").splitlines() if partial.exists() else []
+    # split("\n"), not splitlines(): generated text may hold U+2028 or U+0085, which JSON leaves unescaped.
+    lines = partial.read_text(encoding="utf-8").removesuffix("\n").split("\n") if partial.exists() else []
     entries = []
     for n, line in enumerate(lines, 1):
         try:
@@ -219,15 +220,17 @@ def predict(
     from jsontune.serving.schema import guided_json_schema
 
     engine = resolve_engine(engine)
+    if lora and not (Path(lora) / "adapter_config.json").is_file():
+        raise JsontuneError(f"--lora {lora} is not a PEFT adapter folder (no adapter_config.json); "
+                            "give RUN/best or RUN/last of a `jsontune train` run.")
     if guided_json and engine != "vllm":
         raise JsontuneError("--guided-json needs --engine vllm; HF generate here cannot constrain decoding.")
     loaded = load_records(input_path, require_target=False, skip_bad_rows=skip_bad_rows, **(columns or {}))
     records = loaded.records
     params = params or GenerationParams()
     if guided_json:
-        targets = [r.target for r in records if r.target is not None]
         folders = [str(f) for f in (lora, model) if f]
-        params = replace(params, json_schema=guided_json_schema(schema, targets, folders))
+        params = replace(params, json_schema=guided_json_schema(schema, folders))
     # The adapter's manifest records the prompt format it was trained with; a merged model's its own.
     fmt = read_prompt_format(lora or model)
     prompts = render_prompts(load_tokenizer(model), [r.text for r in records], fmt)

@@ -60,22 +60,18 @@ def load_schema(path: str | Path) -> dict[str, Any]:
     return schema
 
 
-def guided_json_schema(
-    schema_file: str | Path | None, input_targets: list[dict[str, Any]], model_folders: list[str]
-) -> dict[str, Any]:
-    """The schema for --guided-json: --schema FILE, else the input's own targets, else the training data
-    named in a model folder's manifest."""
+def guided_json_schema(schema_file: str | Path | None, model_folders: list[str]) -> dict[str, Any]:
+    """The schema for --guided-json: --schema FILE, else the training data named in a model folder's
+    manifest. Never the input's own targets: those may be the gold labels being evaluated."""
     from jsontune.data import load_records
 
     if schema_file:
         return load_schema(schema_file)
-    if input_targets:
-        return infer_schema(input_targets)
     for folder in model_folders:
         train = read_manifest(folder).get("data", {}).get("train")
         if train and Path(train).exists():
             return infer_schema([r.target for r in load_records(train).records])
     raise JsontuneError(
-        "--guided-json needs a JSON schema, and neither the input nor the model's manifest names training "
-        "targets to infer one from; pass --schema FILE."
+        "--guided-json needs a JSON schema, and the model's manifest names no training data to infer one "
+        "from; pass --schema FILE."
     )

@@ -37,7 +37,7 @@ def peak_memory() -> tuple[float, str]:
         return torch.cuda.max_memory_allocated() / 1e9, "gpu_max_allocated"
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, "cpu_peak_rss"  # KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, "cpu_peak_rss"  # KiB on Linux
 
 
 class MetricsLogger(TrainerCallback):

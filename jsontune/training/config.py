@@ -99,7 +99,25 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     unknown = sorted(set(data) - known)
     if unknown:
         raise JsontuneError(f"config file {path} has unknown keys {unknown}; valid keys: {sorted(known)}.")
-    return data
+    return {key: _typed(key, value, path) for key, value in data.items()}
+
+
+def _typed(key: str, value: Any, path: Path) -> Any:
+    """YAML reads `2e-4` as a string and users write `"8"`: give each value its field's type."""
+    kind = {f.name: f.type for f in fields(TrainConfig)}[key]
+    cast = next((t for name, t in (("bool", _bool), ("float", float), ("int", int)) if kind.startswith(name)), None)
+    if value is None or cast is None or isinstance(value, list):
+        return value
+    try:
+        return cast(value)
+    except (TypeError, ValueError):
+        raise JsontuneError(f"config file {path}: {key} must be {kind.split(' ')[0]}, got {value!r}.") from None
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ValueError(value)
 
 
 def build_config(yaml_path: str | Path | None = None, **overrides: Any) -> TrainConfig:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from jsontune.io import atomic_path
+
 
 def plot_curves(metrics_path: str | Path, out: str | Path) -> Path | None:
     import matplotlib
@@ -30,6 +32,7 @@ def plot_curves(metrics_path: str | Path, out: str | Path) -> Path | None:
     ax_f1.set_ylim(0, 1.05)
     fig.suptitle("jsontune train")
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     return Path(out)

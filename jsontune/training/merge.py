@@ -100,7 +100,12 @@ def merge(source: str | Path, out: str | Path, dtype: str = "auto", base: str | 
     if dtype == "auto":
         from transformers import AutoConfig
 
-        dtype = str(getattr(AutoConfig.from_pretrained(base_model), "dtype", None) or torch.float32)
+        try:
+            config = AutoConfig.from_pretrained(base_model)
+        except (OSError, ValueError):
+            raise JsontuneError(f"base model {base_model} (recorded in {adapter}) cannot be loaded; "
+                                "pass --base with its current location.") from None
+        dtype = str(getattr(config, "dtype", None) or torch.float32)
         dtype = dtype.removeprefix("torch.")
     tokenizer = load_tokenizer(str(adapter))
     merged = load_adapter_model(base_model, adapter, device).merge_and_unload().to(torch_dtype(dtype))

@@ -152,7 +152,8 @@ def train(cfg: TrainConfig, on_event=None) -> TrainSummary:
 
     run_dir = Path(cfg.out)
     checkpoints = run_dir / "checkpoints"
-    if run_dir.exists() and any(run_dir.iterdir()) and not cfg.resume:
+    main_process = int(os.environ.get("RANK", "0")) == 0  # torchrun/accelerate: the others only train
+    if main_process and run_dir.exists() and any(run_dir.iterdir()) and not cfg.resume:
         raise JsontuneError(f"run folder {run_dir} already exists; pass --resume to continue it or pick another --out.")
     if cfg.resume and not any(checkpoints.glob("checkpoint-*")):
         raise JsontuneError(f"--resume: {run_dir} has no checkpoint to resume from; run without --resume.")
@@ -185,7 +186,8 @@ def train(cfg: TrainConfig, on_event=None) -> TrainSummary:
         callbacks=[logger, evaluator],
     )
     trainer.remove_callback(PrinterCallback)  # a library does not print: on_event reports every log
-    write_json_atomic(run_dir / "run.json", run_info)
+    if main_process:
+        write_json_atomic(run_dir / "run.json", run_info)
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
     seconds = time.perf_counter() - start

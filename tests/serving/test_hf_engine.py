@@ -111,3 +111,17 @@ def test_hf_engine_refuses_guided_json(chatty_model):
     engine = make_engine("hf", chatty_model)
     with pytest.raises(JsontuneError, match="--engine vllm"):
         engine.generate(["x"], GenerationParams(max_new_tokens=2, json_schema={"type": "object"}))
+
+
+def test_a_tokenizer_without_pad_token_still_batches(chatty_model, prompts):
+    """Llama-style folders have no pad token: the engine pads with an eos id and leaves the tokenizer as it was."""
+    from jsontune.modeling import load_model
+
+    params = GenerationParams(max_new_tokens=6)
+    want = make_engine("hf", str(chatty_model), batch_size=3).generate(prompts, params)
+    tokenizer = load_tokenizer(str(chatty_model))
+    tokenizer.pad_token = None
+    side = tokenizer.padding_side
+    engine = HFEngine.from_loaded(load_model(str(chatty_model), dtype="float32", device="cpu"), tokenizer, batch_size=3)
+    assert _tokens(engine.generate(prompts, params)) == _tokens(want)
+    assert tokenizer.padding_side == side

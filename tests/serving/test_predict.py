@@ -151,3 +151,12 @@ def test_resume_refuses_other_settings(records, tmp_path):
         _run(records, out, resume=True, settings={"model": "m1"})
     _run(records, out, resume=True, settings={"model": "m2"})
     assert out.exists()
+
+
+def test_resume_keeps_rows_whose_text_holds_unicode_line_breaks(records, tmp_path):
+    out = tmp_path / "pred.csv"
+    _sidecar(out, json.dumps({"id": "id-a", "raw_output": "uno\u2028dos\u0085tres"}, ensure_ascii=False))
+    engine = ScriptedEngine()
+    _run(records, out, resume=True, engine=engine)
+    assert engine.asked == list("bcdefg")
+    assert _read(out)[1][3] == "uno\u2028dos\u0085tres"

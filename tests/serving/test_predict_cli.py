@@ -155,3 +155,16 @@ def test_bad_rows_are_named_or_skipped_and_counted(tiny_model, tmp_path):
     assert result.exit_code == 0, result.output
     assert [r["id"] for r in _rows(out)] == ["a", "c"]
     assert "skipped 1 bad input row" in result.output
+
+
+def test_lora_that_is_not_an_adapter_is_one_sentence(tiny_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from jsontune.cli.app import app
+
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"id": "1", "text": "hola"}\n')
+    result = CliRunner().invoke(app, ["predict", "--model", str(tiny_model), "--input", str(data), "--out",
+                                      str(tmp_path / "p.csv"), "--engine", "hf", "--lora", str(tmp_path)])
+    assert result.exit_code == 1 and "not a PEFT adapter folder" in result.output
+    assert "Traceback" not in result.output

@@ -61,26 +61,25 @@ def test_needs_objects():
 def test_schema_file_wins(tmp_path):
     path = tmp_path / "schema.json"
     path.write_text(json.dumps({"type": "object", "properties": {"x": {"type": "string"}}}))
-    assert guided_json_schema(path, [{"a": 1}], []) == json.loads(path.read_text())
+    assert guided_json_schema(path, []) == json.loads(path.read_text())
 
 
 def test_bad_schema_file_is_one_sentence(tmp_path):
     path = tmp_path / "schema.json"
     path.write_text("{not json")
     with pytest.raises(JsontuneError, match="--schema .*schema.json"):
-        guided_json_schema(path, [], [])
+        guided_json_schema(path, [])
 
 
-def test_input_targets_then_training_data_from_the_manifest(tmp_path):
-    assert guided_json_schema(None, [{"a": 1}], [])["properties"] == {"a": {"type": "integer"}}
+def test_schema_comes_from_the_training_data_in_the_manifest(tmp_path):
     train = tmp_path / "train.jsonl"
     train.write_text(json.dumps({"id": "1", "text": "t", "target": {"producto": "A"}}) + "\n")
     model = tmp_path / "model"
     model.mkdir()
     write_manifest(model, "adapter", data={"train": str(train)})
-    assert guided_json_schema(None, [], [str(model)])["properties"] == {"producto": {"type": "string"}}
+    assert guided_json_schema(None, [str(model)])["properties"] == {"producto": {"type": "string"}}
 
 
 def test_no_source_asks_for_schema(tmp_path):
     with pytest.raises(JsontuneError, match="pass --schema"):
-        guided_json_schema(None, [], [str(tmp_path), "Qwen/Qwen3-0.6B"])
+        guided_json_schema(None, [str(tmp_path), "Qwen/Qwen3-0.6B"])

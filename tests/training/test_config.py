@@ -69,3 +69,13 @@ def test_cpu_training_is_fp32_without_checkpointing(tmp_path):
     args = sft_config(TrainConfig(**REQUIRED), precision, tmp_path)
     assert precision == "fp32" and not args.bf16 and not args.fp16 and not args.activation_checkpointing
     assert args.lr_scheduler_type == "cosine" and args.weight_decay == 0.01 and args.completion_only_loss
+
+
+def test_yaml_numbers_written_in_e_notation_are_numbers(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("lr: 2e-4\nbatch_size: '8'\ngradient_checkpointing: true\n")
+    cfg = build_config(recipe, **REQUIRED)
+    assert cfg.lr == 2e-4 and cfg.batch_size == 8 and cfg.gradient_checkpointing is True
+    recipe.write_text("lr: fast\n")
+    with pytest.raises(JsontuneError, match="lr must be float"):
+        build_config(recipe, **REQUIRED)

@@ -139,3 +139,13 @@ def test_cli_merges_and_checks(trained_run, tmp_path):
     assert CliRunner().invoke(app, ["merge", "--check", str(tmp_path / "m")]).exit_code == 0
     again = CliRunner().invoke(app, ["merge", str(run), "--out", str(tmp_path / "m")])
     assert again.exit_code == 1 and "--force" in again.output
+
+
+def test_a_base_model_that_moved_is_one_sentence(trained_run, tmp_path):
+    run, _ = trained_run
+    adapter = tmp_path / "adapter"
+    shutil.copytree(run / "best", adapter)
+    manifest = json.loads((adapter / "jsontune.json").read_text())
+    (adapter / "jsontune.json").write_text(json.dumps({**manifest, "base_model": str(tmp_path / "gone")}))
+    with pytest.raises(JsontuneError, match="--base"):
+        merge(adapter, tmp_path / "x")
