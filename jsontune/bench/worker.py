@@ -102,12 +102,11 @@ def gpu_memory(pids: set[int], used_at_start: int | None) -> dict[str, Any]:
 
 def memory_now(gpu_used_at_start: int | None) -> dict[str, Any]:
     """Peak RSS of this process, current RSS of its children, torch's peak and the GPU's share (GB)."""
-    import resource
-
     import psutil
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak_bytes = peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB, macOS bytes
+    from jsontune.memory import peak_rss_bytes
+
+    peak_bytes = peak_rss_bytes()
     children, children_rss = psutil.Process().children(recursive=True), 0
     for child in children:
         try:

@@ -35,9 +35,9 @@ def peak_memory() -> tuple[float, str]:
 
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 1e9, "gpu_max_allocated"
-    import resource
+    from jsontune.memory import peak_rss_bytes
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, "cpu_peak_rss"  # KiB on Linux
+    return peak_rss_bytes() / 1e9, "cpu_peak_rss"
 
 
 class MetricsLogger(TrainerCallback):
