@@ -12,6 +12,25 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def share_like_umask(path: str | os.PathLike) -> None:
+    """Give `path` (and, for a folder, all under it) the modes a plain open/mkdir would have given.
+
+    mkstemp/mkdtemp (and safetensors' own atomic save) create 0600 files and 0700 folders; renamed into
+    place they would keep those, and a checkpoint another account serves (a vLLM server) could not be read.
+    """
+    mask, path = _umask(), Path(path)
+    for p in [path, *(path.rglob("*") if path.is_dir() else [])]:
+        if p.is_symlink():
+            continue
+        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success it replaces `path` in one rename."""
@@ -21,6 +40,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        share_like_umask(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

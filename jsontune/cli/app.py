@@ -43,7 +43,14 @@ for name, fn in [
     app.command(name)(user_errors(fn))
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C: temporary folders are removed, partial files kept
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupt)
     app()
 
 

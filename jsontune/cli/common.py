@@ -31,5 +31,11 @@ def user_errors(fn: F) -> F:
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]; rerun with --resume to continue.")
             raise typer.Exit(130) from None
+        except OSError as e:  # a path that cannot be read or written: a file where a folder should be, ...
+            if not e.filename:
+                raise
+            message = f"{e.filename}: {e.strerror or e}; check the path (and that a folder is not a file)."
+            err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]

@@ -41,8 +41,10 @@ def merge(
         report = run_merge(source, out, dtype=dtype, base=base, verify=verify, force=force, device=device)
     if report.verified:
         console.print(
-            f"verified: max logit difference {report.max_logit_diff:.3g} ({report.relative_diff:.2e} of scale, "
-            f"tolerance {report.tolerance:.0e} for {report.dtype}), greedy token agreement {report.token_agreement:.1%}"
+            f"verified: merge in float32 max logit difference {report.float32_max_logit_diff:.3g} (the adapter moves "
+            f"logits by up to {report.adapter_effect:.3g}); as {report.dtype}: max difference "
+            f"{report.max_logit_diff:.3g} ({report.relative_diff:.2e} of scale, tolerance {report.tolerance:.0e}), "
+            f"greedy token agreement {report.token_agreement:.1%}"
         )
     for problem in report.problems:
         err_console.print(f"[yellow]warning:[/yellow] {problem}", highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +27,8 @@ def _show_event(record: dict) -> None:
             f"[bold]step {step}[/bold] eval F1 {record['eval_f1']:.3f}  exact {record['eval_exact_match']:.3f}"
             f"  valid JSON {record['eval_json_valid']:.3f}  ({record['eval_samples']} samples)"
         )
+    elif "note" in record:
+        console.print(f"[yellow]note:[/yellow] {record['note']}", highlight=False)
     elif "loss" in record:
         console.print(f"step {step} loss {record['loss']:.4f}  lr {record.get('learning_rate', 0):.2e}")
 
@@ -44,6 +47,10 @@ def train(
     grad_accum: Annotated[int | None, Opt(help="Gradient accumulation steps.")] = None,
     lora_r: Annotated[int | None, Opt(help="LoRA rank (default 16).")] = None,
     lora_alpha: Annotated[int | None, Opt(help="LoRA alpha (default 32).")] = None,
+    lora_dropout: Annotated[float | None, Opt(help="LoRA dropout (default 0.05).")] = None,
+    target_modules: Annotated[
+        str | None, Opt(help="Comma-separated modules LoRA adapts (default q_proj,k_proj,v_proj,o_proj).")
+    ] = None,
     eval_samples: Annotated[int | None, Opt(help="Validation rows the F1 eval generates for.")] = None,
     eval_steps: Annotated[int | None, Opt(help="Evaluate F1 and checkpoint every N steps.")] = None,
     max_length: Annotated[int | None, Opt(help="Truncate training sequences to N tokens.")] = None,
@@ -65,12 +72,15 @@ def train(
         config, model=model, train=str(train_file) if train_file else None, val=str(val) if val else None,
         out=str(out) if out else None, augment_factor=augment_factor, epochs=epochs, max_steps=max_steps,
         lr=lr, batch_size=batch_size, grad_accum=grad_accum, lora_r=lora_r, lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout, target_modules=target_modules,
         eval_samples=eval_samples, eval_steps=eval_steps, max_length=max_length, seed=seed, report_to=report_to,
         gradient_checkpointing=gradient_checkpointing, text_col=text_col, target_col=target_col,
         skip_bad_rows=skip_bad_rows, resume=resume or None,
     )
     console.print(f"training [bold]{cfg.model}[/bold] on {cfg.train} -> {cfg.out}")
     summary = run_training(cfg, on_event=_show_event)
+    if os.environ.get("RANK", "0") != "0":  # torchrun / accelerate: rank 0 speaks for the run
+        return
     table = Table(title="jsontune train")
     table.add_column("")
     table.add_column("value", justify="right")

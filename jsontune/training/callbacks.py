@@ -8,6 +8,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from jsontune.io import share_like_umask
 from jsontune.manifest import read_manifest, write_manifest
 
 
@@ -24,6 +25,7 @@ def save_adapter(model, tokenizer, folder: Path, **manifest: Any) -> None:
         write_manifest(tmp, "adapter", **manifest)
         if folder.exists():
             shutil.rmtree(folder)
+        share_like_umask(tmp)
         tmp.rename(folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -13,6 +13,12 @@ from typing import Any
 from jsontune.errors import JsontuneError
 
 REPORT_TO = ("none", "tensorboard", "wandb", "trackio")
+# Settings a resumed run must keep: its checkpoint, data order and adapter shape depend on them.
+RESUME_FIXED = (
+    "model", "train", "text_col", "target_col", "id_col", "skip_bad_rows", "augment_factor",
+    "augment_strategies", "instruction", "max_length", "batch_size", "grad_accum", "seed", "lora_r",
+    "lora_alpha", "lora_dropout", "target_modules",
+)
 
 
 @dataclass
@@ -78,6 +84,19 @@ class TrainConfig:
                 raise JsontuneError(message)
         if self.eval_samples is not None and self.eval_samples < 1:
             raise JsontuneError(f"--eval-samples must be at least 1, got {self.eval_samples}.")
+        if not 0 <= self.lora_dropout < 1:
+            raise JsontuneError(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}.")
+        if isinstance(self.target_modules, str):  # "q_proj,v_proj" from a flag or a YAML string
+            self.target_modules = [m.strip() for m in self.target_modules.split(",") if m.strip()]
+        if not self.target_modules:
+            raise JsontuneError("--target-modules must name at least one module, e.g. q_proj,k_proj,v_proj,o_proj.")
+        # Local paths are kept absolute: the adapter, run.json and the manifest name the base model and the
+        # training data, and merge/predict run from other folders.
+        for name in ("model", "train", "val"):
+            value = getattr(self, name)
+            if value and Path(value).exists():
+                setattr(self, name, str(Path(value).resolve()))
+
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,7 +140,40 @@ def _bool(value: Any) -> bool:
 
 
 def build_config(yaml_path: str | Path | None = None, **overrides: Any) -> TrainConfig:
-    """Recipe values, then every override that is not None."""
-    values = load_yaml(yaml_path) if yaml_path else {}
+    """Recipe values, then every override that is not None.
+
+    With `resume`, the settings the run started with (RUN/run.json) come first, so a resumed run needs
+    no flag but --out; a recipe or flag may still change what does not shape the run (more steps, other
+    eval settings), and a change to anything in RESUME_FIXED is refused, naming the setting.
+    """
+    values: dict[str, Any] = {}
+    saved = saved_settings(overrides["out"]) if overrides.get("resume") and overrides.get("out") else {}
+    values.update(saved)
+    values.update(load_yaml(yaml_path) if yaml_path else {})
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig(**values)
+    cfg = TrainConfig(**values)
+    if saved:
+        started = TrainConfig(**{**saved, "resume": False})  # normalised the same way (absolute paths, lists)
+        changed = [k for k in RESUME_FIXED if getattr(cfg, k) != getattr(started, k)]
+        if changed:
+            k = changed[0]
+            raise JsontuneError(
+                f"--resume: {k} was {getattr(started, k)!r} when {cfg.out} started and is now {getattr(cfg, k)!r}; "
+                "a run resumes with the settings it started with (start a new --out to change them)."
+            )
+    return cfg
+
+
+def saved_settings(run_dir: str | Path) -> dict[str, Any]:
+    """The settings RUN/run.json recorded, limited to what TrainConfig knows ({} when there is none)."""
+    import json
+
+    path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        return {}
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8")).get("settings") or {}
+    except (json.JSONDecodeError, AttributeError):
+        raise JsontuneError(f"--resume: {path} is not valid JSON; it is written by jsontune train.") from None
+    known = {f.name for f in fields(TrainConfig)}
+    return {k: v for k, v in settings.items() if k in known and k != "resume"}

@@ -15,9 +15,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from jsontune.errors import JsontuneError
+from jsontune.io import share_like_umask
 from jsontune.manifest import read_manifest, read_prompt_format, write_manifest
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 # Largest |merged - (base+adapter)| logit difference, relative to the largest |logit|, that the output
 # dtype's rounding explains; anything above it means the merge is wrong, not imprecise.
 RELATIVE_TOLERANCE = {"float32": 1e-4, "float16": 2e-2, "bfloat16": 8e-2}
@@ -39,6 +41,8 @@ class MergeReport:
     relative_diff: float | None = None
     tolerance: float | None = None
     token_agreement: float | None = None
+    adapter_effect: float | None = None  # max |logit| change the adapter makes to the base: what a merge must keep
+    float32_max_logit_diff: float | None = None  # the merge itself, before the cast
     problems: list[str] = field(default_factory=list)
 
 
@@ -47,6 +51,9 @@ def find_adapter(source: str | Path) -> Path:
     source = Path(source)
     for candidate in (source / "best", source / "last", source):
         if (candidate / "adapter_config.json").is_file():
+            if not any((candidate / name).is_file() for name in ADAPTER_WEIGHTS):
+                raise JsontuneError(f"{candidate} has adapter_config.json but no adapter weights "
+                                    f"({' or '.join(ADAPTER_WEIGHTS)}); the adapter was not saved completely.")
             return candidate
     raise JsontuneError(
         f"{source} holds no LoRA adapter (no adapter_config.json in it, nor in best/ or last/); "
@@ -67,21 +74,36 @@ def find_base(adapter: Path, base: str | None) -> str:
 
 
 def load_adapter_model(base: str, adapter: Path, device: str = "cpu"):
-    """base + adapter (unmerged) in float32; a shape mismatch becomes one sentence."""
+    """base + adapter (unmerged) in float32; an adapter that does not fit the base becomes one sentence."""
     from peft import PeftModel
 
     from jsontune.modeling import load_model
 
     model = load_model(base, dtype="float32", device=device)
+    misfit = f"the adapter in {adapter} does not fit base model {base}", "pass the base it was trained on with --base."
     try:
-        return PeftModel.from_pretrained(model, adapter)
-    except RuntimeError as e:
-        if "size mismatch" in str(e):
-            raise JsontuneError(
-                f"the adapter in {adapter} does not fit base model {base} (its weight shapes differ); "
-                "pass the base it was trained on with --base."
-            ) from None
-        raise
+        peft_model = PeftModel.from_pretrained(model, adapter)
+    except (RuntimeError, ValueError, KeyError) as e:  # size mismatch; target modules that the base lacks
+        reason = "its weight shapes differ" if "size mismatch" in str(e) else str(e).strip().splitlines()[0][:200]
+        raise JsontuneError(f"{misfit[0]} ({reason}); {misfit[1]}") from None
+    unplaced = unplaced_adapter_weights(peft_model, adapter)
+    if unplaced:
+        raise JsontuneError(f"{misfit[0]}: {len(unplaced)} of its weights have no place in it (first: {unplaced[0]}); "
+                            f"{misfit[1]}")
+    return peft_model
+
+
+def unplaced_adapter_weights(peft_model, adapter: Path) -> list[str]:
+    """Adapter tensors that the base has no module for (PEFT only warns, and a merge would drop them)."""
+    weights = adapter / ADAPTER_WEIGHTS[0]
+    if not weights.is_file():
+        return []
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as f:
+        saved = list(f.keys())
+    loaded = {name.replace(".default", "") for name, _ in peft_model.named_parameters()}
+    return [k for k in saved if k.replace(".default", "") not in loaded]
 
 
 def merge(source: str | Path, out: str | Path, dtype: str = "auto", base: str | None = None,
@@ -93,6 +115,8 @@ def merge(source: str | Path, out: str | Path, dtype: str = "auto", base: str | 
     if dtype not in DTYPES:
         raise JsontuneError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise JsontuneError(f"--out {out} is a file, not a folder; pick another --out.")
     if out.exists() and not force:
         raise JsontuneError(f"output folder {out} already exists; pass --force to replace it.")
     adapter = find_adapter(source)
@@ -108,11 +132,16 @@ def merge(source: str | Path, out: str | Path, dtype: str = "auto", base: str | 
         dtype = str(getattr(config, "dtype", None) or torch.float32)
         dtype = dtype.removeprefix("torch.")
     tokenizer = load_tokenizer(str(adapter))
-    merged = load_adapter_model(base_model, adapter, device).merge_and_unload().to(torch_dtype(dtype))
+    merged = load_adapter_model(base_model, adapter, device).merge_and_unload()  # float32
     report = MergeReport(out=str(out), base_model=base_model, adapter=str(adapter), dtype=dtype)
-    if verify:
-        reference = load_adapter_model(base_model, adapter, device)
-        verify_merge(reference, merged, tokenizer, read_prompt_format(adapter), report)
+    if verify:  # first the merge itself, in float32, where only float noise is allowed ...
+        reference, fmt = load_adapter_model(base_model, adapter, device), read_prompt_format(adapter)
+        verify_merge(reference, merged, tokenizer, fmt, report, dtype="float32")
+        report.float32_max_logit_diff = report.max_logit_diff
+    merged = merged.to(torch_dtype(dtype))
+    if verify:  # ... then the cast, which may only round
+        if dtype != "float32":
+            verify_merge(reference, merged, tokenizer, fmt, report, dtype=dtype)
         del reference
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -126,6 +155,7 @@ def merge(source: str | Path, out: str | Path, dtype: str = "auto", base: str | 
                        prompt_format=read_prompt_format(adapter).to_dict(), data=manifest.get("data", {}),
                        verification=asdict(report))
         report.problems = check_checkpoint(tmp)
+        share_like_umask(tmp)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -155,18 +185,22 @@ def _write_generation_config(folder: Path, base_model: str, tokenizer) -> None:
     config.save_pretrained(folder)
 
 
-def verify_merge(reference, merged, tokenizer, fmt, report: MergeReport, max_new_tokens: int = 16) -> None:
-    """Compare merged vs base+adapter logits and greedy tokens on a few prompts; raise if they disagree."""
+def verify_merge(reference, merged, tokenizer, fmt, report: MergeReport, max_new_tokens: int = 16,
+                 dtype: str | None = None) -> None:
+    """Compare `merged` with base + adapter (`reference`, a PeftModel) on a few prompts: logits and greedy
+    tokens. Raise when the logits differ by more than `dtype`'s rounding explains (default: report.dtype)."""
     import torch
 
     from jsontune.prompts import render_prompt
 
-    diffs, scale, agree, total = [], 0.0, 0, 0
+    diffs, effects, scale, agree, total = [], [], 0.0, 0, 0
     for text in VERIFY_TEXTS:
         ids = tokenizer(render_prompt(tokenizer, text, fmt), return_tensors="pt", add_special_tokens=False)
         ids = ids["input_ids"].to(reference.device)
         with torch.inference_mode():
             want = reference(input_ids=ids).logits.float()
+            with reference.disable_adapter():
+                effects.append((want - reference(input_ids=ids).logits.float()).abs().max().item())
             got = merged(input_ids=ids.to(merged.device)).logits.float().to(want.device)
             diffs.append((want - got).abs().max().item())
             scale = max(scale, want.abs().max().item())
@@ -176,15 +210,19 @@ def verify_merge(reference, merged, tokenizer, fmt, report: MergeReport, max_new
         n = min(len(a), len(b))
         agree += int((a[:n] == b[:n]).sum())
         total += max(len(a), len(b))
+    dtype = dtype or report.dtype
     report.max_logit_diff = max(diffs)
     report.relative_diff = report.max_logit_diff / max(scale, 1e-6)
-    report.tolerance = RELATIVE_TOLERANCE[report.dtype]
+    report.tolerance = RELATIVE_TOLERANCE[dtype]
     report.token_agreement = agree / max(total, 1)
-    if report.relative_diff > report.tolerance:
+    report.adapter_effect = max(effects)
+    if not report.relative_diff <= report.tolerance:  # also NaN
+        what = "the merge" if dtype == "float32" else f"the cast to {dtype}"
         raise JsontuneError(
-            f"merged model disagrees with base + adapter: max logit difference {report.max_logit_diff:.3g} "
-            f"({report.relative_diff:.2%} of the logit scale) exceeds what {report.dtype} explains "
-            f"({report.tolerance:.2%}); nothing was written. Check that --base is the adapter's base model."
+            f"merged model disagrees with base + adapter after {what}: max logit difference "
+            f"{report.max_logit_diff:.3g} ({report.relative_diff:.2%} of the logit scale; the adapter itself moves "
+            f"logits by up to {report.adapter_effect:.3g}) exceeds what {dtype} explains ({report.tolerance:.2%}); "
+            "nothing was written. Check that --base is the adapter's base model."
         )
     report.verified = True
 
@@ -205,6 +243,13 @@ def check_checkpoint(folder: str | Path) -> list[str]:
         problems.append("no *.safetensors weights; save with model.save_pretrained(folder).")
     if (folder / "adapter_config.json").exists():
         problems.append("adapter_config.json is present: this is an adapter, not a merged model; run jsontune merge.")
+    missing = [name for name in ("tokenizer_config.json",) if not (folder / name).is_file()]
+    bpe_files = all((folder / name).is_file() for name in ("vocab.json", "merges.txt"))
+    if not (folder / "tokenizer.json").is_file() and not bpe_files:
+        missing.append("tokenizer.json (or vocab.json + merges.txt)")
+    if missing:
+        return [*problems, f"tokenizer files missing: {', '.join(missing)}; save the tokenizer with "
+                           "tokenizer.save_pretrained(folder), or copy them from the base model."]
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as e:
@@ -240,6 +285,9 @@ def _check_special_tokens(folder: Path, tokenizer, config) -> list[str]:
     if end_of_turn is not None and end_of_turn != tokenizer.unk_token_id and end_of_turn not in eos:
         problems.append(f"generation_config eos_token_id {eos} lacks <|im_end|> ({end_of_turn}): "
                         "generation will run past the answer; add it.")
+    if generation.pad_token_id is not None and generation.pad_token_id in (end_of_turn, tokenizer.eos_token_id):
+        problems.append(f"generation_config pad_token_id {generation.pad_token_id} is the end-of-turn token: "
+                        f"set it to the tokenizer's pad token ({tokenizer.pad_token_id}, <|endoftext|> in Qwen3).")
     if tokenizer.pad_token_id is None:
         problems.append("the tokenizer has no pad token; set pad_token (Qwen3 uses <|endoftext|>).")
     elif tokenizer.pad_token_id == tokenizer.eos_token_id:  # Qwen3's pad <|endoftext|> is an eos id too: fine

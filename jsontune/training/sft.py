@@ -72,6 +72,58 @@ def load_data(cfg: TrainConfig) -> tuple[list, list, dict[str, Any]]:
     return records, (val.records if val else []), info
 
 
+def training_length(tokenizer, example: dict[str, Any]) -> int:
+    """Tokens in one training sequence as TRL builds it: the chat with its answer, thinking off."""
+    messages = example["prompt"] + example["completion"]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, **example["chat_template_kwargs"])
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def drop_too_long(examples: list[dict[str, Any]], ids: list[str], tokenizer, max_length: int):
+    """The examples that fit in `max_length` tokens, and the ids of those that do not.
+
+    TRL would cut a longer one short, and a cut completion teaches JSON without its end (or, when the
+    prompt alone is too long, nothing at all). Such rows are left out, counted and named instead.
+    """
+    keep, dropped = [], []
+    for example, row_id in zip(examples, ids, strict=True):
+        if training_length(tokenizer, example) <= max_length:
+            keep.append(example)
+        else:
+            dropped.append(row_id)
+    return keep, dropped
+
+
+def check_report_to(report_to: str) -> None:
+    """A tracker the user asked for must be installed: one sentence instead of the Trainer's traceback."""
+    import importlib.util
+
+    needs = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "trackio": ("trackio",)}
+    packages = needs.get(report_to, ())
+    if packages and not any(importlib.util.find_spec(p) for p in packages):
+        raise JsontuneError(f"--report-to {report_to} needs the {packages[0]} package: pip install {packages[0]}.")
+
+
+def last_checkpoint_step(checkpoints: Path) -> int | None:
+    """The step of the newest checkpoint-N in `checkpoints`, or None."""
+    steps = [int(p.name.split("-")[-1]) for p in checkpoints.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    return max(steps) if steps else None
+
+
+def keep_metrics_until(path: Path, step: int) -> None:
+    """Forget the metrics logged after `step` (all of them for 0): a resumed run logs those steps again."""
+    import json
+
+    from jsontune.io import write_text_atomic
+
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line).get("step", 0) <= step] if step else []
+    if len(kept) != len(lines):
+        write_text_atomic(path, "".join(line + "\n" for line in kept))
+
+
 def load_model_for_training(cfg: TrainConfig, precision: str):
     import torch
 
@@ -97,7 +149,7 @@ def sft_config(cfg: TrainConfig, precision: str, run_dir: Path):
     return SFTConfig(
         output_dir=str(run_dir / "checkpoints"),
         completion_only_loss=True,
-        max_length=cfg.max_length,
+        max_length=None,  # rows over cfg.max_length are left out (and counted) before TRL could cut them
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
         learning_rate=cfg.lr,
@@ -142,8 +194,9 @@ def _lora_record(cfg: TrainConfig) -> dict[str, Any]:
     return {k: sorted(v) if isinstance(v, set) else v for k, v in lora_config(cfg).to_dict().items()}
 
 
-def train(cfg: TrainConfig, on_event=None) -> TrainSummary:
-    """Run one SFT job; `on_event(dict)` receives every log and eval record (for a CLI to show)."""
+def train(cfg: TrainConfig, on_event=None, callbacks: tuple = ()) -> TrainSummary:
+    """Run one SFT job; `on_event(dict)` receives every log and eval record and note (for a CLI to show);
+    `callbacks` are extra transformers TrainerCallbacks."""
     from datasets import Dataset
     from transformers import PrinterCallback, set_seed
     from trl import SFTTrainer
@@ -155,16 +208,37 @@ def train(cfg: TrainConfig, on_event=None) -> TrainSummary:
     main_process = int(os.environ.get("RANK", "0")) == 0  # torchrun/accelerate: the others only train
     if main_process and run_dir.exists() and any(run_dir.iterdir()) and not cfg.resume:
         raise JsontuneError(f"run folder {run_dir} already exists; pass --resume to continue it or pick another --out.")
-    if cfg.resume and not any(checkpoints.glob("checkpoint-*")):
-        raise JsontuneError(f"--resume: {run_dir} has no checkpoint to resume from; run without --resume.")
+    check_report_to(cfg.report_to)
+    resume_step = last_checkpoint_step(checkpoints) if cfg.resume else None
+    if cfg.resume and resume_step is None and on_event:  # killed before its first checkpoint: nothing to keep
+        on_event({"note": f"--resume: {run_dir} has no checkpoint yet; starting from step 0."})
     run_dir.mkdir(parents=True, exist_ok=True)
+    if main_process:
+        keep_metrics_until(run_dir / "metrics.jsonl", resume_step or 0)
     set_seed(cfg.seed)
     fmt = PromptFormat(instruction=cfg.instruction) if cfg.instruction else PromptFormat()
     train_records, val_records, data_info = load_data(cfg)
+    for split, info in data_info.items():
+        skipped = info.get("skipped") or [] if isinstance(info, dict) else []
+        if skipped and on_event:
+            shown = " ".join(skipped[:5]) + (f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else "")
+            on_event({"note": f"--skip-bad-rows: {len(skipped)} bad {split} rows skipped: {shown}"})
     precision = resolve_precision(cfg.precision)
     model, tokenizer = load_model_for_training(cfg, precision)
 
-    dataset = Dataset.from_list([training_example(r.text, r.target, fmt) for r in train_records])
+    examples, too_long = drop_too_long(
+        [training_example(r.text, r.target, fmt) for r in train_records], [r.id for r in train_records],
+        tokenizer, cfg.max_length,
+    )
+    if too_long:
+        shown = ", ".join(too_long[:5]) + (", ..." if len(too_long) > 5 else "")
+        message = f"{len(too_long)} training rows are longer than --max-length {cfg.max_length} tokens"
+        if not examples:
+            raise JsontuneError(f"{message}: all of them; raise --max-length.")
+        if on_event:
+            on_event({"note": f"{message} and are left out (ids {shown}); raise --max-length to keep them."})
+    data_info["too_long"] = {"max_length": cfg.max_length, "rows": len(too_long), "ids": too_long}
+    dataset = Dataset.from_list(examples)
     eval_records = val_records[: cfg.eval_samples] if cfg.eval_samples else val_records
     run_info = {
         "base_model": cfg.model, "settings": cfg.to_dict(), "precision": precision, "data": data_info,
@@ -183,24 +257,28 @@ def train(cfg: TrainConfig, on_event=None) -> TrainSummary:
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora_config(cfg),
-        callbacks=[logger, evaluator],
+        callbacks=[logger, evaluator, *callbacks],
     )
     trainer.remove_callback(PrinterCallback)  # a library does not print: on_event reports every log
     if main_process:
         write_json_atomic(run_dir / "run.json", run_info)
     start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
+    result = trainer.train(resume_from_checkpoint=True if resume_step is not None else None)
     seconds = time.perf_counter() - start
 
     if trainer.is_world_process_zero():
         save_adapter(trainer.model, tokenizer, run_dir / "last", step=trainer.state.global_step, **manifest)
+        if not eval_records:  # no validation set, no F1 to choose by: best/ is the last adapter
+            save_adapter(trainer.model, tokenizer, run_dir / "best", step=trainer.state.global_step,
+                         selected_by="last step (no validation set)", **manifest)
     tokens = float(getattr(trainer, "_total_train_tokens", 0))  # TRL's count of non-pad tokens seen
     memory, kind = peak_memory()
     summary = TrainSummary(
-        run_dir=str(run_dir), steps=trainer.state.global_step, train_rows=len(train_records),
+        run_dir=str(run_dir), steps=trainer.state.global_step, train_rows=len(examples),
         train_seconds=round(seconds, 2), train_tokens_per_s=round(tokens / seconds, 1) if seconds else 0.0,
         peak_memory_gb=round(memory, 3), peak_memory_kind=kind, best_f1=evaluator.best_f1,
-        best_step=evaluator.best_step, f1_before=evaluator.first_f1, last_f1=evaluator.last_f1,
+        best_step=evaluator.best_step if eval_records else trainer.state.global_step,
+        f1_before=evaluator.first_f1, last_f1=evaluator.last_f1,
     )
     if trainer.is_world_process_zero():
         run_info.update(summary=asdict(summary), train_metrics=result.metrics)

@@ -79,3 +79,22 @@ def test_yaml_numbers_written_in_e_notation_are_numbers(tmp_path):
     recipe.write_text("lr: fast\n")
     with pytest.raises(JsontuneError, match="lr must be float"):
         build_config(recipe, **REQUIRED)
+
+
+def test_target_modules_and_dropout_from_flags(tmp_path):
+    cfg = build_config(model="m", train="t", out=str(tmp_path), target_modules="q_proj, v_proj", lora_dropout=0.1)
+    assert cfg.target_modules == ["q_proj", "v_proj"] and cfg.lora_dropout == 0.1
+    with pytest.raises(JsontuneError, match="--lora-dropout"):
+        build_config(model="m", train="t", out=str(tmp_path), lora_dropout=1.5)
+
+
+def test_a_tracker_that_is_not_installed_is_one_sentence(monkeypatch):
+    import importlib.util
+
+    from jsontune.training.sft import check_report_to
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    with pytest.raises(JsontuneError, match="--report-to wandb needs the wandb package: pip install wandb"):
+        check_report_to("wandb")
+    check_report_to("none")

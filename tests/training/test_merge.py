@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -149,3 +150,71 @@ def test_a_base_model_that_moved_is_one_sentence(trained_run, tmp_path):
     (adapter / "jsontune.json").write_text(json.dumps({**manifest, "base_model": str(tmp_path / "gone")}))
     with pytest.raises(JsontuneError, match="--base"):
         merge(adapter, tmp_path / "x")
+
+
+def test_verification_catches_an_adapter_left_out(trained_run, tiny_model):
+    """The plain base passed off as the merged model: the adapter's effect is far above float32 noise."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from jsontune.prompts import PromptFormat
+    from jsontune.training.merge import MergeReport
+
+    run, _ = trained_run
+    reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), run / "best")
+    report = MergeReport(out="x", base_model="b", adapter="a", dtype="float32")
+    with pytest.raises(JsontuneError, match="after the merge"):
+        verify_merge(reference, AutoModelForCausalLM.from_pretrained(tiny_model),
+                     AutoTokenizer.from_pretrained(tiny_model), PromptFormat(), report)
+    assert report.adapter_effect > 0 and report.max_logit_diff == pytest.approx(report.adapter_effect)
+
+
+def test_a_base_with_fewer_layers_is_refused(trained_run, tiny_model, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    run, _ = trained_run
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    model.model.layers = model.model.layers[:1]
+    model.config.num_hidden_layers = 1
+    model.config.layer_types = model.config.layer_types[:1] if getattr(model.config, "layer_types", None) else None
+    model.save_pretrained(tmp_path / "short")
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(tmp_path / "short")
+    with pytest.raises(JsontuneError, match="have no place in it"):
+        merge(run, tmp_path / "out", base=str(tmp_path / "short"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_refusals_are_one_sentence(trained_run, tmp_path):
+    run, _ = trained_run
+    adapter = tmp_path / "adapter"
+    shutil.copytree(run / "best", adapter)
+    (adapter / "adapter_model.safetensors").unlink()
+    with pytest.raises(JsontuneError, match="no adapter weights"):
+        merge(adapter, tmp_path / "out")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(JsontuneError, match="is a file, not a folder"):
+        merge(run, tmp_path / "afile", force=True)
+
+
+def test_merged_files_are_readable_by_others(merged):
+    import stat
+
+    out, _ = merged
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [out, *out.rglob("*")]:
+        want = (0o777 if path.is_dir() else 0o666) & ~mask
+        assert stat.S_IMODE(path.stat().st_mode) == want, path
+
+
+def test_lint_names_missing_tokenizer_files_and_a_pad_that_ends_turns(merged, tmp_path):
+    out, _ = merged
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    generation = json.loads((broken / "generation_config.json").read_text())
+    generation["pad_token_id"] = generation["eos_token_id"][0]
+    (broken / "generation_config.json").write_text(json.dumps(generation))
+    assert any("pad_token_id" in p and "end-of-turn" in p for p in check_checkpoint(broken))
+    (broken / "tokenizer_config.json").unlink()
+    problems = check_checkpoint(broken)
+    assert len(problems) == 1 and "tokenizer files missing: tokenizer_config.json" in problems[0]

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from transformers import TrainerCallback
 
 from jsontune.prompts import PromptFormat, render_prompt, training_example
 from jsontune.training.config import build_config
@@ -70,32 +71,114 @@ def test_run_folder_is_complete(trained_run):
     assert summary.best_f1 == max(r["eval_f1"] for r in evals)
 
 
-def test_lora_weights_change_and_base_weights_do_not(trained_run, tiny_model):
-    from peft import PeftModel
+class _Snapshot(TrainerCallback):
+    """Copies every parameter when training begins and keeps the model, to compare at the end."""
 
-    from jsontune.modeling import load_model
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.model = model
+        self.before = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def test_lora_weights_change_and_base_weights_do_not(make_train_config, tiny_model, synth_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    snapshot = _Snapshot()
+    base_file = tiny_model / "model.safetensors"
+    base_on_disk = load_file(base_file)
+    train(make_train_config(tiny_model, synth_dir, tmp_path / "run", max_steps=3, eval_steps=3), callbacks=(snapshot,))
+    after = dict(snapshot.model.named_parameters())
+    lora = [n for n in after if "lora_" in n]
+    assert lora and all(after[n].requires_grad for n in lora)
+    assert all(not torch.equal(after[n], snapshot.before[n]) for n in lora if "lora_B" in n), "LoRA B did not train"
+    frozen = [n for n in after if "lora_" not in n]
+    assert frozen and not any(after[n].requires_grad for n in frozen)
+    changed = [n for n in frozen if not torch.equal(after[n], snapshot.before[n])]
+    assert not changed, f"base weights changed in memory: {changed[:3]}"
+    assert all(torch.equal(t, base_on_disk[k]) for k, t in load_file(base_file).items()), "base file changed"
+    saved = load_file(tmp_path / "run" / "last" / "adapter_model.safetensors")
+    assert saved and all("lora_" in k for k in saved), "the adapter must hold LoRA weights only"
+
+
+class _Interrupt(TrainerCallback):
+    """Ctrl-C after `step`, as a user would press it (the checkpoint before it is the one to resume from)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_resume_after_an_interruption_continues_from_the_last_checkpoint(
+    make_train_config, tiny_model, synth_dir, tmp_path
+):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(make_train_config(tiny_model, synth_dir, out), callbacks=(_Interrupt(4),))
+    assert (out / "checkpoints" / "checkpoint-3").is_dir() and not (out / "last").exists()
+    # --resume needs nothing but the run folder: the settings come from run.json
+    summary = train(build_config(out=str(out), resume=True))
+    assert summary.steps == STEPS
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == list(range(1, STEPS + 1)), "resume repeated or lost steps"
+    assert [r["step"] for r in rows if "eval_f1" in r] == [0, 3, 6]
+    assert (out / "last" / "adapter_model.safetensors").is_file()
+
+
+def test_resume_refuses_a_changed_setting_by_name(make_train_config, trained_run, tiny_model, synth_dir):
+    from jsontune.errors import JsontuneError
 
     out, _ = trained_run
-    base = load_model(str(tiny_model), dtype="float32", device="cpu")
-    reference = {k: v.clone() for k, v in base.state_dict().items()}
-    tuned = PeftModel.from_pretrained(base, out / "last")
-    lora_b = [p for n, p in tuned.named_parameters() if "lora_B" in n]
-    assert lora_b and all(p.abs().sum() > 0 for p in lora_b), "LoRA B starts at zero and must have moved"
-    for name, value in tuned.get_base_model().state_dict().items():
-        key = name.replace(".base_layer", "")
-        if "lora_" not in name:
-            assert torch.equal(value, reference[key]), f"base weight {key} changed"
+    with pytest.raises(JsontuneError, match="lora_r was 16 .* now 8"):
+        make_train_config(tiny_model, synth_dir, out, lora_r=8, resume=True)
 
 
-def test_resume_continues_from_the_last_checkpoint(make_train_config, tiny_model, synth_dir, tmp_path):
+def test_resume_before_the_first_checkpoint_starts_over(make_train_config, tiny_model, synth_dir, tmp_path):
     out = tmp_path / "run"
-    train(make_train_config(tiny_model, synth_dir, out, max_steps=3))
-    assert (out / "checkpoints" / "checkpoint-3").is_dir()
-    summary = train(make_train_config(tiny_model, synth_dir, out, max_steps=STEPS, resume=True))
-    assert summary.steps == STEPS
-    loss_steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()
-                  if "loss" in json.loads(line)]
-    assert loss_steps == list(range(1, STEPS + 1)), "resume repeated or skipped steps"
+    with pytest.raises(KeyboardInterrupt):
+        train(make_train_config(tiny_model, synth_dir, out, max_steps=3), callbacks=(_Interrupt(1),))
+    notes = []
+    summary = train(build_config(out=str(out), resume=True), on_event=lambda r: notes.append(r.get("note")))
+    assert summary.steps == 3 and any(n and "starting from step 0" in n for n in notes)
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps.count(1) == 1, "the metrics of the lost attempt must not stay"
+
+
+def test_rows_longer_than_max_length_are_left_out_and_named(make_train_config, tiny_model, synth_dir, tmp_path):
+    from jsontune.modeling import load_tokenizer
+    from jsontune.training.sft import training_length
+
+    tokenizer = load_tokenizer(str(tiny_model))
+    rows = [json.loads(line) for line in (synth_dir / "train.jsonl").read_text().splitlines()]
+    lengths = sorted(training_length(tokenizer, training_example(r["text"], r["target"])) for r in rows)
+    limit = lengths[len(lengths) // 2]  # about half the rows are longer
+    expected = sum(n > limit for n in lengths)
+    notes = []
+    summary = train(make_train_config(tiny_model, synth_dir, tmp_path / "run", max_steps=1, max_length=limit),
+                    on_event=lambda r: notes.append(r.get("note")))
+    assert summary.train_rows == len(rows) - expected
+    assert any(n and n.startswith(f"{expected} training rows are longer than --max-length {limit}") for n in notes)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["data"]["too_long"]["rows"] == expected
+
+
+def test_without_validation_best_is_the_last_adapter(make_train_config, tiny_model, synth_dir, tmp_path):
+    out = tmp_path / "run"
+    summary = train(make_train_config(tiny_model, synth_dir, out, max_steps=2, val=None))
+    assert summary.best_f1 is None and summary.best_step == 2
+    best = json.loads((out / "best" / "jsontune.json").read_text())
+    assert best["selected_by"].startswith("last step")
+    assert (out / "best" / "adapter_model.safetensors").read_bytes() == (
+        out / "last" / "adapter_model.safetensors").read_bytes()
+
+
+def test_local_paths_are_recorded_absolute(make_train_config, trained_run):
+    out, _ = trained_run
+    run = json.loads((out / "run.json").read_text())
+    adapter = json.loads((out / "best" / "adapter_config.json").read_text())
+    assert run["base_model"].startswith("/") and adapter["base_model_name_or_path"] == run["base_model"]
+    assert run["settings"]["train"].startswith("/")
 
 
 def test_existing_run_folder_needs_resume(make_train_config, trained_run, tiny_model, synth_dir):
