@@ -404,11 +404,22 @@ def _load_error(name_or_path: str, what: str, error: Exception) -> JsontuneError
     )
 
 
+def _refuse_missing_local(name: str) -> None:
+    """A path that can only be local and is not there fails at once, not after the Hub client's retries."""
+    path = Path(name).expanduser()
+    if path.exists():
+        return
+    local = name.startswith((".", "/", "~")) or name.count("/") > 1 or path.is_absolute()
+    if local or ("/" in name and path.parent.is_dir()):  # "data/model" beside a data/ folder
+        raise JsontuneError(f"model folder {name} does not exist; give a model folder or a Hub id.")
+
+
 def load_tokenizer(name_or_path: str | os.PathLike, trust_remote_code: bool = False) -> Any:
     """AutoTokenizer for a local folder or Hub id; a missing model is one clear JsontuneError."""
     from transformers import AutoTokenizer
 
     name = str(name_or_path)
+    _refuse_missing_local(name)
     try:
         return AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:  # the Hub client raises both for missing / invalid / offline ids
@@ -430,10 +441,13 @@ def load_model(
         resolved: Any = torch_dtype("float32") if device == "cpu" else "auto"
     else:
         resolved = torch_dtype(dtype)
+    from safetensors import SafetensorError
+
     name = str(name_or_path)
+    _refuse_missing_local(name)
     try:
         with _no_progress_bars():
             model = AutoModelForCausalLM.from_pretrained(name, dtype=resolved, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, SafetensorError) as e:  # SafetensorError: a truncated or corrupt weights file
         raise _load_error(name, "model", e) from None
     return model.to(device).eval()

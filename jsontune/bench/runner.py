@@ -131,7 +131,8 @@ def resolve_model(model: str, models_dir: Path) -> tuple[str, bool]:
 
 
 def load_inputs(config: BenchConfig) -> tuple[list[Any], list[dict] | None]:
-    """The first N records (from --input, else synthetic orders) and, with --gold, their gold targets."""
+    """The first N records (from --input, else synthetic orders) and their gold targets: from --gold, or, in
+    natural mode, the input's own targets when every row has one (None otherwise)."""
     from jsontune.data import load_records
 
     columns = {"text_col": config.text_col, "target_col": config.target_col, "id_col": config.id_col}
@@ -144,7 +145,9 @@ def load_inputs(config: BenchConfig) -> tuple[list[Any], list[dict] | None]:
         if not records:
             raise JsontuneError(f"--input {config.input} has no rows to bench; give a file with texts.")
     if config.gold is None:
-        return records, None
+        # --natural on a labelled input (synthetic orders too) scores against its own targets
+        labelled = not config.fixed_length and all(r.target is not None for r in records)
+        return records, [r.target for r in records] if labelled else None
     golds = {g.id: g.target for g in load_records(config.gold, **columns).records}
     missing = [r.id for r in records if r.id not in golds]
     if missing:

@@ -147,6 +147,9 @@ def measure(spec: dict[str, Any], prompts: list[str], gpu_used_at_start: int | N
         warmup_s = time.perf_counter() - start
         times = []
         for _ in range(spec["repeats"]):
+            # vLLM would otherwise find every prompt of a repeat (and of the warm-up) in its prefix cache
+            # and skip their prefill; each timed run starts cold, as the first one does.
+            getattr(engine, "reset_cache", lambda: None)()
             start = time.perf_counter()
             generations = engine.generate(prompts, params)
             times.append(time.perf_counter() - start)
@@ -203,8 +206,8 @@ def main(argv: list[str]) -> int:
         result = run(spec, used_at_start)
     except Exception as e:  # the runner shows the marked line as the row's reason
         traceback.print_exc()
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        reason = first if isinstance(e, JsontuneError) else f"{type(e).__name__}: {first}"
+        message = " ".join(str(e).split())[:300]  # one line, whatever the library wrote
+        reason = message if isinstance(e, JsontuneError) else f"{type(e).__name__}: {message}"
         print(ERROR_PREFIX + reason, file=sys.stderr, flush=True)
         return 1
     from jsontune.io import write_json_atomic

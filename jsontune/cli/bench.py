@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from jsontune.cli.common import console, err_console
+from jsontune.errors import JsontuneError
 
 
 def bench(
@@ -103,3 +104,5 @@ def bench(
         console.print(note, highlight=False, markup=False)
     console.print(f"wrote {', '.join(str(p) for p in result.files.values())}", highlight=False, markup=False)
     print(json.dumps(report.summary_line(result)))  # plain print: rich would wrap it
+    if not any(row["status"] == "ok" for row in result.rows):
+        raise JsontuneError("no engine ran to the end; the reasons are in the table above and each engine's log.")

@@ -219,6 +219,9 @@ def predict(
     from jsontune.serving.base import GenerationParams, make_engine, resolve_engine
     from jsontune.serving.schema import guided_json_schema
 
+    if Path(out).is_dir():
+        example = Path(out) / "predictions.csv"
+        raise JsontuneError(f"--out {out} is a folder; give the CSV file to write, e.g. {example}.")
     engine = resolve_engine(engine)
     if lora and not (Path(lora) / "adapter_config.json").is_file():
         raise JsontuneError(f"--lora {lora} is not a PEFT adapter folder (no adapter_config.json); "
@@ -238,8 +241,8 @@ def predict(
     try:
         summary = run_predictions(
             built, records, prompts, out, params,
-            chunk_size=chunk_size or CHUNK_SIZES[engine], resume=resume, progress=progress,
-            settings={"model": str(model), "lora": str(lora) if lora else None},
+            chunk_size=CHUNK_SIZES[engine] if chunk_size is None else chunk_size, resume=resume,
+            progress=progress, settings={"model": str(model), "lora": str(lora) if lora else None, "engine": engine},
         )  # fmt: skip
     finally:
         built.close()

@@ -84,6 +84,10 @@ class VLLMEngine:
         )
         return [_generation(output) for output in outputs]
 
+    def reset_cache(self) -> None:
+        """Forget the prefix cache, so that prompts seen before are computed again (fair repeated timing)."""
+        self.llm.reset_prefix_cache()
+
     def close(self) -> None:
         # The engine core runs in its own process; shutting it down frees its GPU memory.
         self.llm.llm_engine.engine_core.shutdown()
@@ -123,4 +127,12 @@ def progress_bar(progress: Progress) -> Any:
             progress(int(n or 0))
             return shown
 
-    return lambda **kwargs: _Reporting(file=io.StringIO(), **kwargs)
+    def factory(*iterable: Any, **kwargs: Any) -> tqdm:
+        # vLLM calls it twice per generate: around the prompts while it renders them (the iterable comes
+        # positionally; counting those would report prompts as finished before any is), and with total=
+        # for the requests that finish, which is the progress that matters.
+        if iterable:
+            return tqdm(*iterable, disable=True, **kwargs)
+        return _Reporting(file=io.StringIO(), **kwargs)
+
+    return factory

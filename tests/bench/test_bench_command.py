@@ -141,3 +141,55 @@ def test_roofline_share_of_a_gpu_row(tiny_model):
 def test_no_roofline_says_why(tiny_model, rows, dtype, reason):
     roof = add_roofline(rows, str(tiny_model), dtype, n=10, prompt_tokens=90, new_tokens=8)
     assert roof["available"] is False and reason in roof["reason"]
+
+
+def test_gold_is_matched_by_id_and_scored_in_input_order(tmp_path):
+    """A gold file in another order still scores each output against its own row."""
+    from jsontune.bench.runner import add_quality
+
+    targets = {f"r{i}": {"producto": p, "cantidad": i + 1} for i, p in enumerate("ABC")}
+    (tmp_path / "in.jsonl").write_text("".join(
+        json.dumps({"id": k, "text": f"pedido {k}", "target": t}) + "\n" for k, t in targets.items()))
+    (tmp_path / "gold.jsonl").write_text("".join(
+        json.dumps({"id": k, "text": f"pedido {k}", "target": targets[k]}) + "\n" for k in ["r2", "r0", "r1"]))
+    outputs = tmp_path / "outputs.jsonl"
+    outputs.write_text("".join(json.dumps({"text": json.dumps(t)}) + "\n" for t in targets.values()))
+    for gold in (tmp_path / "gold.jsonl", None):  # --gold, and --natural on the labelled input itself
+        config = BenchConfig(model="m", input=tmp_path / "in.jsonl", gold=gold, fixed_length=False)
+        _, golds = load_inputs(config)
+        row = {"outputs": str(outputs)}
+        add_quality(row, golds)
+        assert row["f1"] == 1.0 and row["exact_match"] == 1.0
+    shifted = tmp_path / "shifted.jsonl"
+    shifted.write_text("".join(outputs.read_text().splitlines(keepends=True)[1:] + outputs.read_text().splitlines(
+        keepends=True)[:1]))
+    row = {"outputs": str(shifted)}
+    add_quality(row, golds)
+    assert row["f1"] < 0.5
+
+
+def test_fixed_length_asks_every_engine_for_exactly_max_new_tokens(tmp_path):
+    from jsontune.bench.runner import engine_spec
+
+    for fixed in (True, False):
+        config = BenchConfig(model="m", max_new_tokens=24, fixed_length=fixed)
+        for name in ("hf-seq", "hf-batch", "vllm"):
+            params = engine_spec(name, config, "m", tmp_path)["params"]
+            if fixed:
+                assert params == {"max_new_tokens": 24, "min_new_tokens": 24, "ignore_eos": True}
+            else:
+                assert params == {"max_new_tokens": 24}
+
+
+def test_bench_fails_when_no_engine_ran(tiny_model, tmp_path):
+    broken = tmp_path / "broken"
+    import shutil
+
+    shutil.copytree(tiny_model, broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    args = ["bench", "--model", str(broken), "-n", "2", "--engines", "hf-batch", "--max-new-tokens", "2",
+            "--repeats", "1", "--warmup", "0", "--out", str(tmp_path / "b")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "no engine ran to the end" in result.output
+    row = json.loads((tmp_path / "b" / "bench.json").read_text())["rows"][0]
+    assert row["status"] == "failed" and "\n" not in row["reason"]

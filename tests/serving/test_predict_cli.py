@@ -168,3 +168,31 @@ def test_lora_that_is_not_an_adapter_is_one_sentence(tiny_model, tmp_path):
                                       str(tmp_path / "p.csv"), "--engine", "hf", "--lora", str(tmp_path)])
     assert result.exit_code == 1 and "not a PEFT adapter folder" in result.output
     assert "Traceback" not in result.output
+
+
+def test_out_that_is_a_folder_is_refused_before_any_work(tiny_model, orders, tmp_path):
+    line = _one_sentence_error(_predict(tiny_model, orders, tmp_path))
+    assert "is a folder" in line and "predictions.csv" in line
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+def test_a_corrupt_weights_file_is_one_sentence(tiny_model, orders, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    (broken / "model.safetensors").write_bytes(b"\0" * 64)
+    line = _one_sentence_error(_predict(broken, orders, tmp_path / "p.csv"))
+    assert "could not load the model from folder" in line and str(broken) in line
+
+
+def test_a_local_looking_model_path_that_is_missing_fails_at_once(orders, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    line = _one_sentence_error(_predict("data/model", orders, tmp_path / "p.csv"))
+    assert "model folder data/model does not exist" in line
+
+
+def test_chunk_size_zero_is_refused(tiny_model, orders, tmp_path):
+    line = _one_sentence_error(_predict(tiny_model, orders, tmp_path / "p.csv", "--chunk-size", "0"))
+    assert "--chunk-size must be at least 1" in line

@@ -18,10 +18,25 @@ needs_vllm = pytest.mark.skipif(vllm_available() is not None, reason=vllm_availa
 PARAMS = GenerationParams(max_new_tokens=16)
 
 
+def _maybe_tqdm(it, *, use_tqdm, **tqdm_kwargs):
+    """vllm/utils/tqdm_utils.py of vLLM 0.26, verbatim but for the import: how prompts are wrapped while
+    they are rendered (entrypoints/offline_utils.py `_add_completion_requests`)."""
+    from tqdm.auto import tqdm
+
+    if not use_tqdm:
+        return it
+    tqdm_func = use_tqdm if callable(use_tqdm) else tqdm
+    return tqdm_func(it, **tqdm_kwargs)
+
+
 def test_progress_bar_reports_what_vllm_counts():
     seen = []
-    # What vLLM 0.26's LLM._run_engine does with the bar it is given.
-    bar = progress_bar(seen.append)(total=5, desc="Processed prompts", dynamic_ncols=True, postfix="")
+    factory = progress_bar(seen.append)
+    # What vLLM 0.26's LLM.generate does with the factory: first around the prompts as it renders them ...
+    rendered = [p.upper() for p in _maybe_tqdm(["a", "b", "c", "d", "e"], use_tqdm=factory, desc="Rendering prompts")]
+    assert rendered == ["A", "B", "C", "D", "E"] and seen == [], "rendering is not generation progress"
+    # ... then LLM._run_engine's bar, updated as requests finish.
+    bar = factory(total=5, desc="Processed prompts", dynamic_ncols=True, postfix="")
     for n in (2, 3):
         bar.postfix = f"est. speed input: {10 / bar.format_dict['elapsed']:.2f} toks/s"
         bar.update(n)
