@@ -2,9 +2,13 @@
 # make test: set up .venv and run the test suite (CPU; GPU/vLLM tests skip cleanly).
 #
 # On a GPU machine: make test TORCH_SPEC=torch  (or any pip requirement for your CUDA build).
+# torch==2.13.0 resolves to the CPU build on the machines this project is built on (a local wheel); elsewhere
+# ask PyTorch's CPU index for it, or pip takes the CUDA build (several GB):
+#   make test TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
 BIN := $(VENV)/bin
 
 .PHONY: demo test lint install clean
@@ -12,7 +16,7 @@ BIN := $(VENV)/bin
 $(BIN)/jsontune: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 

@@ -58,6 +58,7 @@ class BenchConfig:
     text_col: str | None = None
     target_col: str | None = None
     id_col: str | None = None
+    skip_bad_rows: bool = False
 
     def __post_init__(self) -> None:
         if (
@@ -141,7 +142,13 @@ def load_inputs(config: BenchConfig) -> tuple[list[Any], list[dict] | None]:
 
         records = generate_orders(config.n, config.seed)
     else:
-        records = load_records(config.input, require_target=False, **columns).records[: config.n]
+        loaded = load_records(config.input, require_target=False, skip_bad_rows=config.skip_bad_rows, **columns)
+        records = loaded.records[: config.n]
+        if loaded.skipped:
+            import sys
+
+            print(f"bench: skipped {len(loaded.skipped)} bad --input rows (first: {loaded.skipped[0]})",
+                  file=sys.stderr)
         if not records:
             raise JsontuneError(f"--input {config.input} has no rows to bench; give a file with texts.")
     if config.gold is None:

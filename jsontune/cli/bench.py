@@ -62,6 +62,9 @@ def bench(
         str | None, typer.Option(help="Target column of --gold, if not found by name.")
     ] = None,
     id_col: Annotated[str | None, typer.Option(help="Id column, if not found by name.")] = None,
+    skip_bad_rows: Annotated[
+        bool, typer.Option("--skip-bad-rows", help="Skip (and count) bad --input rows instead of stopping.")
+    ] = False,
 ) -> None:
     """Time the same N prompts through each engine, each in its own process: load time, generation time
     (median of --repeats after a warm-up), examples/s, output tokens/s, speedup over hf-seq, peak memory,
@@ -93,6 +96,7 @@ def bench(
         text_col=text_col,
         target_col=target_col,
         id_col=id_col,
+        skip_bad_rows=skip_bad_rows,
     )
     with err_console.status("bench: preparing the model and the prompts") as status:
         result = run_bench(

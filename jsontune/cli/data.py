@@ -49,10 +49,12 @@ def check(
     result = load_records(file, text_col=text_col, target_col=target_col, id_col=id_col,
                          require_target=require_target, skip_bad_rows=skip_bad_rows)
     for sentence in result.skipped:
-        err_console.print(f"[yellow]bad row:[/yellow] {escape(sentence)}", highlight=False)
+        err_console.print(f"[yellow]bad row:[/yellow] {escape(sentence)}", highlight=False, soft_wrap=True)
+    for note in result.notes:
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     columns = f"text: {result.text_col}, target: {result.target_col or '-'}, id: {result.id_col or 'row number'}"
     console.print(f"{escape(str(result.path))}: [green]{len(result.records)} rows OK[/green], "
-                  f"{len(result.skipped)} skipped ({escape(columns)})", highlight=False)
+                  f"{len(result.skipped)} skipped ({escape(columns)})", highlight=False, soft_wrap=True)
     if result.skipped:
         raise typer.Exit(1)
 

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from jsontune.cli.common import console
+from jsontune.cli.common import console, err_console
 from jsontune.data import load_records
 from jsontune.data.augment import augment_records, resolve_strategies
 from jsontune.errors import JsontuneError
@@ -34,18 +34,26 @@ def augment(
     text_col: Annotated[str | None, typer.Option(help="Text column, if not found by name.")] = None,
     target_col: Annotated[str | None, typer.Option(help="Target JSON column, if not found by name.")] = None,
     id_col: Annotated[str | None, typer.Option(help="Id column, if not found by name.")] = None,
+    skip_bad_rows: Annotated[
+        bool, typer.Option("--skip-bad-rows", help="Skip (and count) bad rows instead of stopping.")
+    ] = False,
 ) -> None:
     """Write INPUT's rows plus variants reworded so that every target value is still in the text."""
     if factor < 1:
         raise JsontuneError(f"--factor must be at least 1 (got {factor}): it counts rows out per row in.")
     chosen = resolve_strategies(strategies.split(",") if strategies is not None else None)
-    loaded = load_records(input, text_col=text_col, target_col=target_col, id_col=id_col)
+    loaded = load_records(input, text_col=text_col, target_col=target_col, id_col=id_col, skip_bad_rows=skip_bad_rows)
+    for sentence in loaded.skipped:
+        err_console.print(f"[yellow]skipped:[/yellow] {escape(sentence)}", highlight=False, soft_wrap=True)
+    for note in loaded.notes:
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     rows, stats = augment_records(loaded.records, factor, seed, chosen)
     write_jsonl_atomic(out, [r.to_dict() for r in rows])
 
     summary = Table(title=escape(f"{input} -> {out}"), show_header=False)
     for label, value in [
         ("rows in", len(loaded.records)),
+        ("bad rows skipped", len(loaded.skipped)),
         ("variants requested", stats.requested),
         ("variants kept", stats.produced),
         ("dropped by the label guard", stats.dropped),

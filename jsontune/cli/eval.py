@@ -43,7 +43,15 @@ def _prediction_rows(path: Path) -> list[tuple[str, Any, str]]:
         import pandas as pd
 
         # Ids stay strings ("007" is not 7) and an empty prediction stays "" rather than NaN.
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        except pd.errors.EmptyDataError:
+            raise JsontuneError(f"{path} is empty; it needs the header id,prediction and a row per id.") from None
+        except UnicodeDecodeError as e:
+            raise JsontuneError(f"{path} is not UTF-8 (byte {e.object[e.start:e.start + 1]!r} at offset {e.start}); "
+                                "save it as UTF-8.") from None
+        except pd.errors.ParserError as e:
+            raise JsontuneError(f"{path} could not be read as CSV ({' '.join(str(e).split())}).") from None
         if not {"id", "prediction"} <= set(frame.columns):
             raise JsontuneError(
                 f"{path} has columns {list(frame.columns)}; it needs 'id' and 'prediction' "
@@ -52,10 +60,10 @@ def _prediction_rows(path: Path) -> list[tuple[str, Any, str]]:
         rows = frame[["id", "prediction"]].itertuples(index=False, name=None)
         return [(i, p, f"{path} row {n}") for n, (i, p) in enumerate(rows, 1)]
     if suffix == ".jsonl":
-        lines = [(n, line) for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1)]
+        lines = [(n, line) for n, line in enumerate(_utf8(path).split("\n"), 1)]
         records = [(f"{path} line {n}", _json(line, f"{path} line {n}")) for n, line in lines if line.strip()]
     elif suffix == ".json":
-        data = _json(path.read_text(encoding="utf-8"), str(path))
+        data = _json(_utf8(path), str(path))
         if not isinstance(data, list):
             raise JsontuneError(f"{path} is not a JSON list; write a list of {{'id', 'prediction'}} objects.")
         records = [(f"{path} item {n}", item) for n, item in enumerate(data, 1)]
@@ -65,6 +73,14 @@ def _prediction_rows(path: Path) -> list[tuple[str, Any, str]]:
         if not isinstance(record, dict) or "id" not in record or "prediction" not in record:
             raise JsontuneError(f"{where} needs the keys 'id' and 'prediction' (null when there is none).")
     return [(str(r["id"]), r["prediction"], where) for where, r in records]
+
+
+def _utf8(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise JsontuneError(f"{path} is not UTF-8 (byte {e.object[e.start:e.start + 1]!r} at offset {e.start}); "
+                            "save it as UTF-8.") from None
 
 
 def _json(text: str, where: str) -> Any:
@@ -144,6 +160,9 @@ def eval_cmd(
     text_col: Annotated[str | None, typer.Option(help="Text column of GOLD, if not found by name.")] = None,
     target_col: Annotated[str | None, typer.Option(help="Target column of GOLD, if not found by name.")] = None,
     id_col: Annotated[str | None, typer.Option(help="Id column of GOLD, if not found by name.")] = None,
+    skip_bad_rows: Annotated[
+        bool, typer.Option("--skip-bad-rows", help="Skip (and count) bad GOLD rows instead of stopping.")
+    ] = False,
 ) -> None:
     """Score predictions against gold JSON: field-level precision, recall, F1, exact match, JSON validity.
 
@@ -152,7 +171,12 @@ def eval_cmd(
     from jsontune.data import load_records
     from jsontune.metrics import score
 
-    golds = load_records(gold, text_col=text_col, target_col=target_col, id_col=id_col).records
+    loaded = load_records(gold, text_col=text_col, target_col=target_col, id_col=id_col, skip_bad_rows=skip_bad_rows)
+    golds = loaded.records
+    for sentence in loaded.skipped:
+        err_console.print(f"[yellow]skipped gold row:[/yellow] {sentence}", highlight=False, soft_wrap=True)
+    for note in loaded.notes:
+        err_console.print(f"[yellow]note:[/yellow] {note}", highlight=False, soft_wrap=True)
     predictions, targets, missing = align(read_predictions(pred), golds, pred, gold)
     result = {**score(predictions, targets, strict=strict), "missing_predictions": len(missing)}
     if missing:

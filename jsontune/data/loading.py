@@ -92,8 +92,14 @@ def load_records(
         records.append(record)
     if not records:
         raise JsontuneError(f"{source} has no usable rows: all {len(rows)} were bad (first: {skipped[0]})")
+    notes = []
+    typed = not Path(path).is_file() or Path(path).suffix.lower() == ".parquet"  # Arrow-typed columns
+    if typed and target_col and any(isinstance(row.values and row.values.get(target_col), dict) for row in rows):
+        notes.append(f"{source}: the target column {target_col!r} is stored as a struct, so every row carries "
+                     "every key (absent ones as null) and each key has one number type (1 may read as 1.0); "
+                     "store targets as JSON strings to keep each row exactly as written.")
     return LoadResult(path=Path(path) if Path(path).exists() else source, records=records, skipped=skipped,
-                      columns=columns, text_col=text_col, target_col=target_col, id_col=id_col)
+                      notes=notes, columns=columns, text_col=text_col, target_col=target_col, id_col=id_col)
 
 
 def _pick(source: str, columns: list[str], given: str | None, names: tuple[str, ...], kind: str,
@@ -148,7 +154,19 @@ def _target(value: Any, column: str | None, require_target: bool) -> dict[str, A
     if not isinstance(value, dict):
         raise _BadRow(f"the target (column {column!r}) is a JSON {_kind(value)}, not an object like "
                       '{"producto": ..., "cantidad": ...}')
+    if not _finite(value):
+        raise _BadRow(f"the target (column {column!r}) holds NaN or Infinity, which JSON has no way to write")
     return value
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
 
 
 def _id(value: Any, column: str | None) -> str:
@@ -180,7 +198,8 @@ def _is_missing(value: Any) -> bool:
 
 def _kind(value: Any) -> str:
     """The JSON name of a Python value's type, for error messages."""
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number",
+             type(None): "null"}
     return names.get(type(value), type(value).__name__)
 
 

@@ -27,6 +27,7 @@ class LoadResult:
     path: Path | str
     records: list[Record]
     skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a reader changed that the user should know
     columns: list[str] = field(default_factory=list)
     text_col: str = "text"
     target_col: str | None = None

@@ -49,7 +49,8 @@ def resolve_precision(requested: str) -> str:
 def _describe(loaded) -> dict[str, Any]:
     path = Path(loaded.path)
     sha = file_sha256(path) if path.is_file() else None
-    return {"path": str(path), "sha256": sha, "rows": len(loaded.records), "skipped": loaded.skipped}
+    return {"path": str(path), "sha256": sha, "rows": len(loaded.records), "skipped": loaded.skipped,
+            "notes": loaded.notes}
 
 
 def load_data(cfg: TrainConfig) -> tuple[list, list, dict[str, Any]]:
@@ -223,6 +224,8 @@ def train(cfg: TrainConfig, on_event=None, callbacks: tuple = ()) -> TrainSummar
         if skipped and on_event:
             shown = " ".join(skipped[:5]) + (f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else "")
             on_event({"note": f"--skip-bad-rows: {len(skipped)} bad {split} rows skipped: {shown}"})
+        for note in (info.get("notes") or []) if isinstance(info, dict) and on_event else []:
+            on_event({"note": note})
     precision = resolve_precision(cfg.precision)
     model, tokenizer = load_model_for_training(cfg, precision)
 

@@ -110,3 +110,31 @@ def test_a_prediction_that_is_not_an_object_names_the_row(tmp_path, gold_file):
     result = invoke(pred, "--gold", gold_file)
     assert result.exit_code == 1
     assert "pred.csv row 2 (id '8'): the prediction is not a JSON object" in message(result)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("empty.csv", b"", "is empty"),
+        ("latin.csv", "id,prediction\n1,{\"producto\": \"caf\xe9\"}\n".encode("latin-1"), "is not UTF-8"),
+        ("latin.jsonl", '{"id": "1", "prediction": {"producto": "caf\xe9"}}\n'.encode("latin-1"), "is not UTF-8"),
+    ],
+)
+def test_unreadable_prediction_files_are_one_sentence(tmp_path, gold_file, name, content, expected):
+    pred = tmp_path / name
+    pred.write_bytes(content)
+    result = invoke(str(pred), "--gold", str(gold_file))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert expected in message(result) and name in message(result)
+
+
+def test_bad_gold_rows_can_be_skipped_and_are_counted(tmp_path, gold_file):
+    rows = [json.loads(line) for line in gold_file.read_text().splitlines()]
+    with gold_file.open("a") as f:
+        f.write(json.dumps({"id": "bad", "text": "x", "target": "not json"}) + "\n")
+    pred = tmp_path / "pred.csv"
+    write_pred_csv(pred, {r["id"]: r["target"] for r in rows})
+    assert invoke(str(pred), "--gold", str(gold_file)).exit_code == 1
+    result = invoke(str(pred), "--gold", str(gold_file), "--skip-bad-rows", "--json")
+    assert result.exit_code == 0, result.output
+    assert "skipped gold row" in result.output and json.loads(result.stdout.splitlines()[-1])["f1"] == 1.0

@@ -213,3 +213,31 @@ def test_skipping_every_row_is_an_error(tmp_path):
     path.write_text('{"text": "", "target": {}}\n{"text": "x", "target": 3}\n', encoding="utf-8")
     with pytest.raises(JsontuneError, match="has no usable rows: all 2 were bad"):
         load_records(path, skip_bad_rows=True)
+
+
+def test_a_nan_target_is_a_bad_row(tmp_path):
+    path = tmp_path / "nan.jsonl"
+    path.write_text('{"id": "1", "text": "10 de A", "target": {"producto": "A", "cantidad": NaN}}\n')
+    with pytest.raises(JsontuneError, match=r"line 1: .*NaN or Infinity"):
+        load_records(path)
+
+
+def test_a_null_target_is_named_null(tmp_path):
+    path = tmp_path / "null.jsonl"
+    path.write_text('{"id": "1", "text": "10 de A", "target": "null"}\n')
+    with pytest.raises(JsontuneError, match="is a JSON null, not an object"):
+        load_records(path)
+
+
+def test_struct_targets_in_parquet_come_with_a_note(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist([{"text": "10 de A a 5", "target": {"producto": "A", "cantidad": 10}},
+                                  {"text": "B, 2.5", "target": {"producto": "B", "precio": 2.5}}])
+    pq.write_table(table, tmp_path / "struct.parquet")
+    loaded = load_records(tmp_path / "struct.parquet")
+    assert loaded.records[1].target == {"producto": "B", "cantidad": None, "precio": 2.5}  # what Arrow keeps
+    assert len(loaded.notes) == 1 and "stored as a struct" in loaded.notes[0]
+    pq.write_table(pa.Table.from_pylist([{"text": "x", "target": json.dumps({"a": 1})}]), tmp_path / "s.parquet")
+    assert load_records(tmp_path / "s.parquet").notes == []
