@@ -132,6 +132,12 @@ def notes(result: BenchResult) -> list[str]:
                 f"{r['engine']}: {r['wrong_length']} of {r['n_timed']} outputs did not have exactly "
                 f"{config['max_new_tokens']} tokens, so its run was not fixed-length."
             )
+        if r["engine"] == "vllm" and r.get("gpu_nvml_gb") is not None:
+            share = config.get("gpu_memory_utilization")
+            said.append(
+                f"vllm's GPU memory is what it reserves up front (--gpu-memory-utilization {share}: weights, "
+                "then KV cache blocks filling the rest), not what this job needed; lower it to share the GPU."
+            )
         if r["prompts_sha256"] != config["prompts_sha256"]:
             said.append(
                 f"{r['engine']} ran different prompts (hash {r['prompts_sha256'][:12]}); do not compare it."

@@ -22,6 +22,9 @@ def merge(
     force: Annotated[bool, Opt("--force", help="Replace --out if it exists.")] = False,
     device: Annotated[str, Opt(help="Device to merge and verify on (cpu or cuda).")] = "cpu",
     check: Annotated[Path | None, Opt("--check", help="Only lint an existing checkpoint folder.")] = None,
+    trust_remote_code: Annotated[
+        bool, Opt("--trust-remote-code", help="Run the base model repository's own Python code (off).")
+    ] = False,
 ) -> None:
     """Merge a LoRA adapter into its base: one standalone, verified checkpoint ready for vLLM."""
     from jsontune.training.merge import check_checkpoint
@@ -38,7 +41,8 @@ def merge(
     if source is None or out is None:
         raise JsontuneError("give the run or adapter folder and --out (or --check FOLDER to lint a checkpoint).")
     with console.status(f"merging {source} ..."):
-        report = run_merge(source, out, dtype=dtype, base=base, verify=verify, force=force, device=device)
+        report = run_merge(source, out, dtype=dtype, base=base, verify=verify, force=force, device=device,
+                           trust_remote_code=trust_remote_code)
     if report.verified:
         console.print(
             f"verified: merge in float32 max logit difference {report.float32_max_logit_diff:.3g} (the adapter moves "

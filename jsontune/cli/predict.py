@@ -86,6 +86,9 @@ def predict(
     chunk_size: Annotated[
         int | None, typer.Option(help="Rows saved per chunk for --resume (default: hf 256, vllm 4096).")
     ] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option("--trust-remote-code", help="Run the model repository's own Python code (off).")
+    ] = False,
 ) -> None:
     """Predict JSON for every row of --input and write --out (CSV, input order, written atomically)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
@@ -103,6 +106,7 @@ def predict(
     else:
         options = {"dtype": dtype, "gpu_memory_utilization": gpu_memory_utilization,
                    "max_model_len": max_model_len, "tensor_parallel_size": tensor_parallel_size}  # fmt: skip
+    options["trust_remote_code"] = trust_remote_code
     bar_columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     progress_bar = Progress(
         "[progress.description]{task.description}", *bar_columns, console=err_console, transient=True

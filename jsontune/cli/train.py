@@ -63,6 +63,9 @@ def train(
     target_col: Annotated[str | None, Opt(help="Name of the target JSON column.")] = None,
     skip_bad_rows: Annotated[bool | None, Opt("--skip-bad-rows", help="Skip (and count) bad rows.")] = None,
     resume: Annotated[bool, Opt("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
+    trust_remote_code: Annotated[
+        bool | None, Opt("--trust-remote-code", help="Run the base model repository's own Python code (off).")
+    ] = None,
 ) -> None:
     """Fine-tune a LoRA adapter (TRL SFT, loss on the JSON only) and keep the one with the best eval F1."""
     from jsontune.training.config import build_config
@@ -75,7 +78,7 @@ def train(
         lora_dropout=lora_dropout, target_modules=target_modules,
         eval_samples=eval_samples, eval_steps=eval_steps, max_length=max_length, seed=seed, report_to=report_to,
         gradient_checkpointing=gradient_checkpointing, text_col=text_col, target_col=target_col,
-        skip_bad_rows=skip_bad_rows, resume=resume or None,
+        skip_bad_rows=skip_bad_rows, resume=resume or None, trust_remote_code=trust_remote_code,
     )
     console.print(f"training [bold]{cfg.model}[/bold] on {cfg.train} -> {cfg.out}")
     summary = run_training(cfg, on_event=_show_event)

@@ -236,7 +236,8 @@ def predict(
         params = replace(params, json_schema=guided_json_schema(schema, folders))
     # The adapter's manifest records the prompt format it was trained with; a merged model's its own.
     fmt = read_prompt_format(lora or model)
-    prompts = render_prompts(load_tokenizer(model), [r.text for r in records], fmt)
+    trust = bool((engine_options or {}).get("trust_remote_code"))
+    prompts = render_prompts(load_tokenizer(model, trust_remote_code=trust), [r.text for r in records], fmt)
     built = make_engine(engine, model, lora=lora, **(engine_options or {}))
     try:
         summary = run_predictions(

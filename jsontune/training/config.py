@@ -62,6 +62,7 @@ class TrainConfig:
     logging_steps: int = 10
     report_to: str = "none"
     resume: bool = False
+    trust_remote_code: bool = False  # run the base model repository's own Python code
 
     def __post_init__(self) -> None:
         checks = [

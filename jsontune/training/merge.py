@@ -73,13 +73,13 @@ def find_base(adapter: Path, base: str | None) -> str:
     raise JsontuneError(f"{adapter} does not record its base model; pass --base MODEL.")
 
 
-def load_adapter_model(base: str, adapter: Path, device: str = "cpu"):
+def load_adapter_model(base: str, adapter: Path, device: str = "cpu", trust_remote_code: bool = False):
     """base + adapter (unmerged) in float32; an adapter that does not fit the base becomes one sentence."""
     from peft import PeftModel
 
     from jsontune.modeling import load_model
 
-    model = load_model(base, dtype="float32", device=device)
+    model = load_model(base, dtype="float32", device=device, trust_remote_code=trust_remote_code)
     misfit = f"the adapter in {adapter} does not fit base model {base}", "pass the base it was trained on with --base."
     try:
         peft_model = PeftModel.from_pretrained(model, adapter)
@@ -106,8 +106,8 @@ def unplaced_adapter_weights(peft_model, adapter: Path) -> list[str]:
     return [k for k in saved if k.replace(".default", "") not in loaded]
 
 
-def merge(source: str | Path, out: str | Path, dtype: str = "auto", base: str | None = None,
-          verify: bool = True, force: bool = False, device: str = "cpu") -> MergeReport:
+def merge(source: str | Path, out: str | Path, dtype: str = "auto", base: str | None = None, verify: bool = True,
+          force: bool = False, device: str = "cpu", trust_remote_code: bool = False) -> MergeReport:
     import torch
 
     from jsontune.modeling import load_tokenizer, torch_dtype
@@ -125,17 +125,18 @@ def merge(source: str | Path, out: str | Path, dtype: str = "auto", base: str | 
         from transformers import AutoConfig
 
         try:
-            config = AutoConfig.from_pretrained(base_model)
+            config = AutoConfig.from_pretrained(base_model, trust_remote_code=trust_remote_code)
         except (OSError, ValueError):
             raise JsontuneError(f"base model {base_model} (recorded in {adapter}) cannot be loaded; "
                                 "pass --base with its current location.") from None
         dtype = str(getattr(config, "dtype", None) or torch.float32)
         dtype = dtype.removeprefix("torch.")
-    tokenizer = load_tokenizer(str(adapter))
-    merged = load_adapter_model(base_model, adapter, device).merge_and_unload()  # float32
+    tokenizer = load_tokenizer(str(adapter), trust_remote_code=trust_remote_code)
+    merged = load_adapter_model(base_model, adapter, device, trust_remote_code).merge_and_unload()  # float32
     report = MergeReport(out=str(out), base_model=base_model, adapter=str(adapter), dtype=dtype)
     if verify:  # first the merge itself, in float32, where only float noise is allowed ...
-        reference, fmt = load_adapter_model(base_model, adapter, device), read_prompt_format(adapter)
+        reference = load_adapter_model(base_model, adapter, device, trust_remote_code)
+        fmt = read_prompt_format(adapter)
         verify_merge(reference, merged, tokenizer, fmt, report, dtype="float32")
         report.float32_max_logit_diff = report.max_logit_diff
     merged = merged.to(torch_dtype(dtype))

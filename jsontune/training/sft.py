@@ -130,12 +130,12 @@ def load_model_for_training(cfg: TrainConfig, precision: str):
 
     from jsontune.modeling import load_model, load_tokenizer
 
-    tokenizer = load_tokenizer(cfg.model)
+    tokenizer = load_tokenizer(cfg.model, trust_remote_code=cfg.trust_remote_code)
     dtype = "bfloat16" if precision == "bf16" else "float32"  # fp16 trains fp32 weights under autocast
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and device == "cuda":
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    model = load_model(cfg.model, dtype=dtype, device=device)
+    model = load_model(cfg.model, dtype=dtype, device=device, trust_remote_code=cfg.trust_remote_code)
     model.train()
     return model, tokenizer
 

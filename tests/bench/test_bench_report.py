@@ -90,3 +90,9 @@ def test_summary_line_is_one_json_object_per_engine():
     parsed = json.loads(line)
     assert parsed["engines"]["hf-seq"]["examples_per_s"] == 2.5
     assert parsed["engines"]["vllm"] == {key: None for key in report.SUMMARY_KEYS} | {"status": "skipped"}
+
+
+def test_vllm_gpu_memory_is_explained_as_its_reservation():
+    result = _result([_row("hf-batch", gpu_nvml_gb=1.2), _row("vllm", gpu_nvml_gb=70.0)], gpu_memory_utilization=0.9)
+    said = [n for n in report.notes(result) if "reserves up front" in n]
+    assert len(said) == 1 and said[0].startswith("vllm's GPU memory") and "0.9" in said[0]

@@ -196,3 +196,22 @@ def test_a_local_looking_model_path_that_is_missing_fails_at_once(orders, tmp_pa
 def test_chunk_size_zero_is_refused(tiny_model, orders, tmp_path):
     line = _one_sentence_error(_predict(tiny_model, orders, tmp_path / "p.csv", "--chunk-size", "0"))
     assert "--chunk-size must be at least 1" in line
+
+
+def test_trust_remote_code_is_off_unless_asked(tiny_model, orders, tmp_path, monkeypatch):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    seen = []
+    for cls in (AutoModelForCausalLM, AutoTokenizer):
+        original = cls.from_pretrained.__func__
+
+        def spy(klass, *args, _original=original, **kwargs):
+            seen.append(kwargs.get("trust_remote_code"))
+            return _original(klass, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "from_pretrained", classmethod(spy))
+    assert _predict(tiny_model, orders, tmp_path / "a.csv").exit_code == 0
+    assert seen and not any(seen)
+    seen.clear()
+    assert _predict(tiny_model, orders, tmp_path / "b.csv", "--trust-remote-code").exit_code == 0
+    assert seen and all(seen)
