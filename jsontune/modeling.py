@@ -284,14 +284,14 @@ def _build_model(preset: str, tokenizer: Any, seed: int) -> Any:
     return model.eval()
 
 
-def _warm_start(model: Any, tokenizer: Any, steps: int, seed: int) -> dict[str, Any]:
+def _warm_start(model: Any, tokenizer: Any, steps: int, seed: int, on_step: Any = None) -> dict[str, Any]:
     """Pretrain `model` in place for `steps` (none for 0); return what the manifest records about it."""
     if not steps:
         return {"pretrain_steps": 0,
                 "note": "Random initial weights made offline by `jsontune init-model`; this model is not trained."}
     from jsontune.pretrain import pretrain
 
-    losses = pretrain(model, tokenizer, steps, seed)
+    losses = pretrain(model, tokenizer, steps, seed, on_step=on_step)
     model.eval()
     last = losses[-10:]
     return {
@@ -316,7 +316,8 @@ def _no_progress_bars() -> Iterator[None]:
 
 
 def init_model(
-    preset: str, out: str | os.PathLike, seed: int = 0, force: bool = False, pretrain_steps: int = 0
+    preset: str, out: str | os.PathLike, seed: int = 0, force: bool = False, pretrain_steps: int = 0,
+    on_step: Any = None,
 ) -> Path:
     """Write a random-init Qwen3 model folder for `preset` to `out` (offline); return its path.
 
@@ -336,7 +337,7 @@ def init_model(
     try:
         tokenizer = build_tokenizer(model_max_length=config.max_position_embeddings)
         model = _build_model(preset, tokenizer, seed)
-        pretrained = _warm_start(model, tokenizer, pretrain_steps, seed)
+        pretrained = _warm_start(model, tokenizer, pretrain_steps, seed, on_step)
         with _no_progress_bars():  # a library call does not print; the CLI reports what was written
             model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

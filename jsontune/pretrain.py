@@ -106,10 +106,12 @@ def pretrain(
     batch_size: int = 32,
     max_length: int = 192,
     warmup: float = 0.05,
+    on_step: Any = None,
 ) -> list[float]:
     """Train every parameter of `model` for `steps` AdamW steps on the copy corpus; return the per-step losses.
 
     The corpus uses orders drawn with `seed + 1000`, so they differ from the demo's data (seed 0).
+    `on_step(step, steps, loss)` is called after every step (for a progress bar).
     """
     import torch
 
@@ -133,4 +135,6 @@ def pretrain(
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
+        if on_step:
+            on_step(len(losses), steps, losses[-1])
     return losses

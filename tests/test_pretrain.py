@@ -37,3 +37,14 @@ def test_same_seed_same_losses():
     runs = [pretrain(_build_model("tiny", tokenizer, 0), tokenizer, steps=3, seed=5, batch_size=4) for _ in "ab"]
     assert runs[0] == runs[1]
     assert len(runs[0]) == 3
+
+
+def test_every_step_is_reported_for_a_progress_bar():
+    from jsontune.modeling import _build_model, build_tokenizer
+    from jsontune.pretrain import pretrain
+
+    tokenizer = build_tokenizer(256)
+    seen = []
+    losses = pretrain(_build_model("tiny", tokenizer, 0), tokenizer, steps=3, seed=5, batch_size=4,
+                      on_step=lambda step, steps, loss: seen.append((step, steps, loss)))
+    assert seen == [(i + 1, 3, loss) for i, loss in enumerate(losses)]

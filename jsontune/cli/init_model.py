@@ -30,9 +30,18 @@ def init_model(
     --pretrain-steps (a few hundred for `tiny`, minutes on a CPU) the model first learns to copy spans
     and numbers out of a text, so that fine-tuning it shows what fine-tuning a pretrained model does.
     """
-    if pretrain_steps:
-        console.print(f"pretraining {preset} for {pretrain_steps} steps on the synthetic copy corpus...")
-    path = modeling.init_model(preset, out, seed=seed, force=force, pretrain_steps=pretrain_steps)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress("[progress.description]{task.description}", *columns, console=console, transient=True) as bar:
+        task = bar.add_task(f"pretraining {preset} on the synthetic copy corpus", total=pretrain_steps or None,
+                            visible=bool(pretrain_steps))
+
+        def on_step(step: int, steps: int, loss: float) -> None:
+            bar.update(task, completed=step, description=f"pretraining {preset}: LM loss {loss:.3f}")
+
+        path = modeling.init_model(preset, out, seed=seed, force=force, pretrain_steps=pretrain_steps,
+                                   on_step=on_step)
     manifest = json.loads((path / modeling.MANIFEST_NAME).read_text(encoding="utf-8"))
     weights = "random"
     if pretrain_steps:
