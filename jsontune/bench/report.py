@@ -116,6 +116,9 @@ def notes(result: BenchResult) -> list[str]:
             "The weights are random (an untrained model from `jsontune init-model`): speed and memory "
             "are those of its shape, its outputs are noise."
         )
+    if config.get("skipped_rows"):
+        skipped = config["skipped_rows"]
+        said.append(f"--skip-bad-rows: {len(skipped)} bad --input rows skipped (the first: {skipped[0]})")
     if config["n"] < config["n_requested"]:
         said.append(f"--input has {config['n']} rows, fewer than -n {config['n_requested']}: all were used.")
     for r in result.rows:

@@ -59,6 +59,7 @@ class BenchConfig:
     target_col: str | None = None
     id_col: str | None = None
     skip_bad_rows: bool = False
+    skipped_rows: list[str] = field(default_factory=list)  # filled by load_inputs: one sentence per bad row
 
     def __post_init__(self) -> None:
         if (
@@ -100,9 +101,12 @@ class BenchConfig:
         defaults = BenchConfig(model=self.model)
         parts = ["jsontune bench", f"--model {shlex.quote(self.model)}"]
         for name, value in asdict(self).items():
-            if name in ("model", "fixed_length") or value == getattr(defaults, name) or value is None:
+            if name in ("model", "fixed_length", "skipped_rows") or value == getattr(defaults, name) or value is None:
                 continue
             flag = "-n" if name == "n" else "--" + name.replace("_", "-")
+            if isinstance(value, bool):  # an on/off flag such as --skip-bad-rows
+                parts.append(flag)
+                continue
             parts.append(f"{flag} {shlex.quote(','.join(value) if isinstance(value, tuple) else str(value))}")
         return " ".join(parts + ([] if self.fixed_length else ["--natural"]))
 
@@ -144,11 +148,7 @@ def load_inputs(config: BenchConfig) -> tuple[list[Any], list[dict] | None]:
     else:
         loaded = load_records(config.input, require_target=False, skip_bad_rows=config.skip_bad_rows, **columns)
         records = loaded.records[: config.n]
-        if loaded.skipped:
-            import sys
-
-            print(f"bench: skipped {len(loaded.skipped)} bad --input rows (first: {loaded.skipped[0]})",
-                  file=sys.stderr)
+        config.skipped_rows = loaded.skipped
         if not records:
             raise JsontuneError(f"--input {config.input} has no rows to bench; give a file with texts.")
     if config.gold is None:

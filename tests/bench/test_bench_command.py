@@ -193,3 +193,21 @@ def test_bench_fails_when_no_engine_ran(tiny_model, tmp_path):
     assert result.exit_code == 1 and "no engine ran to the end" in result.output
     row = json.loads((tmp_path / "b" / "bench.json").read_text())["rows"][0]
     assert row["status"] == "failed" and "\n" not in row["reason"]
+
+
+def test_bad_input_rows_are_skipped_with_a_note_and_the_flag_is_rerun(tmp_path):
+    from jsontune.bench import report
+    from jsontune.bench.runner import BenchResult
+
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"id": "a", "text": "10 de A"}\n{"id": "b", "text": ""}\n{"id": "c", "text": "5 de B"}\n')
+    config = BenchConfig(model="m", input=data, skip_bad_rows=True)
+    records, _ = load_inputs(config)
+    assert [r.id for r in records] == ["a", "c"] and len(config.skipped_rows) == 1
+    assert config.command().endswith(f"--input {data} --skip-bad-rows")
+    summary = {"random_weights": False, "n": 2, "n_requested": 1000, "skipped_rows": config.skipped_rows,
+               "max_new_tokens": 64, "prompts_sha256": "x"}
+    result = BenchResult(config=summary, rows=[], roofline={"available": False, "reason": "CPU."})
+    assert any(n.startswith("--skip-bad-rows: 1 bad --input rows skipped") for n in report.notes(result))
+    with pytest.raises(JsontuneError, match="--skip-bad-rows"):
+        load_inputs(BenchConfig(model="m", input=data))
