@@ -13,7 +13,13 @@ from typing import Any
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without setting it where Linux allows (os.umask changes it for every thread)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 

@@ -34,7 +34,8 @@ def user_errors(fn: F) -> F:
         except OSError as e:  # a path that cannot be read or written: a file where a folder should be, ...
             if not e.filename:
                 raise
-            message = f"{e.filename}: {e.strerror or e}; check the path (and that a folder is not a file)."
+            path = e.filename2 or e.filename  # a rename's destination is the path the user gave
+            message = f"{path}: {e.strerror or e}; check the path (and that a folder is not a file)."
             err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from jsontune.cli.common import console, err_console
@@ -174,9 +175,9 @@ def eval_cmd(
     loaded = load_records(gold, text_col=text_col, target_col=target_col, id_col=id_col, skip_bad_rows=skip_bad_rows)
     golds = loaded.records
     for sentence in loaded.skipped:
-        err_console.print(f"[yellow]skipped gold row:[/yellow] {sentence}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]skipped gold row:[/yellow] {escape(sentence)}", highlight=False, soft_wrap=True)
     for note in loaded.notes:
-        err_console.print(f"[yellow]note:[/yellow] {note}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     predictions, targets, missing = align(read_predictions(pred), golds, pred, gold)
     result = {**score(predictions, targets, strict=strict), "missing_predictions": len(missing)}
     if missing:

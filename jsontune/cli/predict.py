@@ -42,10 +42,7 @@ def _print_summary(summary: PredictSummary) -> None:
         f"{summary.output_tokens_per_s:.1f}",
     )
     console.print(table)
-    if summary.generated == 0 and summary.engine.startswith("none"):
-        console.print(f"{summary.out} was already finished, with a row for every input id; nothing generated "
-                      "(predict without --resume to redo it).")
-    elif summary.generated < summary.rows:
+    if summary.generated < summary.rows:
         console.print(f"{summary.rows - summary.generated} row(s) came from the unfinished run (--resume).")
     if summary.skipped:
         err_console.print(f"[yellow]skipped {len(summary.skipped)} bad input row(s)[/yellow]; the first:")

@@ -80,9 +80,11 @@ def train(
         gradient_checkpointing=gradient_checkpointing, text_col=text_col, target_col=target_col,
         skip_bad_rows=skip_bad_rows, resume=resume or None, trust_remote_code=trust_remote_code,
     )
-    console.print(f"training [bold]{cfg.model}[/bold] on {cfg.train} -> {cfg.out}")
+    rank0 = os.environ.get("RANK", "0") == "0"  # torchrun / accelerate: rank 0 speaks for the run
+    if rank0:
+        console.print(f"training [bold]{cfg.model}[/bold] on {cfg.train} -> {cfg.out}")
     summary = run_training(cfg, on_event=_show_event)
-    if os.environ.get("RANK", "0") != "0":  # torchrun / accelerate: rank 0 speaks for the run
+    if not rank0:
         return
     table = Table(title="jsontune train")
     table.add_column("")

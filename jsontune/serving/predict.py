@@ -179,26 +179,6 @@ def run_predictions(
     )
 
 
-def _finished_csv(out: str | Path, records: list[Record]) -> PredictSummary | None:
-    """The summary of `out` when it is a finished predict CSV with exactly the input's ids, in order."""
-    out = Path(out)
-    if not out.is_file():
-        return None
-    try:
-        with out.open(encoding="utf-8", newline="") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return None
-    if [row.get("id") for row in rows] != [r.id for r in records] or not rows:
-        return None
-    return PredictSummary(
-        engine="none (already finished)", out=out, rows=len(rows),
-        valid_json_rate=sum(row.get("valid_json") == "true" for row in rows) / len(rows),
-        thinking_leaks=sum(has_thinking(row.get("raw_output") or "") for row in rows),
-        generated=0, seconds=0.0, output_tokens=0,
-    )
-
-
 def _done_row(record_id: str, generation: Any) -> dict[str, Any]:
     """What the sidecar keeps of a generation: the CSV derives from raw_output, the rest is for stats."""
     return {
@@ -242,6 +222,8 @@ def predict(
     if Path(out).is_dir():
         example = Path(out) / "predictions.csv"
         raise JsontuneError(f"--out {out} is a folder; give the CSV file to write, e.g. {example}.")
+    if chunk_size is not None and chunk_size < 1:
+        raise JsontuneError(f"--chunk-size must be at least 1, got {chunk_size}.")
     engine = resolve_engine(engine)
     if lora and not (Path(lora) / "adapter_config.json").is_file():
         raise JsontuneError(f"--lora {lora} is not a PEFT adapter folder (no adapter_config.json); "
@@ -251,9 +233,6 @@ def predict(
     loaded = load_records(input_path, require_target=False, skip_bad_rows=skip_bad_rows, **(columns or {}))
     records = loaded.records
     params = params or GenerationParams()
-    finished = _finished_csv(out, records) if resume and not partial_path(out).exists() else None
-    if finished is not None:  # --resume after the run ended: nothing left to generate, no model to load
-        return finished
     if guided_json:
         folders = [str(f) for f in (lora, model) if f]
         params = replace(params, json_schema=guided_json_schema(schema, folders))

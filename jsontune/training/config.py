@@ -147,15 +147,18 @@ def build_config(yaml_path: str | Path | None = None, **overrides: Any) -> Train
     no flag but --out; a recipe or flag may still change what does not shape the run (more steps, other
     eval settings), and a change to anything in RESUME_FIXED is refused, naming the setting.
     """
-    values: dict[str, Any] = {}
-    saved = saved_settings(overrides["out"]) if overrides.get("resume") and overrides.get("out") else {}
-    values.update(saved)
-    values.update(load_yaml(yaml_path) if yaml_path else {})
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    recipe = load_yaml(yaml_path) if yaml_path else {}
+    given = {**recipe, **{k: v for k, v in overrides.items() if v is not None}}
+    saved = saved_settings(given["out"]) if given.get("resume") and given.get("out") else {}
+    values = {**saved, **given}
     cfg = TrainConfig(**values)
     if saved:
         started = TrainConfig(**{**saved, "resume": False})  # normalised the same way (absolute paths, lists)
-        changed = [k for k in RESUME_FIXED if getattr(cfg, k) != getattr(started, k)]
+        def same(key: str) -> bool:
+            now, then = getattr(cfg, key), getattr(started, key)
+            return sorted(now) == sorted(then) if key == "target_modules" else now == then
+
+        changed = [k for k in RESUME_FIXED if not same(k)]
         if changed:
             k = changed[0]
             raise JsontuneError(

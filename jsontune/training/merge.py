@@ -94,16 +94,20 @@ def load_adapter_model(base: str, adapter: Path, device: str = "cpu", trust_remo
 
 
 def unplaced_adapter_weights(peft_model, adapter: Path) -> list[str]:
-    """Adapter tensors that the base has no module for (PEFT only warns, and a merge would drop them)."""
+    """LoRA tensors of the adapter file whose module the base lacks (PEFT only warns; a merge drops them).
+
+    Compared by module path, the part before `.lora_`: PEFT names the same tensor differently on disk
+    and in the model (`.default`, DoRA's magnitude vector), and modules_to_save copies have no `.lora_`.
+    """
     weights = adapter / ADAPTER_WEIGHTS[0]
     if not weights.is_file():
         return []
     from safetensors import safe_open
 
     with safe_open(str(weights), framework="pt") as f:
-        saved = list(f.keys())
-    loaded = {name.replace(".default", "") for name, _ in peft_model.named_parameters()}
-    return [k for k in saved if k.replace(".default", "") not in loaded]
+        saved = [k for k in f.keys() if ".lora_" in k]  # noqa: SIM118 (safe_open is not iterable)
+    placed = {name.split(".lora_")[0] for name, _ in peft_model.named_parameters() if ".lora_" in name}
+    return [k for k in saved if k.split(".lora_")[0] not in placed]
 
 
 def merge(source: str | Path, out: str | Path, dtype: str = "auto", base: str | None = None, verify: bool = True,
@@ -246,8 +250,8 @@ def check_checkpoint(folder: str | Path) -> list[str]:
         problems.append("adapter_config.json is present: this is an adapter, not a merged model; run jsontune merge.")
     missing = [name for name in ("tokenizer_config.json",) if not (folder / name).is_file()]
     bpe_files = all((folder / name).is_file() for name in ("vocab.json", "merges.txt"))
-    if not (folder / "tokenizer.json").is_file() and not bpe_files:
-        missing.append("tokenizer.json (or vocab.json + merges.txt)")
+    if not (folder / "tokenizer.json").is_file() and not bpe_files and not (folder / "tokenizer.model").is_file():
+        missing.append("tokenizer.json (or vocab.json + merges.txt, or tokenizer.model)")
     if missing:
         return [*problems, f"tokenizer files missing: {', '.join(missing)}; save the tokenizer with "
                            "tokenizer.save_pretrained(folder), or copy them from the base model."]
@@ -286,7 +290,8 @@ def _check_special_tokens(folder: Path, tokenizer, config) -> list[str]:
     if end_of_turn is not None and end_of_turn != tokenizer.unk_token_id and end_of_turn not in eos:
         problems.append(f"generation_config eos_token_id {eos} lacks <|im_end|> ({end_of_turn}): "
                         "generation will run past the answer; add it.")
-    if generation.pad_token_id is not None and generation.pad_token_id in (end_of_turn, tokenizer.eos_token_id):
+    ends_turn = generation.pad_token_id in (end_of_turn, tokenizer.eos_token_id)
+    if generation.pad_token_id is not None and ends_turn and generation.pad_token_id != tokenizer.pad_token_id:
         problems.append(f"generation_config pad_token_id {generation.pad_token_id} is the end-of-turn token: "
                         f"set it to the tokenizer's pad token ({tokenizer.pad_token_id}, <|endoftext|> in Qwen3).")
     if tokenizer.pad_token_id is None:

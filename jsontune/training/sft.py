@@ -120,7 +120,14 @@ def keep_metrics_until(path: Path, step: int) -> None:
     if not path.is_file():
         return
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line).get("step", 0) <= step] if step else []
+
+    def step_of(line: str) -> float:
+        try:
+            return json.loads(line).get("step", 0)
+        except ValueError:  # the line a hard kill tore in half: it goes
+            return float("inf")
+
+    kept = [line for line in lines if step_of(line) <= step] if step else []
     if len(kept) != len(lines):
         write_text_atomic(path, "".join(line + "\n" for line in kept))
 
@@ -207,6 +214,7 @@ def train(cfg: TrainConfig, on_event=None, callbacks: tuple = ()) -> TrainSummar
     run_dir = Path(cfg.out)
     checkpoints = run_dir / "checkpoints"
     main_process = int(os.environ.get("RANK", "0")) == 0  # torchrun/accelerate: the others only train
+    on_event = on_event if main_process else None
     if main_process and run_dir.exists() and any(run_dir.iterdir()) and not cfg.resume:
         raise JsontuneError(f"run folder {run_dir} already exists; pass --resume to continue it or pick another --out.")
     check_report_to(cfg.report_to)

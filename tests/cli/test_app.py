@@ -57,3 +57,18 @@ def test_demo_runs_the_whole_pipeline(tmp_path):
                  "predictions.csv", "bench/bench.json"]:
         assert (tmp_path / "demo" / path).exists(), path
     assert "val F1 before training" in result.output
+
+
+def test_a_folder_where_a_file_goes_names_the_path_the_user_gave(tmp_path):
+    from typer.testing import CliRunner
+
+    from jsontune.cli.app import app
+
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"id": "1", "text": "10 de A", "target": {"producto": "A", "cantidad": 10}}\n')
+    (tmp_path / "aug").mkdir()
+    result = CliRunner().invoke(app, ["data", "augment", "--input", str(data), "--out", str(tmp_path / "aug"),
+                                      "--factor", "2"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    said = " ".join(result.output.split())
+    assert said.startswith(f"error: {tmp_path / 'aug'}:") and ".tmp" not in said

@@ -216,11 +216,3 @@ def test_trust_remote_code_is_off_unless_asked(tiny_model, orders, tmp_path, mon
     assert _predict(tiny_model, orders, tmp_path / "b.csv", "--trust-remote-code").exit_code == 0
     assert seen and all(seen)
 
-
-def test_resume_after_a_finished_run_generates_nothing(tiny_model, orders, tmp_path):
-    out = tmp_path / "p.csv"
-    assert _predict(tiny_model, orders, out).exit_code == 0
-    before = out.read_bytes()
-    result = _predict(tmp_path / "no-such-model", orders, out, "--resume")  # no model is even loaded
-    assert result.exit_code == 0, result.output
-    assert out.read_bytes() == before and "already finished" in " ".join(result.output.split())

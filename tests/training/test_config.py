@@ -98,3 +98,19 @@ def test_a_tracker_that_is_not_installed_is_one_sentence(monkeypatch):
     with pytest.raises(JsontuneError, match="--report-to wandb needs the wandb package: pip install wandb"):
         check_report_to("wandb")
     check_report_to("none")
+
+
+def test_resume_reads_run_json_when_out_comes_from_the_recipe(tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    run.mkdir()
+    started = build_config(model="m", train="t.jsonl", out=str(run), lora_r=16)
+    (run / "run.json").write_text(json.dumps({"settings": started.to_dict()}))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"out: {run}\n")
+    assert build_config(recipe, resume=True).model == "m"  # nothing but --out (from the recipe) is needed
+    with pytest.raises(JsontuneError, match="lora_r was 16"):
+        build_config(recipe, resume=True, lora_r=4)
+    reordered = build_config(recipe, resume=True, target_modules="o_proj,v_proj,k_proj,q_proj")
+    assert sorted(reordered.target_modules) == sorted(started.target_modules)

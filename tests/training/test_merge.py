@@ -218,3 +218,17 @@ def test_lint_names_missing_tokenizer_files_and_a_pad_that_ends_turns(merged, tm
     (broken / "tokenizer_config.json").unlink()
     problems = check_checkpoint(broken)
     assert len(problems) == 1 and "tokenizer files missing: tokenizer_config.json" in problems[0]
+
+
+@pytest.mark.parametrize("kind", ["modules_to_save", "dora"])
+def test_adapters_with_extra_tensors_are_not_refused(tiny_model, tmp_path, kind):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from jsontune.training.merge import load_adapter_model
+
+    options = {"modules_to_save": ["lm_head"]} if kind == "modules_to_save" else {"use_dora": True}
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False, **options)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), config).save_pretrained(tmp_path / kind)
+    model = load_adapter_model(str(tiny_model), tmp_path / kind)
+    assert any(".lora_" in name for name, _ in model.named_parameters())

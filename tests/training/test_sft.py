@@ -198,3 +198,12 @@ def test_training_is_reproducible_on_cpu(make_train_config, trained_run, tiny_mo
     second = load_file(tmp_path / "again" / "last" / "adapter_model.safetensors")
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_a_torn_metrics_line_does_not_stop_a_resume(tmp_path):
+    from jsontune.training.sft import keep_metrics_until
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "loss": 2.0}\n{"step": 4, "loss": 1.0}\n{"step": 5, "lo')
+    keep_metrics_until(path, 3)
+    assert path.read_text() == '{"step": 1, "loss": 2.0}\n'
