@@ -328,6 +328,27 @@ def render(model: str, records: list[Any]) -> tuple[list[str], float]:
     return prompts, statistics.mean(lengths)
 
 
+def engine_dtype(model: str, requested: str) -> str:
+    """The one dtype every engine is given, so that they all compute alike.
+
+    `auto` on a GPU is the checkpoint's own dtype, except that float32 becomes bfloat16, as vLLM's own
+    `auto` does (HF's would keep float32: vLLM would then win by doing half the work). On a CPU it stays
+    `auto`, which the HF engine loads as float32, and vLLM does not run.
+    """
+    if requested != "auto":
+        return requested
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # ask NVML: no CUDA context in this process
+    import torch
+
+    if not torch.cuda.is_available():
+        return "auto"
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model).get_text_config()
+    stored = str(getattr(config, "dtype", None) or "float32").removeprefix("torch.")
+    return "bfloat16" if stored == "float32" else stored
+
+
 def run_engines(
     config: BenchConfig, model: str, work: Path, golds: list[dict] | None, on_engine: OnEngine | None
 ) -> list[dict[str, Any]]:
@@ -357,10 +378,14 @@ def run_bench(config: BenchConfig, on_engine: OnEngine | None = None) -> BenchRe
 
     records, golds = load_inputs(config)  # bad input or gold fails before any model is built
     model, random_weights = resolve_model(config.model, config.models_dir)
+    requested, config.dtype = config.dtype, engine_dtype(model, config.dtype)
     prompts, prompt_tokens = render(model, records)
     work = Path(config.out) / "workers"
     write_json_atomic(work / "prompts.json", prompts)
-    rows = run_engines(config, model, work, golds, on_engine)
+    try:
+        rows = run_engines(config, model, work, golds, on_engine)
+    finally:
+        run_dtype, config.dtype = config.dtype, requested  # bench.json keeps what was asked, and what ran
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
     summary = {
         **settings,
@@ -373,8 +398,9 @@ def run_bench(config: BenchConfig, on_engine: OnEngine | None = None) -> BenchRe
         "input_label": str(config.input) if config.input else f"synthetic orders (seed {config.seed})",
         "prompt_tokens_mean": prompt_tokens,
         "prompts_sha256": prompts_sha256(prompts),
+        "engine_dtype": run_dtype,
     }
-    roof = add_roofline(rows, model, config.dtype, len(prompts), prompt_tokens, config.max_new_tokens)
+    roof = add_roofline(rows, model, run_dtype, len(prompts), prompt_tokens, config.max_new_tokens)
     result = BenchResult(config=summary, rows=rows, roofline=roof)
     result.files = report.write_all(result, Path(config.out))
     return result

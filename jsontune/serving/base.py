@@ -7,6 +7,7 @@ imported here: an engine's module (torch, vLLM) loads only when `make_engine` bu
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -82,6 +83,9 @@ def vllm_available() -> str | None:
             "--engine vllm needs vLLM, which is not installed: "
             "pip install 'jsontune[vllm]', or use --engine hf."
         )
+    # Ask NVML, not the CUDA driver: a driver initialised in this process poisons the engine process
+    # vLLM forks (vLLM sets this itself, but only once imported, which is later).
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     import torch
 
     if not torch.cuda.is_available():

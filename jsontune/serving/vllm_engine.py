@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,13 @@ class VLLMEngine:
         trust_remote_code: bool = False,
         seed: int = 0,
     ) -> None:
+        dtype = _DTYPE_NAMES.get(dtype, dtype)
+        if lora and dtype == "float32":
+            raise JsontuneError("vLLM serves LoRA adapters in bfloat16 or float16 only; pass --dtype bfloat16, "
+                                "or merge the adapter (jsontune merge) and serve that in float32.")
+        # A fresh interpreter for vLLM's engine process: a forked one inherits whatever CUDA state this
+        # process has (HF generation, a test's fixtures) and dies re-initialising it.
+        os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
         from vllm import LLM
 
         options: dict[str, Any] = {}
@@ -92,6 +100,10 @@ class VLLMEngine:
         # The engine core runs in its own process; shutting it down frees its GPU memory.
         self.llm.llm_engine.engine_core.shutdown()
         del self.llm
+
+
+# jsontune's short names, in the spelling vLLM's dtype argument knows
+_DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
 
 
 def _generation(output: Any) -> Generation:

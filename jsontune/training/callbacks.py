@@ -91,7 +91,8 @@ class GenerationEvalCallback(TrainerCallback):
         from jsontune.serving.base import GenerationParams
         from jsontune.serving.hf_engine import HFEngine
 
-        if not self.records or self.last_step == state.global_step:
+        # Under DDP rank 0 evaluates alone; the others wait for it at their next gradient all-reduce.
+        if not self.records or self.last_step == state.global_step or not state.is_world_process_zero:
             return
         was_training = model.training
         model.eval()

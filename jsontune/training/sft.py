@@ -43,7 +43,8 @@ def resolve_precision(requested: str) -> str:
         return "fp32"
     if requested != "auto":
         return requested
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    # Without including_emulation=False, a pre-Ampere GPU (T4, V100) says yes and trains in slow emulated bf16.
+    return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
 
 
 def _describe(loaded) -> dict[str, Any]:
@@ -180,6 +181,7 @@ def sft_config(cfg: TrainConfig, precision: str, run_dir: Path):
         eval_strategy="no",  # the generation F1 callback is the eval that matters
         report_to=[] if cfg.report_to == "none" else [cfg.report_to],
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # every LoRA weight is used every step; searching costs a pass
         disable_tqdm=True,
     )
 

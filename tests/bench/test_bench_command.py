@@ -211,3 +211,16 @@ def test_bad_input_rows_are_skipped_with_a_note_and_the_flag_is_rerun(tmp_path):
     assert any(n.startswith("--skip-bad-rows: 1 bad --input rows skipped") for n in report.notes(result))
     with pytest.raises(JsontuneError, match="--skip-bad-rows"):
         load_inputs(BenchConfig(model="m", input=data))
+
+
+def test_every_engine_gets_one_dtype_and_auto_follows_vllm_on_a_gpu(tiny_model, monkeypatch):
+    import torch
+
+    from jsontune.bench.runner import engine_dtype
+
+    assert engine_dtype(str(tiny_model), "float16") == "float16"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert engine_dtype(str(tiny_model), "auto") == "auto"  # CPU: HF loads float32 and vLLM does not run
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    stored = json.loads((tiny_model / "config.json").read_text()).get("dtype", "float32")
+    assert engine_dtype(str(tiny_model), "auto") == ("bfloat16" if stored == "float32" else stored)
