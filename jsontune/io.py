@@ -12,13 +12,21 @@ from pathlib import Path
 from typing import Any
 
 
+def proc_status(key: str) -> str | None:
+    """The value of `key` in Linux's /proc/self/status ("VmHWM", "Umask", ...); None elsewhere."""
+    status = Path("/proc/self/status")
+    if not status.is_file():
+        return None
+    prefix = f"{key}:"
+    return next((line[len(prefix):].strip() for line in status.read_text().splitlines() if line.startswith(prefix)),
+                None)
+
+
 def _umask() -> int:
     """The process's umask, read without setting it where Linux allows (os.umask changes it for every thread)."""
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
+    mask = proc_status("Umask")
+    if mask is not None:
+        return int(mask, 8)
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

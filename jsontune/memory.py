@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+
+from jsontune.io import proc_status
 
 
 def peak_rss_bytes() -> int:
@@ -15,11 +16,9 @@ def peak_rss_bytes() -> int:
     (a bench run from a process that has just trained would show the trainer's memory for every
     engine). Elsewhere `ru_maxrss` is the best there is (bytes on macOS, KiB on other systems).
     """
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024  # "VmHWM:   123456 kB"
+    peak = proc_status("VmHWM")  # "123456 kB"
+    if peak is not None:
+        return int(peak.split()[0]) * 1024
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

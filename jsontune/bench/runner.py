@@ -20,7 +20,7 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -378,14 +378,11 @@ def run_bench(config: BenchConfig, on_engine: OnEngine | None = None) -> BenchRe
 
     records, golds = load_inputs(config)  # bad input or gold fails before any model is built
     model, random_weights = resolve_model(config.model, config.models_dir)
-    requested, config.dtype = config.dtype, engine_dtype(model, config.dtype)
+    run_dtype = engine_dtype(model, config.dtype)
     prompts, prompt_tokens = render(model, records)
     work = Path(config.out) / "workers"
     write_json_atomic(work / "prompts.json", prompts)
-    try:
-        rows = run_engines(config, model, work, golds, on_engine)
-    finally:
-        run_dtype, config.dtype = config.dtype, requested  # bench.json keeps what was asked, and what ran
+    rows = run_engines(replace(config, dtype=run_dtype), model, work, golds, on_engine)  # bench.json: as asked
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
     summary = {
         **settings,

@@ -149,7 +149,7 @@ def measure(spec: dict[str, Any], prompts: list[str], gpu_used_at_start: int | N
         for _ in range(spec["repeats"]):
             # vLLM would otherwise find every prompt of a repeat (and of the warm-up) in its prefix cache
             # and skip their prefill; each timed run starts cold, as the first one does.
-            getattr(engine, "reset_cache", lambda: None)()
+            engine.reset_cache()
             start = time.perf_counter()
             generations = engine.generate(prompts, params)
             times.append(time.perf_counter() - start)

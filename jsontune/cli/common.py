@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,6 +16,13 @@ console = Console()
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable)
+
+
+def print_load_report(loaded: Any, skipped_label: str) -> None:
+    """A LoadResult's skipped rows (each as `skipped_label: sentence`) and its notes, on stderr, unwrapped."""
+    for label, sentences in ((skipped_label, loaded.skipped), ("note", loaded.notes)):
+        for sentence in sentences:
+            err_console.print(f"[yellow]{label}:[/yellow] {escape(sentence)}", highlight=False, soft_wrap=True)
 
 
 def user_errors(fn: F) -> F:

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from jsontune.cli import data_augment
-from jsontune.cli.common import console, err_console, user_errors
+from jsontune.cli.common import console, print_load_report, user_errors
 from jsontune.data import load_records
 from jsontune.data.synth import split_sizes, write_splits
 
@@ -48,10 +48,7 @@ def check(
     """Validate a dataset file; exits 1 if any row is bad, naming the file and the row."""
     result = load_records(file, text_col=text_col, target_col=target_col, id_col=id_col,
                          require_target=require_target, skip_bad_rows=skip_bad_rows)
-    for sentence in result.skipped:
-        err_console.print(f"[yellow]bad row:[/yellow] {escape(sentence)}", highlight=False, soft_wrap=True)
-    for note in result.notes:
-        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
+    print_load_report(result, "bad row")
     columns = f"text: {result.text_col}, target: {result.target_col or '-'}, id: {result.id_col or 'row number'}"
     console.print(f"{escape(str(result.path))}: [green]{len(result.records)} rows OK[/green], "
                   f"{len(result.skipped)} skipped ({escape(columns)})", highlight=False, soft_wrap=True)

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from jsontune.cli.common import console, err_console
+from jsontune.cli.common import console, print_load_report
 from jsontune.data import load_records
 from jsontune.data.augment import augment_records, resolve_strategies
 from jsontune.errors import JsontuneError
@@ -43,10 +43,7 @@ def augment(
         raise JsontuneError(f"--factor must be at least 1 (got {factor}): it counts rows out per row in.")
     chosen = resolve_strategies(strategies.split(",") if strategies is not None else None)
     loaded = load_records(input, text_col=text_col, target_col=target_col, id_col=id_col, skip_bad_rows=skip_bad_rows)
-    for sentence in loaded.skipped:
-        err_console.print(f"[yellow]skipped:[/yellow] {escape(sentence)}", highlight=False, soft_wrap=True)
-    for note in loaded.notes:
-        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
+    print_load_report(loaded, "skipped")
     rows, stats = augment_records(loaded.records, factor, seed, chosen)
     write_jsonl_atomic(out, [r.to_dict() for r in rows])
 

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from jsontune.cli.common import console, err_console
+from jsontune.cli.common import console, err_console, print_load_report
 from jsontune.errors import JsontuneError
 
 if TYPE_CHECKING:
@@ -49,8 +48,7 @@ def _prediction_rows(path: Path) -> list[tuple[str, Any, str]]:
         except pd.errors.EmptyDataError:
             raise JsontuneError(f"{path} is empty; it needs the header id,prediction and a row per id.") from None
         except UnicodeDecodeError as e:
-            raise JsontuneError(f"{path} is not UTF-8 (byte {e.object[e.start:e.start + 1]!r} at offset {e.start}); "
-                                "save it as UTF-8.") from None
+            raise _not_utf8(path, e) from None
         except pd.errors.ParserError as e:
             raise JsontuneError(f"{path} could not be read as CSV ({' '.join(str(e).split())}).") from None
         if not {"id", "prediction"} <= set(frame.columns):
@@ -80,8 +78,12 @@ def _utf8(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise JsontuneError(f"{path} is not UTF-8 (byte {e.object[e.start:e.start + 1]!r} at offset {e.start}); "
-                            "save it as UTF-8.") from None
+        raise _not_utf8(path, e) from None
+
+
+def _not_utf8(path: Path, e: UnicodeDecodeError) -> JsontuneError:
+    return JsontuneError(f"{path} is not UTF-8 (byte {e.object[e.start:e.start + 1]!r} at offset {e.start}); "
+                         "save it as UTF-8.")
 
 
 def _json(text: str, where: str) -> Any:
@@ -174,10 +176,7 @@ def eval_cmd(
 
     loaded = load_records(gold, text_col=text_col, target_col=target_col, id_col=id_col, skip_bad_rows=skip_bad_rows)
     golds = loaded.records
-    for sentence in loaded.skipped:
-        err_console.print(f"[yellow]skipped gold row:[/yellow] {escape(sentence)}", highlight=False, soft_wrap=True)
-    for note in loaded.notes:
-        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
+    print_load_report(loaded, "skipped gold row")
     predictions, targets, missing = align(read_predictions(pred), golds, pred, gold)
     result = {**score(predictions, targets, strict=strict), "missing_predictions": len(missing)}
     if missing:

@@ -55,6 +55,10 @@ class Engine(Protocol):
         """One Generation per prompt, in the prompts' order."""
         ...
 
+    def reset_cache(self) -> None:
+        """Forget whatever a previous generate left cached, so that a repeated call does the same work."""
+        ...
+
     def close(self) -> None:
         """Free the model and its memory."""
         ...

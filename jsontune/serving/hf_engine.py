@@ -114,6 +114,9 @@ class HFEngine:
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
         return Generation(text, prompt_tokens, len(kept), "stop" if end else "length", tuple(kept))
 
+    def reset_cache(self) -> None:
+        """Nothing to forget: each generate call builds its own KV cache."""
+
     def close(self) -> None:
         del self.model
         if torch.cuda.is_available():

@@ -154,11 +154,7 @@ def build_config(yaml_path: str | Path | None = None, **overrides: Any) -> Train
     cfg = TrainConfig(**values)
     if saved:
         started = TrainConfig(**{**saved, "resume": False})  # normalised the same way (absolute paths, lists)
-        def same(key: str) -> bool:
-            now, then = getattr(cfg, key), getattr(started, key)
-            return sorted(now) == sorted(then) if key == "target_modules" else now == then
-
-        changed = [k for k in RESUME_FIXED if not same(k)]
+        changed = [k for k in RESUME_FIXED if _comparable(cfg, k) != _comparable(started, k)]
         if changed:
             k = changed[0]
             raise JsontuneError(
@@ -166,6 +162,12 @@ def build_config(yaml_path: str | Path | None = None, **overrides: Any) -> Train
                 "a run resumes with the settings it started with (start a new --out to change them)."
             )
     return cfg
+
+
+def _comparable(cfg: TrainConfig, key: str) -> Any:
+    """A setting as --resume compares it: LoRA target modules are a set, whatever order they were given in."""
+    value = getattr(cfg, key)
+    return sorted(value) if key == "target_modules" else value
 
 
 def saved_settings(run_dir: str | Path) -> dict[str, Any]:

@@ -96,6 +96,11 @@ def drop_too_long(examples: list[dict[str, Any]], ids: list[str], tokenizer, max
     return keep, dropped
 
 
+def _first(items: list[str], sep: str, k: int = 5) -> str:
+    """The first `k` items joined, and how many more there are."""
+    return sep.join(items[:k]) + (f"{sep}... ({len(items) - k} more)" if len(items) > k else "")
+
+
 def check_report_to(report_to: str) -> None:
     """A tracker the user asked for must be installed: one sentence instead of the Trainer's traceback."""
     import importlib.util
@@ -229,13 +234,14 @@ def train(cfg: TrainConfig, on_event=None, callbacks: tuple = ()) -> TrainSummar
     set_seed(cfg.seed)
     fmt = PromptFormat(instruction=cfg.instruction) if cfg.instruction else PromptFormat()
     train_records, val_records, data_info = load_data(cfg)
-    for split, info in data_info.items():
-        skipped = info.get("skipped") or [] if isinstance(info, dict) else []
-        if skipped and on_event:
-            shown = " ".join(skipped[:5]) + (f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else "")
-            on_event({"note": f"--skip-bad-rows: {len(skipped)} bad {split} rows skipped: {shown}"})
-        for note in (info.get("notes") or []) if isinstance(info, dict) and on_event else []:
-            on_event({"note": note})
+    for split in ("train", "val"):
+        info = data_info.get(split)
+        if info and on_event:
+            if info["skipped"]:
+                skipped = f"{len(info['skipped'])} bad {split} rows skipped: {_first(info['skipped'], ' ')}"
+                on_event({"note": f"--skip-bad-rows: {skipped}"})
+            for note in info["notes"]:
+                on_event({"note": note})
     precision = resolve_precision(cfg.precision)
     model, tokenizer = load_model_for_training(cfg, precision)
 
@@ -244,12 +250,12 @@ def train(cfg: TrainConfig, on_event=None, callbacks: tuple = ()) -> TrainSummar
         tokenizer, cfg.max_length,
     )
     if too_long:
-        shown = ", ".join(too_long[:5]) + (", ..." if len(too_long) > 5 else "")
         message = f"{len(too_long)} training rows are longer than --max-length {cfg.max_length} tokens"
         if not examples:
             raise JsontuneError(f"{message}: all of them; raise --max-length.")
         if on_event:
-            on_event({"note": f"{message} and are left out (ids {shown}); raise --max-length to keep them."})
+            on_event({"note": f"{message} and are left out (ids {_first(too_long, ', ')}); raise --max-length "
+                      "to keep them."})
     data_info["too_long"] = {"max_length": cfg.max_length, "rows": len(too_long), "ids": too_long}
     dataset = Dataset.from_list(examples)
     eval_records = val_records[: cfg.eval_samples] if cfg.eval_samples else val_records
