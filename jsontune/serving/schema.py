@@ -1,10 +1,13 @@
 """The JSON schema that --guided-json constrains decoding to, inferred from training targets.
 
     >>> infer_schema([{"producto": "A", "cantidad": 100}, {"producto": "B", "cantidad": 2.5}])["properties"]
-    {'producto': {'type': 'string'}, 'cantidad': {'type': 'number'}}
+    {'producto': {'type': 'string', 'maxLength': 16}, 'cantidad': {'type': 'number'}}
 
 A key is required when every target has it; keys never seen are not allowed, so a guided model
 cannot invent fields. A field that is sometimes an integer and sometimes not is a "number".
+A string field may be twice as long as the longest seen (at least 16 characters): room for longer
+names than training had, and a bound on a model that would otherwise write inside a string until
+--max-new-tokens runs out.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ _TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"
           (dict, "object"), (type(None), "null"))  # fmt: skip
 
 
+MIN_MAX_LENGTH = 16
+
+
 def _json_type(value: Any) -> str:
     return next(name for kind, name in _TYPES if isinstance(value, kind))
 
@@ -31,6 +37,9 @@ def _schema_of(values: list[Any]) -> dict[str, Any]:
     if "integer" in types and "number" in types:
         types.remove("integer")
     schema: dict[str, Any] = {"type": types[0] if len(types) == 1 else types}
+    strings = [v for v in values if isinstance(v, str)]
+    if strings:
+        schema["maxLength"] = max(MIN_MAX_LENGTH, 2 * max(len(v) for v in strings))
     objects = [v for v in values if isinstance(v, dict)]
     if objects:
         keys = list(dict.fromkeys(k for obj in objects for k in obj))
@@ -75,3 +84,28 @@ def guided_json_schema(schema_file: str | Path | None, model_folders: list[str])
         "--guided-json needs a JSON schema, and the model's manifest names no training data to infer one "
         "from; pass --schema FILE."
     )
+
+
+def schema_valid_rate(values: list[Any], schema: dict[str, Any]) -> float:
+    """The share of `values` (parsed outputs; None where no JSON was found) that satisfy `schema`."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(schema)
+    return sum(v is not None and validator.is_valid(v) for v in values) / len(values) if values else 0.0
+
+
+def minimal_output(schema: dict[str, Any]) -> str:
+    """The shortest compact JSON text `schema` allows (an object with its required keys, each at its shortest):
+    a --max-new-tokens that cannot hold it cuts every guided output."""
+
+    def shortest(node: dict[str, Any]) -> Any:
+        types = node.get("type", "object")
+        kinds = types if isinstance(types, list) else [types]
+        for kind, value in (("null", None), ("boolean", True), ("integer", 0), ("number", 0), ("array", [])):
+            if kind in kinds:
+                return value
+        if "string" in kinds:
+            return "x" * node.get("minLength", 0)
+        return {k: shortest(node.get("properties", {}).get(k, {})) for k in node.get("required", [])}
+
+    return json.dumps(shortest(schema), separators=(",", ":"))

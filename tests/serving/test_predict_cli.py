@@ -51,6 +51,7 @@ class SameAnswer:
     """An engine that answers every prompt with o0's target: right for o0, half right for the rest."""
 
     name = "same-answer"
+    settings = {"device": "test"}
 
     def generate(self, prompts, params, progress=None):
         return [Generation('{"producto": "A", "n": 0}', 1, 1, "stop") for _ in prompts]

@@ -21,7 +21,7 @@ def test_flat_orders():
     assert schema == {
         "type": "object",
         "properties": {
-            "producto": {"type": "string"},
+            "producto": {"type": "string", "maxLength": 16},
             "cantidad": {"type": "integer"},
             "precio_unitario": {"type": "number"},  # an int in one target, a float in the other
             "urgente": {"type": "boolean"},
@@ -40,15 +40,15 @@ def test_nested_objects_lists_and_nulls():
     )
     assert schema["properties"]["cliente"] == {
         "type": "object",
-        "properties": {"nombre": {"type": "string"}, "rfc": {"type": "string"}},
+        "properties": {"nombre": {"type": "string", "maxLength": 16}, "rfc": {"type": "string", "maxLength": 16}},
         "required": ["nombre"],
         "additionalProperties": False,
     }
     assert schema["properties"]["items"]["items"]["properties"] == {
-        "sku": {"type": "string"},
+        "sku": {"type": "string", "maxLength": 16},
         "n": {"type": "integer"},
     }
-    assert schema["properties"]["nota"] == {"type": ["null", "string"]}
+    assert schema["properties"]["nota"] == {"type": ["null", "string"], "maxLength": 16}
 
 
 def test_needs_objects():
@@ -77,9 +77,17 @@ def test_schema_comes_from_the_training_data_in_the_manifest(tmp_path):
     model = tmp_path / "model"
     model.mkdir()
     write_manifest(model, "adapter", data={"train": str(train)})
-    assert guided_json_schema(None, [str(model)])["properties"] == {"producto": {"type": "string"}}
+    assert guided_json_schema(None, [str(model)])["properties"] == {"producto": {"type": "string", "maxLength": 16}}
 
 
 def test_no_source_asks_for_schema(tmp_path):
     with pytest.raises(JsontuneError, match="pass --schema"):
         guided_json_schema(None, [str(tmp_path), "Qwen/Qwen3-0.6B"])
+
+
+def test_strings_are_bounded_with_headroom():
+    """A guided model cannot write inside a string forever: twice the longest seen, at least 16."""
+    long_name = "tornillos hexagonales de acero inoxidable"
+    schema = infer_schema([{"producto": long_name, "nota": None}, {"producto": "A", "nota": "x"}])
+    assert schema["properties"]["producto"]["maxLength"] == 2 * len(long_name)
+    assert schema["properties"]["nota"] == {"type": ["null", "string"], "maxLength": 16}
