@@ -26,10 +26,10 @@ import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+
+from jsontune.shape import ModelShape
 
 GIB = 2**30
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
 @dataclass(frozen=True)
@@ -53,52 +53,10 @@ GPU_SPECS: list[tuple[tuple[str, ...], GpuSpec]] = [
 ]
 
 
-@dataclass(frozen=True)
-class ModelShape:
-    params: int
-    layers: int
-    kv_heads: int
-    head_dim: int
-    dtype_bytes: int
-
-    @property
-    def weight_bytes(self) -> int:
-        return self.params * self.dtype_bytes
-
-    @property
-    def kv_bytes_per_token(self) -> int:
-        """K and V, every layer and KV head, for one token."""
-        return 2 * self.layers * self.kv_heads * self.head_dim * self.dtype_bytes
-
-
 def gpu_spec(name: str) -> GpuSpec | None:
     """The table's spec for an NVML device name ("NVIDIA H100 80GB HBM3" -> H100 SXM), else None."""
     tokens = set(re.split(r"[\s_-]+", name.upper()))
     return next((spec for needed, spec in GPU_SPECS if set(needed) <= tokens), None)
-
-
-def estimate_params(config: dict[str, Any]) -> int:
-    """A decoder-only transformer's parameter count from its config (norms and biases left out)."""
-    hidden, layers = config["hidden_size"], config["num_hidden_layers"]
-    heads = config["num_attention_heads"]
-    kv_heads = config.get("num_key_value_heads") or heads
-    head_dim = config.get("head_dim") or hidden // heads
-    attention = 2 * hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim  # q, o; k, v
-    mlp = 3 * hidden * config["intermediate_size"]  # gate, up, down
-    embeddings = config["vocab_size"] * hidden * (1 if config.get("tie_word_embeddings", False) else 2)
-    return embeddings + layers * (attention + mlp)
-
-
-def model_shape(config: dict[str, Any], dtype: str, params: int | None = None) -> ModelShape:
-    """The shape the roofline needs; `params` from the weights files when known, else estimated."""
-    heads = config["num_attention_heads"]
-    return ModelShape(
-        params=params or estimate_params(config),
-        layers=config["num_hidden_layers"],
-        kv_heads=config.get("num_key_value_heads") or heads,
-        head_dim=config.get("head_dim") or config["hidden_size"] // heads,
-        dtype_bytes=DTYPE_BYTES[dtype],
-    )
 
 
 def roofline(shape: ModelShape, gpu: GpuSpec, n: int, prompt_tokens: float, new_tokens: int) -> dict:

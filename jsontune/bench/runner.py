@@ -27,7 +27,7 @@ from typing import Any
 from jsontune.bench.worker import ERROR_PREFIX, prompts_sha256
 from jsontune.errors import JsontuneError
 
-ENGINES = {"hf-seq": "hf", "hf-batch": "hf", "vllm": "vllm"}  # bench name -> serving engine
+ENGINES = {"hf-seq": "hf", "hf-batch": "hf", "vllm": "vllm", "vllm-guided": "vllm"}  # bench name -> engine
 
 OnEngine = Callable[[str, int, int], None]
 """Called with (engine, its position from 1, number of engines) as each engine starts."""
@@ -52,6 +52,7 @@ class BenchConfig:
     timeout_s: float = 3600.0
     gpu_memory_utilization: float = 0.9
     max_model_len: int | None = None
+    kv_cache_gb: float | None = None
     dtype: str = "auto"
     out: Path = Path("runs/bench")
     models_dir: Path = Path("runs/bench-models")
@@ -90,6 +91,11 @@ class BenchConfig:
             from jsontune.modeling import torch_dtype
 
             torch_dtype(self.dtype)  # an unknown --dtype fails here, not once per worker
+        if "vllm-guided" in self.engines and self.fixed_length:
+            raise JsontuneError(
+                "vllm-guided decodes under the JSON schema, which ends the object where it ends; bench it with "
+                "--natural."
+            )
         if self.gold is not None and self.fixed_length:
             raise JsontuneError(
                 "--gold scores outputs that stop at end-of-sequence; add --natural (fixed-length outputs "
@@ -165,20 +171,28 @@ def load_inputs(config: BenchConfig) -> tuple[list[Any], list[dict] | None]:
     return records, [golds[r.id] for r in records]
 
 
-def engine_spec(name: str, config: BenchConfig, model: str, work: Path) -> dict[str, Any]:
-    """What worker.py needs to run engine `name`."""
+def engine_spec(
+    name: str, config: BenchConfig, model: str, work: Path, schema: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What worker.py needs to run engine `name`; `schema` constrains vllm-guided's decoding."""
     t = config.max_new_tokens
     fixed = {"max_new_tokens": t, "min_new_tokens": t, "ignore_eos": True}  # HF and vLLM both honour one
+    vllm = {
+        "dtype": config.dtype,
+        "gpu_memory_utilization": config.gpu_memory_utilization,
+        "max_model_len": config.max_model_len,
+        "kv_cache_gb": config.kv_cache_gb,
+        "seed": config.seed,
+    }
     options: dict[str, Any] = {
         "hf-seq": {"sequential": True, "dtype": config.dtype},
         "hf-batch": {"batch_size": config.batch_size, "dtype": config.dtype},
-        "vllm": {
-            "dtype": config.dtype,
-            "gpu_memory_utilization": config.gpu_memory_utilization,
-            "max_model_len": config.max_model_len,
-            "seed": config.seed,
-        },
+        "vllm": vllm,
+        "vllm-guided": vllm,
     }[name]
+    natural: dict[str, Any] = {"max_new_tokens": t}
+    if name == "vllm-guided":
+        natural["json_schema"] = schema
     return {
         "engine": name,
         "kind": ENGINES[name],
@@ -186,7 +200,7 @@ def engine_spec(name: str, config: BenchConfig, model: str, work: Path) -> dict[
         "options": options,
         "prompts": str(work / "prompts.json"),
         "outputs": str(work / f"{name}.outputs.jsonl"),
-        "params": fixed if config.fixed_length else {"max_new_tokens": t},
+        "params": fixed if config.fixed_length else natural,
         "fixed_length": config.fixed_length,
         "repeats": config.repeats,
         "warmup": config.warmup,
@@ -241,14 +255,18 @@ def run_worker(spec: dict[str, Any], work: Path, timeout_s: float) -> dict[str, 
     return {"engine": name, **json.loads(result.read_text(encoding="utf-8")), "log": str(log)}
 
 
-def add_quality(row: dict[str, Any], golds: list[dict] | None) -> None:
-    """Natural mode: the share of outputs with valid JSON, and F1 / exact match against gold when given."""
+def add_quality(row: dict[str, Any], golds: list[dict] | None, schema: dict[str, Any] | None = None) -> None:
+    """Natural mode: the shares of outputs with valid JSON, that fit the schema (when one is known) and that
+    ran into --max-new-tokens, and F1 / exact match against gold when given."""
     from jsontune.extraction import extract_json
     from jsontune.metrics import score
+    from jsontune.serving.schema import schema_valid_rate
 
-    lines = [x for x in Path(row["outputs"]).read_text(encoding="utf-8").split("\n") if x.strip()]
-    predictions = [extract_json(json.loads(line)["text"]) for line in lines]
+    lines = [json.loads(x) for x in Path(row["outputs"]).read_text(encoding="utf-8").split("\n") if x.strip()]
+    predictions = [extract_json(line["text"]) for line in lines]
     row["json_valid_rate"] = sum(p is not None for p in predictions) / len(predictions)
+    row["schema_valid_rate"] = schema_valid_rate(predictions, schema) if schema is not None else None
+    row["cut_by_length"] = sum(line["finish_reason"] == "length" for line in lines)
     if golds is not None:
         result = score(predictions, golds[: len(predictions)])  # hf-seq with --seq-limit ran the first K
         row.update(f1=result["f1"], exact_match=result["exact_match"])
@@ -282,6 +300,7 @@ def add_roofline(
     from transformers import AutoConfig
 
     from jsontune.bench import roofline as rl
+    from jsontune.shape import model_shape
 
     ok = [r for r in rows if r["status"] == "ok"]
     gpu = next((r["gpu"] for r in ok if r.get("gpu")), None)
@@ -304,7 +323,7 @@ def add_roofline(
         return _no_roofline(
             f"the weights are {run_dtype} and the table's FLOP rates are 16-bit; bench with --dtype bfloat16."
         )
-    shape = rl.model_shape(config, run_dtype, rl.count_params(model) if Path(model).is_dir() else None)
+    shape = model_shape(config, run_dtype, rl.count_params(model) if Path(model).is_dir() else None)
     try:
         roof = rl.roofline(shape, spec, n, prompt_tokens, new_tokens)
     except ValueError as e:
@@ -316,16 +335,15 @@ def add_roofline(
     return {"available": True, "device": gpu, **roof}
 
 
-def render(model: str, records: list[Any]) -> tuple[list[str], float]:
-    """The prompts prompts.py makes for `records` in the model's own format, and their mean token count."""
+def render(model: str, records: list[Any]) -> tuple[list[str], list[int]]:
+    """The prompts prompts.py makes for `records` in the model's own format, and their token counts."""
     from jsontune.manifest import read_prompt_format
     from jsontune.modeling import load_tokenizer
-    from jsontune.prompts import render_prompts
+    from jsontune.prompts import render_prompts, token_lengths
 
     tokenizer = load_tokenizer(model)
     prompts = render_prompts(tokenizer, [r.text for r in records], read_prompt_format(model))
-    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
-    return prompts, statistics.mean(lengths)
+    return prompts, token_lengths(tokenizer, prompts)
 
 
 def engine_dtype(model: str, requested: str) -> str:
@@ -355,20 +373,33 @@ def run_engines(
     """One row per engine, in order: measured, failed or skipped, never lost."""
     from jsontune.serving.base import vllm_available
 
+    schema = None if config.fixed_length else _known_schema(model)
     rows = []
     for i, name in enumerate(config.engines, 1):
         if on_engine:
             on_engine(name, i, len(config.engines))
-        missing = vllm_available() if name == "vllm" else None
+        missing = vllm_available() if ENGINES[name] == "vllm" else None
+        if missing is None and name == "vllm-guided" and schema is None:
+            missing = "no JSON schema: the model's manifest names no training data to infer one from."
         if missing:
             rows.append({"engine": name, "status": "skipped", "reason": missing})
             continue
-        spec = engine_spec(name, config, model, work)
+        spec = engine_spec(name, config, model, work, schema)
         rows.append({**run_worker(spec, work, config.timeout_s), "outputs": spec["outputs"]})
         if rows[-1]["status"] == "ok" and not config.fixed_length:
-            add_quality(rows[-1], golds)
+            add_quality(rows[-1], golds, schema)
     add_speedups(rows)
     return rows
+
+
+def _known_schema(model: str) -> dict[str, Any] | None:
+    """The schema predict --guided-json would use for `model`, where its manifest leads to training data."""
+    from jsontune.serving.schema import guided_json_schema
+
+    try:
+        return guided_json_schema(None, [model])
+    except JsontuneError:
+        return None
 
 
 def run_bench(config: BenchConfig, on_engine: OnEngine | None = None) -> BenchResult:
@@ -379,10 +410,14 @@ def run_bench(config: BenchConfig, on_engine: OnEngine | None = None) -> BenchRe
     records, golds = load_inputs(config)  # bad input or gold fails before any model is built
     model, random_weights = resolve_model(config.model, config.models_dir)
     run_dtype = engine_dtype(model, config.dtype)
-    prompts, prompt_tokens = render(model, records)
+    prompts, lengths = render(model, records)
+    prompt_tokens = statistics.mean(lengths)
     work = Path(config.out) / "workers"
     write_json_atomic(work / "prompts.json", prompts)
-    rows = run_engines(replace(config, dtype=run_dtype), model, work, golds, on_engine)  # bench.json: as asked
+    # vLLM's context: the job's longest prompt plus the new tokens, unless --max-model-len says otherwise
+    context = config.max_model_len or max(lengths) + config.max_new_tokens
+    run_config = replace(config, dtype=run_dtype, max_model_len=context)
+    rows = run_engines(run_config, model, work, golds, on_engine)  # bench.json: the settings as asked
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
     summary = {
         **settings,

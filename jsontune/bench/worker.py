@@ -157,6 +157,7 @@ def measure(spec: dict[str, Any], prompts: list[str], gpu_used_at_start: int | N
     finally:
         engine.close()
     return {
+        "engine_settings": engine.settings,
         "load_s": load_s,
         "warmup_s": warmup_s,
         "gen_s": statistics.median(times),

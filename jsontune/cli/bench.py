@@ -26,7 +26,7 @@ def bench(
         int, typer.Option("-n", help="Prompts: the first N rows of --input, or N synthetic.")
     ] = 1000,
     engines: Annotated[
-        str, typer.Option(help="Comma-separated: hf-seq, hf-batch, vllm.")
+        str, typer.Option(help="Comma-separated: hf-seq, hf-batch, vllm, vllm-guided (--natural: JSON schema).")
     ] = "hf-seq,hf-batch,vllm",
     max_new_tokens: Annotated[
         int, typer.Option(help="New tokens per prompt (exactly, unless --natural).")
@@ -52,7 +52,12 @@ def bench(
         float, typer.Option(help="Seconds one engine may take before it is stopped.")
     ] = 3600.0,
     gpu_memory_utilization: Annotated[float, typer.Option(help="vLLM: share of GPU memory to use.")] = 0.9,
-    max_model_len: Annotated[int | None, typer.Option(help="vLLM: context length (default model's).")] = None,
+    max_model_len: Annotated[
+        int | None, typer.Option(help="vLLM: context length (default: longest prompt + --max-new-tokens).")
+    ] = None,
+    kv_cache_gb: Annotated[
+        float | None, typer.Option(help="vLLM: GiB of KV cache (default on CPU: 64 full sequences, ≤ 1/4 of free RAM).")
+    ] = None,
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
     models_dir: Annotated[Path, typer.Option(help="Where preset models are built and reused.")] = Path(
         "runs/bench-models"
@@ -90,6 +95,7 @@ def bench(
         timeout_s=timeout_s,
         gpu_memory_utilization=gpu_memory_utilization,
         max_model_len=max_model_len,
+        kv_cache_gb=kv_cache_gb,
         dtype=dtype,
         out=out,
         models_dir=models_dir,

@@ -30,18 +30,31 @@ def _engine_name(engine: str, sequential: bool) -> str:
 def _print_summary(summary: PredictSummary) -> None:
     from rich.table import Table
 
+    from jsontune.serving.predict import manifest_path
+
     table = Table(title=f"predict → {summary.out}")
-    for name in ("engine", "rows", "valid JSON", "<think> leaks", "examples/s", "output tokens/s"):
+    columns = ("engine", "rows", "valid JSON", "schema-valid", "cut", "examples/s", "output tokens/s")
+    for name in columns:
         table.add_column(name, justify="right")
+    schema_valid = "—" if summary.schema_valid_rate is None else f"{summary.schema_valid_rate:.1%}"
     table.add_row(
-        summary.engine,
+        summary.engine + (" (guided)" if summary.guided else ""),
         str(summary.rows),
         f"{summary.valid_json_rate:.1%}",
-        str(summary.thinking_leaks),
+        schema_valid,
+        str(summary.cut_by_length),
         f"{summary.examples_per_s:.2f}",
         f"{summary.output_tokens_per_s:.1f}",
     )
     console.print(table)
+    chosen = ", ".join(f"{k}={v}" for k, v in summary.engine_settings.items())
+    console.print(f"engine settings: {chosen} (recorded in {manifest_path(summary.out)})", highlight=False)
+    if summary.thinking_leaks:
+        console.print(f"{summary.thinking_leaks} row(s) hold a non-empty <think> block: the model reasons "
+                      "although the prompt switched thinking off.", highlight=False)  # fmt: skip
+    if summary.cut_by_length:
+        console.print(f"{summary.cut_by_length} row(s) ran into --max-new-tokens and were cut; raise it if their "
+                      "JSON is incomplete.", highlight=False)  # fmt: skip
     if summary.generated < summary.rows:
         console.print(f"{summary.rows - summary.generated} row(s) came from the unfinished run (--resume).")
     if summary.skipped:
@@ -79,7 +92,12 @@ def predict(
     id_col: Annotated[str | None, typer.Option(help="Id column, if not found by name.")] = None,
     skip_bad_rows: Annotated[bool, typer.Option(help="Skip and report bad rows, not stop.")] = False,
     gpu_memory_utilization: Annotated[float, typer.Option(help="vLLM: share of GPU memory to use.")] = 0.9,
-    max_model_len: Annotated[int | None, typer.Option(help="vLLM: context length (default model's).")] = None,
+    max_model_len: Annotated[
+        int | None, typer.Option(help="vLLM: context length (default: longest prompt + --max-new-tokens).")
+    ] = None,
+    kv_cache_gb: Annotated[
+        float | None, typer.Option(help="vLLM: GiB of KV cache (default on CPU: 64 full sequences, ≤ 1/4 of free RAM).")
+    ] = None,
     tensor_parallel_size: Annotated[int, typer.Option(help="vLLM: GPUs to shard the model over.")] = 1,
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
     device: Annotated[str | None, typer.Option(help="HF: cuda, cuda:N, mps or cpu (default: best).")] = None,
@@ -105,7 +123,8 @@ def predict(
         options = {"batch_size": batch_size, "sequential": sequential, "dtype": dtype, "device": device}
     else:
         options = {"dtype": dtype, "gpu_memory_utilization": gpu_memory_utilization,
-                   "max_model_len": max_model_len, "tensor_parallel_size": tensor_parallel_size}  # fmt: skip
+                   "max_model_len": max_model_len, "kv_cache_gb": kv_cache_gb,
+                   "tensor_parallel_size": tensor_parallel_size}  # fmt: skip
     options["trust_remote_code"] = trust_remote_code
     bar_columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     progress_bar = Progress(

@@ -50,7 +50,6 @@ class PredictSummary:
     guided: bool = False  # decoding was constrained to the schema (--guided-json)
     engine_settings: dict[str, Any] = field(default_factory=dict)  # what the engine chose (device, dtype, ...)
     skipped: list[str] = field(default_factory=list)  # one sentence per bad input row skipped
-    notes: list[str] = field(default_factory=list)  # e.g. a --max-new-tokens shorter than the longest answer
 
     @property
     def examples_per_s(self) -> float:

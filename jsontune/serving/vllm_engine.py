@@ -133,27 +133,21 @@ def resolve_dtype(dtype: str, device: str) -> str:
     return "float32" if dtype == "auto" and device == "cpu" else dtype
 
 
-def _kv_shape(model: str, trust_remote_code: bool) -> dict[str, int]:
-    """What the KV cache's size depends on: layers, KV heads, head size; and the longest context."""
+def _kv_shape(model: str, trust_remote_code: bool) -> dict[str, Any]:
+    """The model's text config as a dict: its KV-cache shape and longest context."""
     from transformers import AutoConfig
 
     try:
         config = AutoConfig.from_pretrained(str(model), trust_remote_code=trust_remote_code).get_text_config()
     except (OSError, ValueError) as e:
-        raise JsontuneError(f"vLLM: the config of {model} could not be read ({' '.join(str(e).split())[:200]}).") \
-            from None
-    heads = config.num_attention_heads
-    return {
-        "layers": config.num_hidden_layers,
-        "kv_heads": getattr(config, "num_key_value_heads", None) or heads,
-        "head_dim": getattr(config, "head_dim", None) or config.hidden_size // heads,
-        "max_positions": getattr(config, "max_position_embeddings", None) or 0,
-    }
+        reason = " ".join(str(e).split())[:200]
+        raise JsontuneError(f"vLLM: the config of {model} could not be read ({reason}).") from None
+    return config.to_dict()
 
 
-def _max_model_len(model: str, asked: int | None, shape: dict[str, int], device: str) -> int | None:
+def _max_model_len(model: str, asked: int | None, shape: dict[str, Any], device: str) -> int | None:
     """--max-model-len, checked against the model; on a CPU a default that the KV cache can hold."""
-    limit = shape["max_positions"]
+    limit = shape.get("max_position_embeddings") or 0
     if asked is not None and asked < 1:
         raise JsontuneError(f"--max-model-len must be at least 1, got {asked}.")
     if asked is not None and limit and asked > limit:
@@ -164,17 +158,16 @@ def _max_model_len(model: str, asked: int | None, shape: dict[str, int], device:
     return asked
 
 
-def kv_bytes_per_token(shape: dict[str, int], dtype: str) -> int:
-    return 2 * shape["layers"] * shape["kv_heads"] * shape["head_dim"] * (4 if dtype == "float32" else 2)
-
-
-def cpu_options(shape: dict[str, int], dtype: str, max_model_len: int, kv_cache_gb: float | None) -> dict[str, Any]:
+def cpu_options(config: dict[str, Any], dtype: str, max_model_len: int, kv_cache_gb: float | None) -> dict[str, Any]:
     """What vLLM's CPU backend needs from us: eager mode (no compile at start-up) and an explicit KV cache
     (--kv-cache-gb, else room for _CPU_KV_SEQUENCES full-length sequences within _CPU_KV_SHARE of free
     memory). With both set, vLLM also skips its warm-up pass, which took minutes for a 0.6B model."""
     import psutil
 
-    per_sequence = -(-max_model_len // _CPU_BLOCK) * _CPU_BLOCK * kv_bytes_per_token(shape, dtype)
+    from jsontune.shape import model_shape
+
+    per_token = model_shape(config, dtype, params=1).kv_bytes_per_token
+    per_sequence = -(-max_model_len // _CPU_BLOCK) * _CPU_BLOCK * per_token
     available = psutil.virtual_memory().available
     if kv_cache_gb is not None:
         size = int(kv_cache_gb * GiB)

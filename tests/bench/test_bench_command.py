@@ -153,7 +153,8 @@ def test_gold_is_matched_by_id_and_scored_in_input_order(tmp_path):
     (tmp_path / "gold.jsonl").write_text("".join(
         json.dumps({"id": k, "text": f"pedido {k}", "target": targets[k]}) + "\n" for k in ["r2", "r0", "r1"]))
     outputs = tmp_path / "outputs.jsonl"
-    outputs.write_text("".join(json.dumps({"text": json.dumps(t)}) + "\n" for t in targets.values()))
+    outputs.write_text("".join(json.dumps({"text": json.dumps(t), "finish_reason": "stop"}) + "\n"
+                               for t in targets.values()))  # fmt: skip
     for gold in (tmp_path / "gold.jsonl", None):  # --gold, and --natural on the labelled input itself
         config = BenchConfig(model="m", input=tmp_path / "in.jsonl", gold=gold, fixed_length=False)
         _, golds = load_inputs(config)
@@ -224,3 +225,21 @@ def test_every_engine_gets_one_dtype_and_auto_follows_vllm_on_a_gpu(tiny_model, 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     stored = json.loads((tiny_model / "config.json").read_text()).get("dtype", "float32")
     assert engine_dtype(str(tiny_model), "auto") == ("bfloat16" if stored == "float32" else stored)
+
+
+def test_natural_rows_report_schema_validity_and_cut_outputs(tmp_path):
+    """Guided vs free decoding is compared on three rates: valid JSON, schema-valid and cut by length."""
+    from jsontune.bench.runner import add_quality
+    from jsontune.serving.schema import infer_schema
+
+    schema = infer_schema([{"producto": "A", "cantidad": 1}])
+    texts = [('{"producto": "B", "cantidad": 2}', "stop"), ('{"producto": "B"}', "stop"),  # missing a key
+             ('{"producto": "aaaaaaaaaaaaaaaaaaaaaaaa', "length"), ("no JSON", "stop")]  # fmt: skip
+    outputs = tmp_path / "outputs.jsonl"
+    outputs.write_text("".join(json.dumps({"text": t, "finish_reason": r}) + "\n" for t, r in texts))
+    row = {"outputs": str(outputs)}
+    add_quality(row, None, schema)
+    # the cut string is repaired into JSON, but it is too long for the schema
+    assert row["json_valid_rate"] == 0.75 and row["schema_valid_rate"] == 0.25 and row["cut_by_length"] == 1
+    add_quality(row, None)
+    assert row["schema_valid_rate"] is None

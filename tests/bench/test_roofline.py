@@ -6,16 +6,8 @@ import json
 
 import pytest
 
-from jsontune.bench.roofline import (
-    GIB,
-    GpuSpec,
-    ModelShape,
-    count_params,
-    estimate_params,
-    gpu_spec,
-    model_shape,
-    roofline,
-)
+from jsontune.bench.roofline import GIB, GpuSpec, count_params, gpu_spec, roofline
+from jsontune.shape import ModelShape, estimate_params, model_shape
 
 # 1e9 parameters in bf16 (2e9 bytes); K and V of one token: 2 * 2 layers * 1 head * 4 dims * 2 bytes = 32.
 SHAPE = ModelShape(params=1_000_000_000, layers=2, kv_heads=1, head_dim=4, dtype_bytes=2)
