@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import pytest
@@ -24,10 +23,16 @@ def _has_cuda() -> bool:
         return False
 
 
-requires_gpu = pytest.mark.skipif(not _has_cuda(), reason="needs a CUDA GPU")
-requires_vllm = pytest.mark.skipif(
-    importlib.util.find_spec("vllm") is None or not _has_cuda(), reason="needs vLLM and a CUDA GPU"
-)
+def pytest_collection_modifyitems(config, items):
+    """The markers' skip conditions, defined once: `gpu` needs CUDA; `vllm` needs a vLLM that can run here,
+    which `make` installs everywhere (its CPU build without a GPU), so it skips only outside make's venv."""
+    from jsontune.serving.base import vllm_available
+
+    missing = {"gpu": None if _has_cuda() else "needs a CUDA GPU", "vllm": vllm_available()}
+    for item in items:
+        for marker, reason in missing.items():
+            if reason and marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +83,35 @@ def trained_run(tiny_model, synth_dir, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("runs") / "run"
     return out, train(_train_config(tiny_model, synth_dir, out))
+
+
+@pytest.fixture(scope="session")
+def format_run(tiny_model, synth_dir, tmp_path_factory):
+    """A tiny model trained until it writes the JSON format (40 steps, ~8 s): the run folder. `trained_run`'s
+    6 steps leave a model that still writes noise, and invalid UTF-8 from byte tokens, inside its strings."""
+    from jsontune.training.sft import train
+
+    run = tmp_path_factory.mktemp("runs") / "format"
+    train(_train_config(tiny_model, synth_dir, run, max_steps=40, eval_steps=40, batch_size=8, lr=1e-2,
+                        logging_steps=10))  # fmt: skip
+    return run
+
+
+@pytest.fixture(scope="session")
+def merged_run(format_run, tmp_path_factory):
+    """`format_run` merged into one float32 checkpoint, whose manifest names the training data."""
+    from jsontune.training.merge import merge
+
+    out = tmp_path_factory.mktemp("merged") / "model"
+    merge(format_run, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def vllm_engine(merged_run):
+    """One vLLM engine (float32) over `merged_run` for the whole session: a start costs ~20 s on 2 CPUs."""
+    from jsontune.serving.base import make_engine
+
+    engine = make_engine("vllm", str(merged_run), dtype="float32", max_model_len=512, gpu_memory_utilization=0.3)
+    yield engine
+    engine.close()

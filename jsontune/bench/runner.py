@@ -429,6 +429,7 @@ def run_bench(config: BenchConfig, on_engine: OnEngine | None = None) -> BenchRe
         "n": len(prompts),
         "input_label": str(config.input) if config.input else f"synthetic orders (seed {config.seed})",
         "prompt_tokens_mean": prompt_tokens,
+        "prompt_tokens_max": max(lengths),
         "prompts_sha256": prompts_sha256(prompts),
         "engine_dtype": run_dtype,
     }

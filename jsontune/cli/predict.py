@@ -32,13 +32,13 @@ def _print_summary(summary: PredictSummary) -> None:
 
     from jsontune.serving.predict import manifest_path
 
-    table = Table(title=f"predict → {summary.out}")
-    columns = ("engine", "rows", "valid JSON", "schema-valid", "cut", "examples/s", "output tokens/s")
+    table = Table(title=f"predict{' --guided-json' if summary.guided else ''} → {summary.out}")
+    columns = ("engine", "rows", "valid JSON", "schema-valid", "cut", "examples/s", "tokens/s")
     for name in columns:
         table.add_column(name, justify="right")
     schema_valid = "—" if summary.schema_valid_rate is None else f"{summary.schema_valid_rate:.1%}"
     table.add_row(
-        summary.engine + (" (guided)" if summary.guided else ""),
+        summary.engine,
         str(summary.rows),
         f"{summary.valid_json_rate:.1%}",
         schema_valid,
@@ -49,6 +49,8 @@ def _print_summary(summary: PredictSummary) -> None:
     console.print(table)
     chosen = ", ".join(f"{k}={v}" for k, v in summary.engine_settings.items())
     console.print(f"engine settings: {chosen} (recorded in {manifest_path(summary.out)})", highlight=False)
+    for note in summary.notes:
+        console.print(f"note: {note}", highlight=False)
     if summary.thinking_leaks:
         console.print(f"{summary.thinking_leaks} row(s) hold a non-empty <think> block: the model reasons "
                       "although the prompt switched thinking off.", highlight=False)  # fmt: skip

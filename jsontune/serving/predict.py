@@ -50,6 +50,7 @@ class PredictSummary:
     guided: bool = False  # decoding was constrained to the schema (--guided-json)
     engine_settings: dict[str, Any] = field(default_factory=dict)  # what the engine chose (device, dtype, ...)
     skipped: list[str] = field(default_factory=list)  # one sentence per bad input row skipped
+    notes: list[str] = field(default_factory=list)  # e.g. a --max-new-tokens shorter than the schema allows
 
     @property
     def examples_per_s(self) -> float:
@@ -270,9 +271,10 @@ def predict(
     # The adapter's manifest records the prompt format it was trained with; a merged model's its own.
     prompts = render_prompts(tokenizer, [r.text for r in records], read_prompt_format(lora or model))
     known_schema = _schema(schema, [str(f) for f in (lora, model) if f], required=guided_json)
+    notes = []
     if guided_json:
         params = replace(params, json_schema=known_schema)
-        _check_room(tokenizer, known_schema, params.max_new_tokens)
+        notes += _check_room(tokenizer, known_schema, params.max_new_tokens)
     if engine == "vllm":
         lengths = token_lengths(tokenizer, prompts)
         options["max_model_len"] = fit_context(input_path, records, lengths, params.max_new_tokens,
@@ -287,7 +289,7 @@ def predict(
         )  # fmt: skip
     finally:
         built.close()
-    summary.skipped = loaded.skipped
+    summary.skipped, summary.notes = loaded.skipped, notes
     return summary
 
 
@@ -304,9 +306,10 @@ def _schema(schema_file: str | Path | None, folders: list[str], *, required: boo
         return None
 
 
-def _check_room(tokenizer: Any, schema: dict[str, Any], max_new_tokens: int) -> None:
-    """Refuse a --max-new-tokens that cannot hold even the shortest object the schema allows."""
-    from jsontune.serving.schema import minimal_output
+def _check_room(tokenizer: Any, schema: dict[str, Any], max_new_tokens: int) -> list[str]:
+    """Refuse a --max-new-tokens that cannot hold even the shortest object the schema allows; a note when
+    it is shorter than the longest one."""
+    from jsontune.serving.schema import longest_output, minimal_output
 
     shortest = minimal_output(schema)
     needed = len(tokenizer(shortest, add_special_tokens=False)["input_ids"]) + 1  # + the end-of-turn token
@@ -315,6 +318,11 @@ def _check_room(tokenizer: Any, schema: dict[str, Any], max_new_tokens: int) -> 
             f"--max-new-tokens {max_new_tokens} cannot hold even the shortest JSON the schema allows "
             f"({shortest}, {needed} tokens with the end of turn); raise --max-new-tokens."
         )
+    most = longest_output(schema)
+    if most is None or max_new_tokens > most:
+        return []
+    return [f"the schema allows answers of up to {most} characters and --max-new-tokens is {max_new_tokens}: "
+            "an answer that long would be cut (counted as cut below)."]  # fmt: skip
 
 
 def fit_context(

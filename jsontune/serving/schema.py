@@ -1,13 +1,16 @@
 """The JSON schema that --guided-json constrains decoding to, inferred from training targets.
 
     >>> infer_schema([{"producto": "A", "cantidad": 100}, {"producto": "B", "cantidad": 2.5}])["properties"]
-    {'producto': {'type': 'string', 'maxLength': 16}, 'cantidad': {'type': 'number'}}
+    {'producto': {'type': 'string', 'maxLength': 16}, 'cantidad': {'type': 'number', 'minimum': 0, 'maximum': 100000}}
 
 A key is required when every target has it; keys never seen are not allowed, so a guided model
 cannot invent fields. A field that is sometimes an integer and sometimes not is a "number".
-A string field may be twice as long as the longest seen (at least 16 characters): room for longer
-names than training had, and a bound on a model that would otherwise write inside a string until
---max-new-tokens runs out.
+Every field is bounded, with headroom, so that constrained decoding always ends: a model that has not
+learned where a value stops would otherwise write inside a string, or digits, until --max-new-tokens
+runs out. A string may be twice as long as the longest seen (at least 16 characters). A number may
+reach 100 times the next power of ten above the largest seen (never negative when none was), which
+also bounds its decimals (xgrammar writes a ranged number with a bounded fraction, and no exponent).
+Pass --schema FILE for other bounds.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ def _schema_of(values: list[Any]) -> dict[str, Any]:
     strings = [v for v in values if isinstance(v, str)]
     if strings:
         schema["maxLength"] = max(MIN_MAX_LENGTH, 2 * max(len(v) for v in strings))
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if numbers:
+        bound = 10 ** (len(str(int(max(abs(v) for v in numbers)))) + 2)
+        schema.update(minimum=0 if min(numbers) >= 0 else -bound, maximum=bound)
     objects = [v for v in values if isinstance(v, dict)]
     if objects:
         keys = list(dict.fromkeys(k for obj in objects for k in obj))
@@ -109,3 +116,38 @@ def minimal_output(schema: dict[str, Any]) -> str:
         return {k: shortest(node.get("properties", {}).get(k, {})) for k in node.get("required", [])}
 
     return json.dumps(shortest(schema), separators=(",", ":"))
+
+
+def longest_output(schema: dict[str, Any]) -> int | None:
+    """The most characters a compact JSON text `schema` allows (every key present, every value at its
+    longest), or None where something is unbounded. A token is at least one byte, so on ASCII text this
+    is also the most tokens a guided output can take."""
+
+    def longest(node: dict[str, Any]) -> int | None:
+        types = node.get("type", "object")
+        sizes = [_longest_of(kind, node, longest) for kind in (types if isinstance(types, list) else [types])]
+        return None if None in sizes else max(sizes)
+
+    return longest(schema)
+
+
+def _longest_of(kind: str, node: dict[str, Any], longest: Any) -> int | None:
+    if kind in ("null", "boolean"):
+        return 5  # null, true, false
+    if kind in ("integer", "number"):
+        if "maximum" not in node or "minimum" not in node:
+            return None
+        digits = max(len(str(int(abs(node[b])))) for b in ("minimum", "maximum"))
+        return 1 + digits + (0 if kind == "integer" else 1 + _FRACTION_DIGITS)  # sign, digits, point, fraction
+    if kind == "string":
+        return node["maxLength"] + 2 if "maxLength" in node else None  # an escape (\n) writes a char as two
+    if kind == "object":
+        properties = node.get("properties", {})
+        values = [longest(v) for v in properties.values()]
+        if None in values or node.get("additionalProperties", True) is not False:
+            return None
+        return 2 + sum(len(json.dumps(k)) + 1 + v for k, v in zip(properties, values, strict=True)) + len(values)
+    return None  # arrays: no maxItems inferred
+
+
+_FRACTION_DIGITS = 6  # xgrammar's bound on a ranged number's decimals

@@ -11,6 +11,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,22 +70,24 @@ class VLLMEngine:
             self.lora_request = LoRARequest("adapter", 1, str(lora))
         from vllm import LLM
 
+        log: list[str] = []
         try:
-            self.llm = LLM(
-                model=str(model),
-                dtype=dtype,
-                gpu_memory_utilization=gpu_memory_utilization,
-                tensor_parallel_size=tensor_parallel_size,
-                enable_prefix_caching=True,  # every prompt starts with the same instruction
-                # --guided-json: compact JSON, as the model was trained to write, and no room to pad with
-                # whitespace until max_new_tokens.
-                structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
-                trust_remote_code=trust_remote_code,
-                seed=seed,
-                **options,
-            )
+            with _output_copy(log):
+                self.llm = LLM(
+                    model=str(model),
+                    dtype=dtype,
+                    gpu_memory_utilization=gpu_memory_utilization,
+                    tensor_parallel_size=tensor_parallel_size,
+                    enable_prefix_caching=True,  # every prompt starts with the same instruction
+                    # --guided-json: compact JSON, as the model was trained to write, and no room to pad with
+                    # whitespace until max_new_tokens.
+                    structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
+                    trust_remote_code=trust_remote_code,
+                    seed=seed,
+                    **options,
+                )
         except Exception as e:  # vLLM's own errors come in many types; each becomes one sentence
-            raise JsontuneError(startup_error(e, model, self.settings)) from None
+            raise JsontuneError(startup_error(e, model, self.settings, log)) from None
 
     def generate(
         self, prompts: list[str], params: GenerationParams, progress: Progress | None = None
@@ -130,6 +137,8 @@ def resolve_dtype(dtype: str, device: str) -> str:
     """vLLM's spelling of --dtype; `auto` on a CPU is float32, which ran faster than bfloat16 on the AVX2
     machines jsontune is built on (docs/BENCHMARKS.md), and needs no bf16 instructions."""
     dtype = _DTYPE_NAMES.get(dtype, dtype)
+    if dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise JsontuneError(f"vLLM cannot run in --dtype {dtype}; choose auto, float32, bfloat16 or float16.")
     return "float32" if dtype == "auto" and device == "cpu" else dtype
 
 
@@ -196,14 +205,55 @@ def cpu_settings(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def startup_error(error: Exception, model: str, settings: dict[str, Any]) -> str:
-    """One sentence for an engine that did not start: vLLM's own message where it says something, else a
-    pointer to its log (its engine process prints the cause before the parent learns only that it died)."""
+def startup_error(error: Exception, model: str, settings: dict[str, Any], log: list[str]) -> str:
+    """One sentence for an engine that did not start. vLLM's engine runs in child processes: when one dies,
+    the parent's exception says only that initialization failed, and the cause is the last
+    `SomethingError: ...` line a child logged that is not itself such a relay."""
     message = " ".join(str(error).split())
-    where = f"vLLM could not start {model} on {settings['device']} ({settings['dtype']})"
     if not message or "initialization failed" in message:
-        return f"{where}: its engine process failed; the cause is in vLLM's log above."
-    return f"{where}: {type(error).__name__}: {message[:400]}"
+        causes = [m.group(1) for m in map(_ERROR_LINE.search, log) if m]
+        root = [c for c in causes if "initialization failed" not in c]
+        message = " ".join((root or causes or ["its engine process died; vLLM's log above says why"])[-1].split())
+    elif callable(getattr(error, "errors", None)):  # pydantic's ValidationError of vLLM's config
+        message = "; ".join(str(e.get("msg", "")).removeprefix("Value error, ") for e in error.errors())
+    else:
+        message = f"{type(error).__name__}: {message}"
+    return f"vLLM could not start {model} on {settings['device']} ({settings['dtype']}): {message[:400]}"
+
+
+# "(Worker pid=1) ERROR 11-30 01:31:17 [file.py:953] safetensors._rust.SafetensorError: ..." -> "SafetensorError: ..."
+_ERROR_LINE = re.compile(r"(?:^|\] )(?:[A-Za-z_][\w]*\.)*([A-Za-z_]\w*(?:Error|Exception): .+)$")
+
+
+@contextmanager
+def _output_copy(lines: list[str], keep: int = 200) -> Iterator[None]:
+    """While the block runs, keep the last `keep` lines that this process and the children it starts write to
+    stdout or stderr (vLLM logs to stdout), and show them on stderr. The children keep the pipe after the
+    block; a thread forwards what they write until they exit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read, write = os.pipe()
+    shown, restore_out, restore_err = os.dup(2), os.dup(1), os.dup(2)
+
+    def forward() -> None:
+        with os.fdopen(read, "rb") as pipe, os.fdopen(shown, "wb", buffering=0) as out:
+            for raw in pipe:
+                out.write(raw)
+                lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                del lines[:-keep]
+
+    os.dup2(write, 1)
+    os.dup2(write, 2)
+    os.close(write)
+    threading.Thread(target=forward, daemon=True, name="vllm-output").start()
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for saved, fd in ((restore_out, 1), (restore_err, 2)):
+            os.dup2(saved, fd)
+            os.close(saved)
 
 
 def _generation(output: Any) -> Generation:

@@ -38,16 +38,22 @@ def test_one_row_per_engine_in_order(fixed_run):
     assert [r["engine"] for r in rows] == ["hf-seq", "hf-batch", "vllm"]
 
 
-def test_vllm_is_skipped_with_the_reason_where_it_cannot_run(fixed_run):
-    from jsontune.serving.base import vllm_available
-
+@pytest.mark.vllm
+def test_the_vllm_row_ran_with_its_memory_and_cpu_settings(fixed_run):
     vllm = fixed_run.rows[2]
-    missing = vllm_available()
-    if missing is None:
-        pytest.skip("vLLM can run here")
-    assert vllm["status"] == "skipped"
-    assert vllm["reason"] == missing
-    assert f"vllm skipped: {missing}" in fixed_run.files["markdown"].read_text()
+    assert vllm["status"] == "ok", vllm.get("reason")
+    assert vllm["output_tokens"] == N * T and vllm["wrong_length"] == 0 and vllm["n_timed"] == N
+    assert vllm["peak_rss_gb"] > 0.05 and vllm["children_rss_gb"] > 0  # vLLM's engine runs in child processes
+    settings = vllm["engine_settings"]
+    assert settings["max_model_len"] == fixed_run.config["prompt_tokens_max"] + T  # sized for the job
+    if settings["device"] == "cpu":
+        assert settings["dtype"] == "float32" and settings["enforce_eager"] and settings["kv_cache_gb"] > 0
+    assert "| vllm | ok |" in fixed_run.files["markdown"].read_text()
+
+
+def test_hf_rows_record_their_settings(fixed_run):
+    for row in fixed_run.rows[:2]:
+        assert row["engine_settings"]["dtype"] == "float32" and row["engine_settings"]["device"]
 
 
 def test_hf_rows_generate_exactly_n_times_max_new_tokens(fixed_run):

@@ -22,8 +22,8 @@ def test_flat_orders():
         "type": "object",
         "properties": {
             "producto": {"type": "string", "maxLength": 16},
-            "cantidad": {"type": "integer"},
-            "precio_unitario": {"type": "number"},  # an int in one target, a float in the other
+            "cantidad": {"type": "integer", "minimum": 0, "maximum": 100_000},  # 100: 10^3, times 100
+            "precio_unitario": {"type": "number", "minimum": 0, "maximum": 10_000},  # an int, then a float
             "urgente": {"type": "boolean"},
         },
         "required": ["producto", "cantidad", "precio_unitario"],  # "urgente" is missing from one target
@@ -46,7 +46,7 @@ def test_nested_objects_lists_and_nulls():
     }
     assert schema["properties"]["items"]["items"]["properties"] == {
         "sku": {"type": "string", "maxLength": 16},
-        "n": {"type": "integer"},
+        "n": {"type": "integer", "minimum": 0, "maximum": 1000},
     }
     assert schema["properties"]["nota"] == {"type": ["null", "string"], "maxLength": 16}
 
@@ -91,3 +91,21 @@ def test_strings_are_bounded_with_headroom():
     schema = infer_schema([{"producto": long_name, "nota": None}, {"producto": "A", "nota": "x"}])
     assert schema["properties"]["producto"]["maxLength"] == 2 * len(long_name)
     assert schema["properties"]["nota"] == {"type": ["null", "string"], "maxLength": 16}
+
+
+def test_numbers_are_bounded_with_headroom():
+    schema = infer_schema([{"cantidad": 1500, "ajuste": -3.5, "urgente": True}, {"cantidad": 2, "ajuste": 0.25,
+                                                                               "urgente": False}])
+    assert schema["properties"]["cantidad"] == {"type": "integer", "minimum": 0, "maximum": 1_000_000}
+    assert schema["properties"]["ajuste"] == {"type": "number", "minimum": -1000, "maximum": 1000}  # negatives seen
+    assert schema["properties"]["urgente"] == {"type": "boolean"}  # True is an int to Python, not a number here
+
+
+def test_every_inferred_bound_admits_the_targets_it_came_from():
+    from jsonschema import Draft202012Validator
+
+    from jsontune.data.synth import generate_orders
+
+    targets = [r.target for r in generate_orders(300, seed=3)]
+    validator = Draft202012Validator(infer_schema(targets))
+    assert all(validator.is_valid(t) for t in targets)

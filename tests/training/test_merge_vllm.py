@@ -1,6 +1,7 @@
-"""On a GPU with vLLM: merged checkpoints (tiny, and the qwen3-0.6b shape) load in vLLM and decode like HF.
+"""On a GPU with vLLM: a merged checkpoint of the qwen3-0.6b shape, merged on CUDA in bfloat16, loads in vLLM.
+(The merged tiny model against HF, on CPU, is tests/serving/test_vllm.py.)
 
-    pytest -m vllm -s tests/training/test_merge_vllm.py
+    pytest -m gpu -s tests/training/test_merge_vllm.py
 """
 
 from __future__ import annotations
@@ -8,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from jsontune.prompts import render_prompts
-from jsontune.serving.base import GenerationParams, make_engine, vllm_available
+from jsontune.serving.base import GenerationParams, make_engine
 
-pytestmark = [pytest.mark.vllm, pytest.mark.skipif(vllm_available() is not None, reason=vllm_available() or "")]
+pytestmark = [pytest.mark.vllm, pytest.mark.gpu]
 TEXTS = ["Necesito 100 unidades de producto A, precio 50 pesos", "Pedido: 3 cajas de guantes de nitrilo a $12,50 c/u"]
 
 
@@ -23,19 +24,6 @@ def _generate(engine_name, model, **options):
         return engine.generate(prompts, GenerationParams(max_new_tokens=16))
     finally:
         engine.close()
-
-
-def test_merged_tiny_loads_in_vllm_and_matches_hf(trained_run, tmp_path):
-    from jsontune.training.merge import merge
-
-    run, _ = trained_run
-    merged = tmp_path / "merged"
-    merge(run, merged)
-    vllm_out = _generate("vllm", merged, dtype="float32", gpu_memory_utilization=0.3)
-    hf_out = _generate("hf", merged, dtype="float32")
-    agreement = sum(a.token_ids == b.token_ids for a, b in zip(vllm_out, hf_out, strict=True)) / len(TEXTS)
-    print(f"merged tiny: vLLM vs HF greedy agreement {agreement:.0%}")
-    assert agreement >= 0.5
 
 
 def test_merged_qwen3_shape_loads_in_vllm(tmp_path):
