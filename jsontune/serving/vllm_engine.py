@@ -56,11 +56,15 @@ class VLLMEngine:
         options: dict[str, Any] = {"max_model_len": max_model_len}
         self.settings: dict[str, Any] = {"device": self.device, "dtype": dtype, "max_model_len": max_model_len}
         if self.device == "cpu":
-            options.update(cpu_options(shape, dtype, max_model_len, kv_cache_gb))
+            # Eager: no torch.compile at start-up. With an explicit KV cache too, vLLM skips its warm-up pass,
+            # which took minutes for a 0.6B model on 2 cores.
+            options.update(enforce_eager=True, kv_cache_memory_bytes=kv_cache_bytes(shape, dtype, max_model_len,
+                                                                                     kv_cache_gb, in_ram=True))
             self.settings.update(cpu_settings(options))
         else:
             if kv_cache_gb is not None:
-                options["kv_cache_memory_bytes"] = int(kv_cache_gb * GiB)
+                length = max_model_len or shape.get("max_position_embeddings") or _CPU_MAX_MODEL_LEN
+                options["kv_cache_memory_bytes"] = kv_cache_bytes(shape, dtype, length, kv_cache_gb, in_ram=False)
             self.settings.update(gpu_memory_utilization=gpu_memory_utilization, kv_cache_gb=kv_cache_gb)
         self.lora_request = None
         if lora:
@@ -167,10 +171,11 @@ def _max_model_len(model: str, asked: int | None, shape: dict[str, Any], device:
     return asked
 
 
-def cpu_options(config: dict[str, Any], dtype: str, max_model_len: int, kv_cache_gb: float | None) -> dict[str, Any]:
-    """What vLLM's CPU backend needs from us: eager mode (no compile at start-up) and an explicit KV cache
-    (--kv-cache-gb, else room for _CPU_KV_SEQUENCES full-length sequences within _CPU_KV_SHARE of free
-    memory). With both set, vLLM also skips its warm-up pass, which took minutes for a 0.6B model."""
+def kv_cache_bytes(
+    config: dict[str, Any], dtype: str, max_model_len: int, kv_cache_gb: float | None, *, in_ram: bool
+) -> int:
+    """The KV cache to reserve: --kv-cache-gb, else (in RAM, on a CPU) room for _CPU_KV_SEQUENCES full-length
+    sequences within _CPU_KV_SHARE of the memory free now. Either way it must hold one whole sequence."""
     import psutil
 
     from jsontune.shape import model_shape
@@ -180,7 +185,7 @@ def cpu_options(config: dict[str, Any], dtype: str, max_model_len: int, kv_cache
     available = psutil.virtual_memory().available
     if kv_cache_gb is not None:
         size = int(kv_cache_gb * GiB)
-        if size > available:
+        if in_ram and size > available:
             raise JsontuneError(f"--kv-cache-gb {kv_cache_gb:g} is more than the {available / GiB:.1f} GiB of "
                                 "memory free now; pass less.")
     else:
@@ -191,7 +196,7 @@ def cpu_options(config: dict[str, Any], dtype: str, max_model_len: int, kv_cache
             f"in {dtype} and {size / GiB:.2f} GiB is set aside; lower --max-model-len (the longest prompt plus "
             "--max-new-tokens is enough) or raise --kv-cache-gb."
         )
-    return {"enforce_eager": True, "kv_cache_memory_bytes": size}
+    return size
 
 
 def cpu_settings(options: dict[str, Any]) -> dict[str, Any]:
