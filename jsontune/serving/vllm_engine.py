@@ -180,7 +180,8 @@ def kv_cache_bytes(
 
     from jsontune.shape import model_shape
 
-    per_token = model_shape(config, dtype, params=1).kv_bytes_per_token
+    # "auto" reaches here on a GPU only, where vLLM runs a float32 checkpoint in bfloat16: 2 bytes either way
+    per_token = model_shape(config, "bfloat16" if dtype == "auto" else dtype, params=1).kv_bytes_per_token
     per_sequence = -(-max_model_len // _CPU_BLOCK) * _CPU_BLOCK * per_token
     available = psutil.virtual_memory().available
     if kv_cache_gb is not None:
