@@ -367,6 +367,16 @@ _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf1
            "float16": "float16", "fp16": "float16", "half": "float16"}  # fmt: skip
 
 
+def cpu_auto_dtype() -> str:
+    """What `auto` means for inference on this CPU: bfloat16 where it has bf16 instructions (AVX512-BF16 or
+    AMX; measured 3x faster than float32 for the qwen3-0.6b shape with vLLM and HF alike, docs/BENCHMARKS.md),
+    float32 elsewhere, where bfloat16 is emulated and slower."""
+    import torch
+
+    has_bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return "bfloat16" if has_bf16 else "float32"
+
+
 def torch_dtype(name: str) -> Any:
     """`"bfloat16"` (or bf16, float16, fp16, half, float32, fp32) -> the torch dtype."""
     import torch

@@ -350,16 +350,18 @@ def engine_dtype(model: str, requested: str) -> str:
     """The one dtype every engine is given, so that they all compute alike.
 
     `auto` on a GPU is the checkpoint's own dtype, except that float32 becomes bfloat16, as vLLM's own
-    `auto` does (HF's would keep float32: vLLM would then win by doing half the work). On a CPU it stays
-    `auto`, which the HF engine loads as float32, and vLLM does not run.
+    `auto` does (HF's would keep float32: vLLM would then win by doing half the work). On a CPU it is what
+    vLLM's CPU engine takes for `auto` (`modeling.cpu_auto_dtype`), for HF too.
     """
     if requested != "auto":
         return requested
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # ask NVML: no CUDA context in this process
     import torch
 
+    from jsontune.modeling import cpu_auto_dtype
+
     if not torch.cuda.is_available():
-        return "auto"
+        return cpu_auto_dtype()
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(model).get_text_config()

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from jsontune.cli.common import console, err_console
+from jsontune.cli.common import GpuMemoryUtilization, KvCacheGb, MaxModelLen, console, err_console
 from jsontune.errors import JsontuneError
 
 
@@ -51,13 +51,9 @@ def bench(
     timeout_s: Annotated[
         float, typer.Option(help="Seconds one engine may take before it is stopped.")
     ] = 3600.0,
-    gpu_memory_utilization: Annotated[float, typer.Option(help="vLLM: share of GPU memory to use.")] = 0.9,
-    max_model_len: Annotated[
-        int | None, typer.Option(help="vLLM: context length (default: longest prompt + --max-new-tokens).")
-    ] = None,
-    kv_cache_gb: Annotated[
-        float | None, typer.Option(help="vLLM: GiB of KV cache (default on CPU: 64 full sequences, ≤ 1/4 of free RAM).")
-    ] = None,
+    gpu_memory_utilization: GpuMemoryUtilization = 0.9,
+    max_model_len: MaxModelLen = None,
+    kv_cache_gb: KvCacheGb = None,
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
     models_dir: Annotated[Path, typer.Option(help="Where preset models are built and reused.")] = Path(
         "runs/bench-models"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,6 +16,16 @@ console = Console()
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable)
+
+# vLLM options that predict and bench share, defined once.
+GpuMemoryUtilization = Annotated[float, typer.Option(help="vLLM on a GPU: share of its memory to use.")]
+MaxModelLen = Annotated[
+    int | None, typer.Option(help="vLLM: context length (default: the longest prompt + --max-new-tokens).")
+]
+KvCacheGb = Annotated[
+    float | None,
+    typer.Option(help="vLLM: GiB of KV cache (default on a CPU: 64 full-length sequences, at most 1/4 of free RAM)."),
+]
 
 
 def print_load_report(loaded: Any, skipped_label: str) -> None:

@@ -42,14 +42,19 @@ def _steps(out: Path, n: int, bench_n: int, engine: str, pretrain_steps: int) ->
     ]
 
 
-def _run_step(args: list[str]) -> None:
+def _run_step(args: list[str]) -> float:
+    """Run one verb as the user would type it; its wall time in seconds."""
     from jsontune.cli.app import app
 
     console.print(Rule(f"$ jsontune {' '.join(args)}", align="left", style="cyan"))
     command = typer.main.get_command(app)
+    start = time.perf_counter()
     code = command.main(args, prog_name="jsontune", standalone_mode=False)
     if code not in (None, 0):
         raise JsontuneError(f"demo step `jsontune {' '.join(args)}` failed (exit code {code}); see above.")
+    seconds = time.perf_counter() - start
+    console.print(f"[dim]({seconds:.1f} s)[/dim]")
+    return seconds
 
 
 def _test_scores(out: Path) -> dict:
@@ -63,6 +68,17 @@ def _test_scores(out: Path) -> dict:
     return score(predictions, targets)
 
 
+def _timings(steps: list[list[str]], seconds: list[float]) -> Table:
+    """Where the demo's time went, step by step."""
+    table = Table(title=f"where the time went ({sum(seconds) / 60:.1f} min)")
+    for name, justify in (("step", "left"), ("seconds", "right"), ("share", "right")):
+        table.add_column(name, justify=justify)
+    for args, s in zip(steps, seconds, strict=True):
+        verb = " ".join(args[:2]) if args[0] == "data" else args[0]
+        table.add_row(verb, f"{s:.1f}", f"{s / sum(seconds):.0%}")
+    return table
+
+
 def _summary(out: Path, seconds: float) -> Table:
     rows = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in rows if "eval_f1" in r]
@@ -74,7 +90,9 @@ def _summary(out: Path, seconds: float) -> Table:
     table.add_row("val F1 before training (step 0)", f"{evals[0]['eval_f1']:.3f}")
     best = read_manifest(out / "run" / "best")
     table.add_row(f"val F1 best adapter (step {best['step']})", f"{best['eval_f1']:.3f}")
+    predicted = json.loads((out / "predictions.csv.manifest.json").read_text())
     table.add_row("test F1 (merged model)", f"{test['f1']:.3f}")
+    table.add_row("predict engine", f"{predicted['engine']} ({predicted['engine_settings'].get('device')})")
     table.add_row("test exact match / valid JSON", f"{test['exact_match']:.3f} / {test['json_valid_rate']:.3f}")
     for name, row in bench.items():
         if row.get("status") == "ok":
@@ -102,6 +120,6 @@ def demo(
         shutil.rmtree(out)
     start = time.perf_counter()
     steps = _steps(out, n, bench_n, engine, pretrain_steps)
-    for args in steps:
-        _run_step(args)
+    seconds = [_run_step(args) for args in steps]
+    console.print(_timings(steps, seconds))
     console.print(_summary(out, time.perf_counter() - start))

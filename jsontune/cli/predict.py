@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from jsontune.cli.common import console, err_console
+from jsontune.cli.common import GpuMemoryUtilization, KvCacheGb, MaxModelLen, console, err_console
 from jsontune.errors import JsontuneError
 
 if TYPE_CHECKING:
@@ -93,13 +93,9 @@ def predict(
     target_col: Annotated[str | None, typer.Option(help="Target column, if not found by name.")] = None,
     id_col: Annotated[str | None, typer.Option(help="Id column, if not found by name.")] = None,
     skip_bad_rows: Annotated[bool, typer.Option(help="Skip and report bad rows, not stop.")] = False,
-    gpu_memory_utilization: Annotated[float, typer.Option(help="vLLM: share of GPU memory to use.")] = 0.9,
-    max_model_len: Annotated[
-        int | None, typer.Option(help="vLLM: context length (default: longest prompt + --max-new-tokens).")
-    ] = None,
-    kv_cache_gb: Annotated[
-        float | None, typer.Option(help="vLLM: GiB of KV cache (default on CPU: 64 full sequences, ≤ 1/4 of free RAM).")
-    ] = None,
+    gpu_memory_utilization: GpuMemoryUtilization = 0.9,
+    max_model_len: MaxModelLen = None,
+    kv_cache_gb: KvCacheGb = None,
     tensor_parallel_size: Annotated[int, typer.Option(help="vLLM: GPUs to shard the model over.")] = 1,
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
     device: Annotated[str | None, typer.Option(help="HF: cuda, cuda:N, mps or cpu (default: best).")] = None,

@@ -56,6 +56,9 @@ class VLLMEngine:
         options: dict[str, Any] = {"max_model_len": max_model_len}
         self.settings: dict[str, Any] = {"device": self.device, "dtype": dtype, "max_model_len": max_model_len}
         if self.device == "cpu":
+            if (os.cpu_count() or 1) <= _SMALL_CPU:
+                # vLLM keeps a core for its front end; on 2 cores that halves the compute (24 vs 41 tok/s).
+                os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
             # Eager: no torch.compile at start-up. With an explicit KV cache too, vLLM skips its warm-up pass,
             # which took minutes for a 0.6B model on 2 cores.
             options.update(enforce_eager=True, kv_cache_memory_bytes=kv_cache_bytes(shape, dtype, max_model_len,
@@ -135,15 +138,18 @@ _CPU_BLOCK = 128  # vLLM's CPU backend pages the KV cache in blocks of 128 token
 _CPU_MAX_MODEL_LEN = 4096  # default context on CPU when the job does not give one (models claim 40k)
 _CPU_KV_SEQUENCES = 64  # the automatic CPU KV cache holds this many full-length sequences ...
 _CPU_KV_SHARE = 0.25  # ... but takes at most this share of the memory available at start
+_SMALL_CPU = 4  # up to this many CPUs, vLLM's engine computes on all of them (none kept for its front end)
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
-    """vLLM's spelling of --dtype; `auto` on a CPU is float32, which ran faster than bfloat16 on the AVX2
-    machines jsontune is built on (docs/BENCHMARKS.md), and needs no bf16 instructions."""
+    """vLLM's spelling of --dtype; `auto` on a CPU is `modeling.cpu_auto_dtype()` (bfloat16 where the CPU has
+    bf16 instructions, else float32); on a GPU vLLM's own `auto`."""
+    from jsontune.modeling import cpu_auto_dtype
+
     dtype = _DTYPE_NAMES.get(dtype, dtype)
     if dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise JsontuneError(f"vLLM cannot run in --dtype {dtype}; choose auto, float32, bfloat16 or float16.")
-    return "float32" if dtype == "auto" and device == "cpu" else dtype
+    return cpu_auto_dtype() if dtype == "auto" and device == "cpu" else dtype
 
 
 def _kv_shape(model: str, trust_remote_code: bool) -> dict[str, Any]:

@@ -221,7 +221,12 @@ def test_every_engine_gets_one_dtype_and_auto_follows_vllm_on_a_gpu(tiny_model, 
 
     assert engine_dtype(str(tiny_model), "float16") == "float16"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert engine_dtype(str(tiny_model), "auto") == "auto"  # CPU: HF loads float32 and vLLM does not run
+    from jsontune import modeling
+
+    for has_bf16, expected in ((True, "bfloat16"), (False, "float32")):  # CPU: what vLLM's CPU engine takes
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda has=has_bf16: has)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert engine_dtype(str(tiny_model), "auto") == expected == modeling.cpu_auto_dtype()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     stored = json.loads((tiny_model / "config.json").read_text()).get("dtype", "float32")
     assert engine_dtype(str(tiny_model), "auto") == ("bfloat16" if stored == "float32" else stored)
