@@ -15,16 +15,18 @@ if TYPE_CHECKING:
 
 SPEED = ("engine", "status", "load s", "gen s", "examples/s", "out tok/s", "speedup", "roofline")
 MEMORY = ("engine", "RSS GB", "GPU GB", "torch GB")
-QUALITY = ("engine", "valid JSON", "F1", "exact match")
+QUALITY = ("engine", "valid JSON", "schema-valid", "cut", "F1", "exact match")
 CAPTIONS = {
     "speed": "gen s: median of the timed runs, after a warm-up; speedup: examples/s over hf-seq's; "
     "roofline: share of the GPU's ceiling output tok/s.",
     "memory": "RSS: worker peak + its children; GPU: NVML per process (else the device's growth); "
     "torch: peak allocated.",
-    "quality": "valid JSON: outputs holding a JSON object; F1 and exact match against --gold.",
+    "quality": "valid JSON: outputs holding a JSON object; schema-valid: those that fit the schema --guided-json "
+    "uses; cut: outputs that ran into --max-new-tokens; F1 and exact match against --gold.",
 }
 SUMMARY_KEYS = ("status", "examples_per_s", "output_tokens_per_s", "speedup", "roofline_share", "peak_rss_gb",
-                "children_rss_gb", "gpu_nvml_gb", "torch_peak_gb", "json_valid_rate", "f1")  # fmt: skip
+                "children_rss_gb", "gpu_nvml_gb", "torch_peak_gb", "json_valid_rate", "schema_valid_rate",
+                "cut_by_length", "f1")  # fmt: skip
 DASH = "—"
 
 
@@ -72,11 +74,14 @@ def memory_rows(result: BenchResult) -> list[list[str]]:
 
 
 def quality_rows(result: BenchResult) -> list[list[str]]:
-    """Natural mode only: valid-JSON rate always, F1 and exact match when --gold was given."""
+    """Natural mode only: valid-JSON rate and outputs cut always, the schema-valid rate where the model's
+    manifest leads to a schema, F1 and exact match when --gold was given."""
     return [
         [
             r["engine"],
             _fmt(r.get("json_valid_rate"), ".1%"),
+            _fmt(r.get("schema_valid_rate"), ".1%"),
+            _fmt(r.get("cut_by_length"), "d"),
             _fmt(r.get("f1"), ".4f"),
             _fmt(r.get("exact_match"), ".4f"),
         ]
