@@ -374,8 +374,9 @@ def run_engines(
 ) -> list[dict[str, Any]]:
     """One row per engine, in order: measured, failed or skipped, never lost."""
     from jsontune.serving.base import vllm_available
+    from jsontune.serving.schema import schema_if_known
 
-    schema = None if config.fixed_length else _known_schema(model)
+    schema = None if config.fixed_length else schema_if_known([model])
     rows = []
     for i, name in enumerate(config.engines, 1):
         if on_engine:
@@ -392,16 +393,6 @@ def run_engines(
             add_quality(rows[-1], golds, schema)
     add_speedups(rows)
     return rows
-
-
-def _known_schema(model: str) -> dict[str, Any] | None:
-    """The schema predict --guided-json would use for `model`, where its manifest leads to training data."""
-    from jsontune.serving.schema import guided_json_schema
-
-    try:
-        return guided_json_schema(None, [model])
-    except JsontuneError:
-        return None
 
 
 def run_bench(config: BenchConfig, on_engine: OnEngine | None = None) -> BenchResult:

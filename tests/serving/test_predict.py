@@ -161,3 +161,51 @@ def test_resume_keeps_rows_whose_text_holds_unicode_line_breaks(records, tmp_pat
     _run(records, out, resume=True, engine=engine)
     assert engine.asked == list("bcdefg")
     assert _read(out)[1][3] == "uno\u2028dos\u0085tres"
+
+
+def test_the_manifest_records_rates_cut_rows_and_the_engines_settings(records, tmp_path):
+    from jsontune.serving.predict import manifest_path
+    from jsontune.serving.schema import infer_schema
+
+    class CutEngine(ScriptedEngine):
+        def generate(self, prompts, params, progress=None):
+            return [replace(g, finish_reason="length" if p == "e" else "stop")
+                    for p, g in zip(prompts, super().generate(prompts, params, progress), strict=True)]  # fmt: skip
+
+    from dataclasses import replace
+
+    schema = infer_schema([{"producto": "A", "cantidad": 1}])  # both keys required
+    out = tmp_path / "pred.csv"
+    summary = _run(records, out, engine=CutEngine(), schema=schema, settings={"model": "m"})
+    assert summary.cut_by_length == 1 and not summary.guided
+    assert summary.schema_valid_rate == pytest.approx(2 / 7)  # a and e have both keys; b and d miss one
+    made = json.loads(manifest_path(out).read_text())
+    assert made["kind"] == "predictions" and made["model"] == "m" and made["engine_settings"] == {"device": "test"}
+    assert made["cut_by_length"] == 1 and made["schema"] == schema and made["rows"] == 7 and made["versions"]
+
+
+def test_vllm_context_is_the_longest_prompt_plus_new_tokens_or_the_row_that_does_not_fit(tmp_path):
+    from jsontune.serving.predict import fit_context
+
+    rows = [Record(id="short", text="x"), Record(id="long", text="y")]
+    assert fit_context("in.jsonl", rows, [10, 120], 64, None) == 184
+    assert fit_context("in.jsonl", rows, [10, 120], 64, 200) == 200
+    with pytest.raises(JsontuneError, match=r"in.jsonl: row 'long' has a prompt of 120 tokens.*--max-model-len 100"):
+        fit_context("in.jsonl", rows, [10, 120], 64, 100)
+
+
+def test_max_new_tokens_is_checked_against_the_schema(tiny_model):
+    from jsontune.modeling import load_tokenizer
+    from jsontune.serving.predict import _check_room
+    from jsontune.serving.schema import infer_schema, longest_output, minimal_output
+
+    schema = infer_schema([{"producto": "tornillos", "cantidad": 100, "precio_unitario": 12.5}])
+    assert minimal_output(schema) == '{"producto":"","cantidad":0,"precio_unitario":0}'
+    most = longest_output(schema)
+    # {} + "producto":<18 chars, quoted> + "cantidad":<sign, 6 digits> + "precio_unitario":<sign, 5.6 digits> + 2 commas
+    assert most == 2 + (10 + 1 + 20) + (10 + 1 + 7) + (17 + 1 + 13) + 2
+    tokenizer = load_tokenizer(tiny_model)
+    with pytest.raises(JsontuneError, match="--max-new-tokens 4 cannot hold even the shortest JSON"):
+        _check_room(tokenizer, schema, 4)
+    assert "would be cut" in _check_room(tokenizer, schema, most - 1)[0]
+    assert _check_room(tokenizer, schema, most + 1) == []
