@@ -61,6 +61,8 @@ class VLLMEngine:
             if (os.cpu_count() or 1) <= _SMALL_CPU:
                 # vLLM keeps a core for its front end; on 2 cores that halves the compute (24 vs 41 tok/s).
                 os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+                # Prefill in chunks of 1024 tokens, not 4096: 93 against 66 tok/s on 2 cores (0.6B, bf16).
+                options["max_num_batched_tokens"] = _SMALL_CPU_BATCHED_TOKENS
             # Eager: no torch.compile at start-up. With an explicit KV cache too, vLLM skips its warm-up pass,
             # which took minutes for a 0.6B model on 2 cores.
             options.update(enforce_eager=True, kv_cache_memory_bytes=kv_cache_bytes(shape, dtype, max_model_len,
@@ -141,6 +143,7 @@ _CPU_MAX_MODEL_LEN = 4096  # default context on CPU when the job does not give o
 _CPU_KV_SEQUENCES = 64  # the automatic CPU KV cache holds this many full-length sequences ...
 _CPU_KV_SHARE = 0.25  # ... but takes at most this share of the memory available at start
 _SMALL_CPU = 4  # up to this many CPUs, vLLM's engine computes on all of them (none kept for its front end)
+_SMALL_CPU_BATCHED_TOKENS = 1024  # ... and schedules at most this many tokens a step (chunked prefill)
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
@@ -213,6 +216,7 @@ def cpu_settings(options: dict[str, Any]) -> dict[str, Any]:
     return {
         "enforce_eager": options["enforce_eager"],
         "kv_cache_gb": round(options["kv_cache_memory_bytes"] / GiB, 3),
+        "max_num_batched_tokens": options.get("max_num_batched_tokens", "vllm default"),
         "cpus": os.cpu_count(),
         "omp_threads_bind": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto"),
         "reserved_cpus": os.environ.get("VLLM_CPU_NUM_OF_RESERVED_CPU", "auto"),
