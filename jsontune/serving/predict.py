@@ -173,7 +173,11 @@ def run_predictions(
     with partial.open("a", encoding="utf-8") as f:
         for at in range(0, len(todo), chunk_size):
             chunk = todo[at : at + chunk_size]
-            generations = engine.generate([prompts[i] for i in chunk], params, progress=tick)
+            try:
+                generations = engine.generate([prompts[i] for i in chunk], params, progress=tick)
+            except JsontuneError as e:
+                raise JsontuneError(f"{e} The {len(done)} row(s) done so far are saved in {partial}; rerun with "
+                                    "--resume to finish the rest.") from None  # fmt: skip
             rows = [_done_row(records[i].id, g) for i, g in zip(chunk, generations, strict=True)]
             _append(f, rows)
             done.update((row["id"], row) for row in rows)

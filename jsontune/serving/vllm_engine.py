@@ -115,14 +115,18 @@ class VLLMEngine:
             skip_special_tokens=True,
             structured_outputs=guided,
         )
-        outputs = self.llm.generate(
-            prompts,
-            sampling,
-            use_tqdm=progress_bar(progress) if progress else False,
-            lora_request=self.lora_request,
-            # The chat template already wrote every special token the prompt needs, as for HF.
-            tokenization_kwargs={"add_special_tokens": False},
-        )
+        try:
+            outputs = self.llm.generate(
+                prompts,
+                sampling,
+                use_tqdm=progress_bar(progress) if progress else False,
+                lora_request=self.lora_request,
+                # The chat template already wrote every special token the prompt needs, as for HF.
+                tokenization_kwargs={"add_special_tokens": False},
+            )
+        except Exception as e:  # e.g. its engine process died (out of memory, killed): one sentence, not vLLM's trace
+            message = " ".join(str(e).split())[:300] or "no message"
+            raise JsontuneError(f"vLLM failed while generating ({type(e).__name__}: {message}).") from None
         return [_generation(output) for output in outputs]
 
     def reset_cache(self) -> None:

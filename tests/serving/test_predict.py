@@ -209,3 +209,18 @@ def test_max_new_tokens_is_checked_against_the_schema(tiny_model):
         _check_room(tokenizer, schema, 4)
     assert "would be cut" in _check_room(tokenizer, schema, most - 1)[0]
     assert _check_room(tokenizer, schema, most + 1) == []
+
+
+def test_an_engine_failing_in_mid_run_says_what_is_saved_and_how_to_go_on(records, tmp_path):
+    class FailsSecondChunk(ScriptedEngine):
+        def generate(self, prompts, params, progress=None):
+            if self.asked:
+                raise JsontuneError("vLLM failed while generating (EngineDeadError: gone).")
+            return super().generate(prompts, params, progress)
+
+    out = tmp_path / "pred.csv"
+    with pytest.raises(JsontuneError, match=r"gone\)\. The 3 row\(s\) done so far are saved in .*pred\.csv\.partial"
+                                            r"\.jsonl; rerun with --resume"):  # fmt: skip
+        _run(records, out, engine=FailsSecondChunk(), chunk_size=3)
+    summary = _run(records, out, resume=True, chunk_size=3)
+    assert summary.generated == len(records) - 3

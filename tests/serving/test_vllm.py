@@ -306,3 +306,18 @@ def test_predict_guided_reports_its_rates_and_settings(vllm_engine, merged_run, 
     rates = [f"{m}: valid JSON {r['valid_json_rate']:.0%}, schema-valid {r['schema_valid_rate']:.0%}"
              for m, r in found.items()]  # fmt: skip
     print(f"\npredict on {guided['rows']} rows, {'; '.join(rates)}")
+
+
+def test_an_engine_that_dies_while_generating_is_one_sentence():
+    """vLLM's EngineDeadError (its engine process killed, out of memory) reaches the user as a sentence that says
+    how to go on, not as vLLM's traceback."""
+    from jsontune.serving.vllm_engine import VLLMEngine
+
+    class DeadLLM:
+        def generate(self, *args, **kwargs):
+            raise RuntimeError("EngineCore encountered an issue. See stack trace (above) for the root cause.")
+
+    engine = VLLMEngine.__new__(VLLMEngine)  # no vLLM start: only generate's error path is under test
+    engine.llm, engine.lora_request = DeadLLM(), None
+    with pytest.raises(JsontuneError, match=r"^vLLM failed while generating \(RuntimeError: EngineCore encountered"):
+        engine.generate(["x"], PARAMS)
