@@ -37,7 +37,7 @@ demo: install
 	$(BIN)/jsontune demo --out runs/demo --force
 
 test: install lint
-	$(BIN)/python -m pytest -q
+	JSONTUNE_REQUIRE_VLLM=$(if $(VLLM_EXTRA),1,0) $(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check .

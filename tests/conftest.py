@@ -24,11 +24,14 @@ def _has_cuda() -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """The markers' skip conditions, defined once: `gpu` needs CUDA; `vllm` needs a vLLM that can run here,
-    which `make` installs everywhere (its CPU build without a GPU), so it skips only outside make's venv."""
+    """The markers' skip conditions, defined once: `gpu` needs CUDA; `vllm` needs a vLLM that can run here.
+    `make test` installs vLLM (its CPU build without a GPU) and sets JSONTUNE_REQUIRE_VLLM=1: there a vLLM
+    that cannot run fails the session instead of skipping its tests."""
     from jsontune.serving.base import vllm_available
 
     missing = {"gpu": None if _has_cuda() else "needs a CUDA GPU", "vllm": vllm_available()}
+    if missing["vllm"] and os.environ.get("JSONTUNE_REQUIRE_VLLM") == "1":
+        raise pytest.UsageError(f"JSONTUNE_REQUIRE_VLLM=1 but vLLM cannot run: {missing['vllm']}")
     for item in items:
         for marker, reason in missing.items():
             if reason and marker in item.keywords:
