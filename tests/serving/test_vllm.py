@@ -20,7 +20,7 @@ import pytest
 from jsontune.errors import JsontuneError
 from jsontune.modeling import load_tokenizer
 from jsontune.prompts import render_prompts
-from jsontune.serving.base import GenerationParams, make_engine
+from jsontune.serving.base import GenerationParams, make_engine, vllm_build
 from jsontune.serving.vllm_engine import _max_lora_rank, progress_bar, startup_error
 
 PARAMS = GenerationParams(max_new_tokens=16)
@@ -80,8 +80,7 @@ def test_lora_in_float32_is_refused_before_vllm_loads(tmp_path, dtype):
     [
         ({"kv_cache_gb": 1e-6}, r"one sequence of --max-model-len 2048 needs .* GiB of KV cache .* --kv-cache-gb"),
         pytest.param({"kv_cache_gb": 1e6}, r"--kv-cache-gb 1e\+06 is more than the .* GiB of memory free now",
-                     marks=pytest.mark.skipif(__import__("jsontune.serving.base").serving.base.vllm_build() != "cpu",
-                                              reason="the CPU engine's KV cache is RAM")),
+                     marks=pytest.mark.skipif(vllm_build() != "cpu", reason="the CPU engine's KV cache is RAM")),
         ({"max_model_len": 10**6}, r"--max-model-len 1000000 is longer than .* allows \(2048 positions\)"),
         ({"dtype": "float64"}, r"vLLM cannot run in --dtype float64; choose auto, float32, bfloat16 or float16"),
     ],
