@@ -213,7 +213,8 @@ def _manifest(summary: PredictSummary, settings: dict[str, Any], schema: dict[st
 
     made = asdict(summary)
     made.pop("skipped")
-    return {"kind": "predictions", **settings, **made, "out": str(summary.out), "schema": schema,
+    decoding = {k: v for k, v in settings.items() if k != "json_schema"}  # `schema` and `guided` say it once
+    return {"kind": "predictions", **decoding, **made, "out": str(summary.out), "schema": schema,
             "versions": library_versions()}  # fmt: skip
 
 
