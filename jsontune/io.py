@@ -18,8 +18,9 @@ def proc_status(key: str) -> str | None:
     if not status.is_file():
         return None
     prefix = f"{key}:"
-    return next((line[len(prefix):].strip() for line in status.read_text().splitlines() if line.startswith(prefix)),
-                None)
+    return next(
+        (line[len(prefix) :].strip() for line in status.read_text().splitlines() if line.startswith(prefix)), None
+    )
 
 
 def _umask() -> int:

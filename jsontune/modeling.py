@@ -117,12 +117,35 @@ QWEN2_SPLIT_REGEX = (
 )
 
 _PRODUCTS = [
-    "A", "B", "C", "Z", "X-200", "tornillos hexagonales", "cable UTP cat. 6", "papel bond tamaño carta",
-    "tóner HP 85A", "guantes de nitrilo", "café molido", "sillas ergonómicas", "martillo de uña",
-    "cinta adhesiva", "láminas galvanizadas", "jabón líquido", "brocas para concreto", "azúcar refinada",
-    "cuadernos de 100 hojas", "focos LED", "pintura vinílica", "mangueras de ½ pulgada", "baterías AA",
-    "válvulas de presión", "teclados inalámbricos", "aceite de oliva", "piñones de acero", "señalética",
-]  # fmt: skip
+    "A",
+    "B",
+    "C",
+    "Z",
+    "X-200",
+    "tornillos hexagonales",
+    "cable UTP cat. 6",
+    "papel bond tamaño carta",
+    "tóner HP 85A",
+    "guantes de nitrilo",
+    "café molido",
+    "sillas ergonómicas",
+    "martillo de uña",
+    "cinta adhesiva",
+    "láminas galvanizadas",
+    "jabón líquido",
+    "brocas para concreto",
+    "azúcar refinada",
+    "cuadernos de 100 hojas",
+    "focos LED",
+    "pintura vinílica",
+    "mangueras de ½ pulgada",
+    "baterías AA",
+    "válvulas de presión",
+    "teclados inalámbricos",
+    "aceite de oliva",
+    "piñones de acero",
+    "señalética",
+]
 _ORDER_TEMPLATES = [
     "Necesito comprar {q} unidades de producto {p}, precio {pr} pesos",
     "Pedido: {q} piezas de {p} a {pr} c/u.",
@@ -138,15 +161,40 @@ _ORDER_TEMPLATES = [
     "Requerimos {q} litros de {p} a {pr} el litro, según la última cotización.",
 ]
 _EXTRAS = [
-    "", "Entregar en {city} antes del {day}.", "Pago a 30 días, precio sin IVA.", "Factura a nombre de {co}.",
-    "Enviar a la sucursal de {city}; contacto: compras@{dom}.com.", "Favor de confirmar disponibilidad.",
-    "La entrega es el próximo {day} en el almacén central.", "Saludos cordiales, {co}.",
-]  # fmt: skip
-_CITIES = ["Monterrey", "Guadalajara", "Bogotá", "Medellín", "Lima", "Santiago", "Buenos Aires", "Madrid",
-           "Quito", "Montevideo", "Ciudad de México", "Asunción", "San José", "Córdoba"]  # fmt: skip
+    "",
+    "Entregar en {city} antes del {day}.",
+    "Pago a 30 días, precio sin IVA.",
+    "Factura a nombre de {co}.",
+    "Enviar a la sucursal de {city}; contacto: compras@{dom}.com.",
+    "Favor de confirmar disponibilidad.",
+    "La entrega es el próximo {day} en el almacén central.",
+    "Saludos cordiales, {co}.",
+]
+_CITIES = [
+    "Monterrey",
+    "Guadalajara",
+    "Bogotá",
+    "Medellín",
+    "Lima",
+    "Santiago",
+    "Buenos Aires",
+    "Madrid",
+    "Quito",
+    "Montevideo",
+    "Ciudad de México",
+    "Asunción",
+    "San José",
+    "Córdoba",
+]
 _DAYS = ["lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo"]
-_COMPANIES = ["Ferretería López", "Distribuidora del Norte S.A. de C.V.", "Papelería El Águila",
-              "Comercializadora Pérez y Hijos", "Constructora Núñez", "Suministros Industriales Ibarra"]  # fmt: skip
+_COMPANIES = [
+    "Ferretería López",
+    "Distribuidora del Norte S.A. de C.V.",
+    "Papelería El Águila",
+    "Comercializadora Pérez y Hijos",
+    "Constructora Núñez",
+    "Suministros Industriales Ibarra",
+]
 
 
 def _amount_text(rng: random.Random, value: float) -> str:
@@ -287,8 +335,10 @@ def _build_model(preset: str, tokenizer: Any, seed: int) -> Any:
 def _warm_start(model: Any, tokenizer: Any, steps: int, seed: int, on_step: Any = None) -> dict[str, Any]:
     """Pretrain `model` in place for `steps` (none for 0); return what the manifest records about it."""
     if not steps:
-        return {"pretrain_steps": 0,
-                "note": "Random initial weights made offline by `jsontune init-model`; this model is not trained."}
+        return {
+            "pretrain_steps": 0,
+            "note": "Random initial weights made offline by `jsontune init-model`; this model is not trained.",
+        }
     from jsontune.pretrain import pretrain
 
     losses = pretrain(model, tokenizer, steps, seed, on_step=on_step)
@@ -316,7 +366,11 @@ def _no_progress_bars() -> Iterator[None]:
 
 
 def init_model(
-    preset: str, out: str | os.PathLike, seed: int = 0, force: bool = False, pretrain_steps: int = 0,
+    preset: str,
+    out: str | os.PathLike,
+    seed: int = 0,
+    force: bool = False,
+    pretrain_steps: int = 0,
     on_step: Any = None,
 ) -> Path:
     """Write a random-init Qwen3 model folder for `preset` to `out` (offline); return its path.
@@ -363,8 +417,15 @@ def init_model(
     return out
 
 
-_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-           "float16": "float16", "fp16": "float16", "half": "float16"}  # fmt: skip
+_DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+}
 
 
 def cpu_auto_dtype() -> str:

@@ -45,7 +45,7 @@ def _fields_doc(text: str, target: dict[str, Any], rng: random.Random) -> str:
 def _copy_doc(text: str, rng: random.Random) -> str:
     words = text.split()
     start = rng.randrange(len(words))
-    span = " ".join(words[start:start + rng.randint(1, 6)])
+    span = " ".join(words[start : start + rng.randint(1, 6)])
     return f"{text}\n\nrepite: {span} => {span}"
 
 
@@ -86,7 +86,7 @@ def _batches(tokenizer: Any, docs: list[str], batch_size: int, max_length: int, 
         order = list(range(len(ids)))
         rng.shuffle(order)
         for i in range(0, len(order) - batch_size + 1, batch_size):
-            rows = [ids[j] for j in order[i:i + batch_size]]
+            rows = [ids[j] for j in order[i : i + batch_size]]
             width = max(map(len, rows))
             input_ids = torch.full((batch_size, width), tokenizer.pad_token_id)
             labels = torch.full((batch_size, width), -100)

@@ -66,9 +66,19 @@ def _train_config(tiny_model, synth_dir, out, **overrides):
     from jsontune.training.config import build_config
 
     values = dict(
-        model=str(tiny_model), train=str(synth_dir / "train.jsonl"), val=str(synth_dir / "val.jsonl"), out=str(out),
-        max_steps=TRAIN_STEPS, eval_steps=3, eval_samples=4, eval_max_new_tokens=12, batch_size=4, lr=5e-3,
-        logging_steps=1, max_length=256, seed=7,
+        model=str(tiny_model),
+        train=str(synth_dir / "train.jsonl"),
+        val=str(synth_dir / "val.jsonl"),
+        out=str(out),
+        max_steps=TRAIN_STEPS,
+        eval_steps=3,
+        eval_samples=4,
+        eval_max_new_tokens=12,
+        batch_size=4,
+        lr=5e-3,
+        logging_steps=1,
+        max_length=256,
+        seed=7,
     )
     values.update(overrides)
     return build_config(**values)
@@ -95,8 +105,9 @@ def format_run(tiny_model, synth_dir, tmp_path_factory):
     from jsontune.training.sft import train
 
     run = tmp_path_factory.mktemp("runs") / "format"
-    train(_train_config(tiny_model, synth_dir, run, max_steps=40, eval_steps=40, batch_size=8, lr=1e-2,
-                        logging_steps=10))  # fmt: skip
+    train(
+        _train_config(tiny_model, synth_dir, run, max_steps=40, eval_steps=40, batch_size=8, lr=1e-2, logging_steps=10)
+    )
     return run
 
 

@@ -26,7 +26,7 @@ def test_a_child_reports_its_own_peak_not_its_parents():
     # The bench's workers are started by this kind of Popen from a process that may have just
     # trained a model; ru_maxrss survives exec and would report the parent's peak for each one.
     block = bytearray(1024 * MB)
-    block[:: 4096] = b"\1" * len(block[:: 4096])
+    block[::4096] = b"\1" * len(block[::4096])
     parent = peak_rss_bytes()
     (child,) = _in_a_fresh_interpreter("from jsontune.memory import peak_rss_bytes; print(peak_rss_bytes())")
     del block

@@ -241,8 +241,9 @@ def test_pretrain_steps_lower_the_copy_corpus_loss_and_are_recorded(tiny_model, 
 
 
 def test_negative_pretrain_steps_are_refused(tmp_path):
-    result = CliRunner().invoke(app, ["init-model", "--preset", "tiny", "--out", str(tmp_path / "m"),
-                                      "--pretrain-steps", "-1"])
+    result = CliRunner().invoke(
+        app, ["init-model", "--preset", "tiny", "--out", str(tmp_path / "m"), "--pretrain-steps", "-1"]
+    )
     assert result.exit_code == 1
     assert "--pretrain-steps is -1" in _flat(result.output)
     assert not (tmp_path / "m").exists()

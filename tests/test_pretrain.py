@@ -45,6 +45,12 @@ def test_every_step_is_reported_for_a_progress_bar():
 
     tokenizer = build_tokenizer(256)
     seen = []
-    losses = pretrain(_build_model("tiny", tokenizer, 0), tokenizer, steps=3, seed=5, batch_size=4,
-                      on_step=lambda step, steps, loss: seen.append((step, steps, loss)))
+    losses = pretrain(
+        _build_model("tiny", tokenizer, 0),
+        tokenizer,
+        steps=3,
+        seed=5,
+        batch_size=4,
+        on_step=lambda step, steps, loss: seen.append((step, steps, loss)),
+    )
     assert seen == [(i + 1, 3, loss) for i, loss in enumerate(losses)]

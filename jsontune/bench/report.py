@@ -24,9 +24,21 @@ CAPTIONS = {
     "quality": "valid JSON: outputs holding a JSON object; schema-valid: those that fit the schema --guided-json "
     "uses; cut: outputs that ran into --max-new-tokens; F1 and exact match against --gold.",
 }
-SUMMARY_KEYS = ("status", "examples_per_s", "output_tokens_per_s", "speedup", "roofline_share", "peak_rss_gb",
-                "children_rss_gb", "gpu_nvml_gb", "torch_peak_gb", "json_valid_rate", "schema_valid_rate",
-                "cut_by_length", "f1")  # fmt: skip
+SUMMARY_KEYS = (
+    "status",
+    "examples_per_s",
+    "output_tokens_per_s",
+    "speedup",
+    "roofline_share",
+    "peak_rss_gb",
+    "children_rss_gb",
+    "gpu_nvml_gb",
+    "torch_peak_gb",
+    "json_valid_rate",
+    "schema_valid_rate",
+    "cut_by_length",
+    "f1",
+)
 DASH = "—"
 
 
@@ -147,9 +159,7 @@ def notes(result: BenchResult) -> list[str]:
                 "then KV cache blocks filling the rest), not what this job needed; lower it to share the GPU."
             )
         if r["prompts_sha256"] != config["prompts_sha256"]:
-            said.append(
-                f"{r['engine']} ran different prompts (hash {r['prompts_sha256'][:12]}); do not compare it."
-            )
+            said.append(f"{r['engine']} ran different prompts (hash {r['prompts_sha256'][:12]}); do not compare it.")
     if not any(r["engine"] == "hf-seq" and r["status"] == "ok" for r in result.rows):
         said.append("No speedups: they are measured against a finished hf-seq row.")
     said.append(roofline_sentence(result))
@@ -191,8 +201,7 @@ def markdown(result: BenchResult) -> str:
         f"- model: `{config['model']}` ({config['model_path']}){random}",
         f"- input: {config['input_label']}: {config['n']} prompts, {config['prompt_tokens_mean']:.1f} prompt "
         f"tokens on average, sha256 `{config['prompts_sha256'][:16]}`",
-        f"- mode: {mode}; median of {config['repeats']} timed runs, after a warm-up on {config['warmup']} "
-        "prompts",
+        f"- mode: {mode}; median of {config['repeats']} timed runs, after a warm-up on {config['warmup']} prompts",
         f"- device: {', '.join(sorted({r['device'] for r in result.rows if r['status'] == 'ok'})) or DASH}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
     ]
@@ -237,9 +246,7 @@ def write_png(result: BenchResult, path: Path) -> None:
             if r["status"] != "ok":
                 axis.annotate(r["status"], (i, 0), ha="center", va="bottom", color="tab:red")
     config = result.config
-    fig.suptitle(
-        f"{config['model']}: {_job(config)}" + (", random weights" if config["random_weights"] else "")
-    )
+    fig.suptitle(f"{config['model']}: {_job(config)}" + (", random weights" if config["random_weights"] else ""))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
 

@@ -63,11 +63,7 @@ class BenchConfig:
     skipped_rows: list[str] = field(default_factory=list)  # filled by load_inputs: one sentence per bad row
 
     def __post_init__(self) -> None:
-        if (
-            not self.engines
-            or not set(self.engines) <= set(ENGINES)
-            or len(set(self.engines)) < len(self.engines)
-        ):
+        if not self.engines or not set(self.engines) <= set(ENGINES) or len(set(self.engines)) < len(self.engines):
             raise JsontuneError(
                 f"--engines {','.join(self.engines)!r}: list engines from {', '.join(ENGINES)}, "
                 "comma-separated, each at most once."
@@ -84,9 +80,7 @@ class BenchConfig:
             if value < least:
                 raise JsontuneError(f"{flag} must be at least {least}, got {value}.")
         if not 0 < self.gpu_memory_utilization <= 1:
-            raise JsontuneError(
-                f"--gpu-memory-utilization is a share in (0, 1], got {self.gpu_memory_utilization}."
-            )
+            raise JsontuneError(f"--gpu-memory-utilization is a share in (0, 1], got {self.gpu_memory_utilization}.")
         if self.dtype != "auto":
             from jsontune.modeling import torch_dtype
 
@@ -210,11 +204,7 @@ def engine_spec(
 
 def _reason(log: Path) -> str:
     """The worker's own one-line reason, else the log's last line."""
-    lines = [
-        line.strip()
-        for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
-        if line.strip()
-    ]
+    lines = [line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
     marked = [line.removeprefix(ERROR_PREFIX) for line in lines if line.startswith(ERROR_PREFIX)]
     return marked[-1] if marked else (lines[-1] if lines else "no output")
 
@@ -233,9 +223,7 @@ def run_worker(spec: dict[str, Any], work: Path, timeout_s: float) -> dict[str, 
     failed = {"engine": name, "status": "failed", "log": str(log)}
     with (
         log.open("w", encoding="utf-8") as f,
-        subprocess.Popen(
-            command, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        ) as proc,
+        subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True) as proc,
     ):
         try:
             code = proc.wait(timeout=timeout_s)
@@ -329,9 +317,7 @@ def add_roofline(
     except ValueError as e:
         return _no_roofline(f"{e}.")
     for row in ok:
-        row["roofline_share"] = (
-            row["output_tokens_per_s"] / roof["ceiling_tokens_per_s"] if row.get("gpu") else None
-        )
+        row["roofline_share"] = row["output_tokens_per_s"] / roof["ceiling_tokens_per_s"] if row.get("gpu") else None
     return {"available": True, "device": gpu, **roof}
 
 

@@ -71,8 +71,12 @@ def gpu_used_bytes() -> int | None:
 def _process_memory(nvml: Any, handles: list[Any], pids: set[int]) -> list[tuple[Any, int]]:
     """(device, bytes) for each of `pids` NVML sees on a GPU; none where NVML cannot list processes."""
     try:
-        return [(h, p.usedGpuMemory or 0) for h in handles
-                for p in nvml.nvmlDeviceGetComputeRunningProcesses(h) if p.pid in pids]  # fmt: skip
+        return [
+            (h, p.usedGpuMemory or 0)
+            for h in handles
+            for p in nvml.nvmlDeviceGetComputeRunningProcesses(h)
+            if p.pid in pids
+        ]
     except nvml.NVMLError:  # not supported on some vGPU / MIG setups
         return []
 
@@ -177,10 +181,7 @@ def run(spec: dict[str, Any], gpu_used_at_start: int | None = None) -> dict[str,
     row, generations = measure(spec, timed, gpu_used_at_start)
     write_jsonl_atomic(
         spec["outputs"],
-        [
-            {"text": g.text, "output_tokens": g.output_tokens, "finish_reason": g.finish_reason}
-            for g in generations
-        ],
+        [{"text": g.text, "output_tokens": g.output_tokens, "finish_reason": g.finish_reason} for g in generations],
     )
     output_tokens = sum(g.output_tokens for g in generations)
     expected = spec["params"]["max_new_tokens"]

@@ -22,24 +22,16 @@ def bench(
         typer.Option(help="Model folder or Hub id; `tiny` or `qwen3-0.6b` builds that random-weight preset."),
     ],
     input: Annotated[Path | None, typer.Option(help="Texts to bench (default: synthetic orders).")] = None,
-    n: Annotated[
-        int, typer.Option("-n", help="Prompts: the first N rows of --input, or N synthetic.")
-    ] = 1000,
+    n: Annotated[int, typer.Option("-n", help="Prompts: the first N rows of --input, or N synthetic.")] = 1000,
     engines: Annotated[
         str, typer.Option(help="Comma-separated: hf-seq, hf-batch, vllm, vllm-guided (--natural: JSON schema).")
     ] = "hf-seq,hf-batch,vllm",
-    max_new_tokens: Annotated[
-        int, typer.Option(help="New tokens per prompt (exactly, unless --natural).")
-    ] = 64,
+    max_new_tokens: Annotated[int, typer.Option(help="New tokens per prompt (exactly, unless --natural).")] = 64,
     fixed_length: Annotated[
         bool,
-        typer.Option(
-            "--fixed-length/--natural", help="Force every output to --max-new-tokens, or stop at eos."
-        ),
+        typer.Option("--fixed-length/--natural", help="Force every output to --max-new-tokens, or stop at eos."),
     ] = True,
-    out: Annotated[Path, typer.Option(help="Folder for bench.json, bench.md, bench.png.")] = Path(
-        "runs/bench"
-    ),
+    out: Annotated[Path, typer.Option(help="Folder for bench.json, bench.md, bench.png.")] = Path("runs/bench"),
     repeats: Annotated[int, typer.Option(help="Timed runs per engine; the median is reported.")] = 3,
     warmup: Annotated[int, typer.Option(help="Prompts generated once before timing (not timed).")] = 4,
     batch_size: Annotated[int, typer.Option(help="hf-batch: prompts per batch.")] = 8,
@@ -48,9 +40,7 @@ def bench(
     ] = None,
     gold: Annotated[Path | None, typer.Option(help="Gold records (with --natural): F1 per engine.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic orders (and vLLM).")] = 0,
-    timeout_s: Annotated[
-        float, typer.Option(help="Seconds one engine may take before it is stopped.")
-    ] = 3600.0,
+    timeout_s: Annotated[float, typer.Option(help="Seconds one engine may take before it is stopped.")] = 3600.0,
     gpu_memory_utilization: GpuMemoryUtilization = 0.9,
     max_model_len: MaxModelLen = None,
     kv_cache_gb: KvCacheGb = None,
@@ -59,9 +49,7 @@ def bench(
         "runs/bench-models"
     ),
     text_col: Annotated[str | None, typer.Option(help="Text column, if not found by name.")] = None,
-    target_col: Annotated[
-        str | None, typer.Option(help="Target column of --gold, if not found by name.")
-    ] = None,
+    target_col: Annotated[str | None, typer.Option(help="Target column of --gold, if not found by name.")] = None,
     id_col: Annotated[str | None, typer.Option(help="Id column, if not found by name.")] = None,
     skip_bad_rows: Annotated[
         bool, typer.Option("--skip-bad-rows", help="Skip (and count) bad --input rows instead of stopping.")
@@ -101,9 +89,7 @@ def bench(
         skip_bad_rows=skip_bad_rows,
     )
     with err_console.status("bench: preparing the model and the prompts") as status:
-        result = run_bench(
-            config, on_engine=lambda name, i, total: status.update(f"bench {i}/{total}: {name}")
-        )
+        result = run_bench(config, on_engine=lambda name, i, total: status.update(f"bench {i}/{total}: {name}"))
     for table in report.rich_tables(result):
         console.print(table)
     for note in report.notes(result):

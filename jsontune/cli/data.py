@@ -1,7 +1,7 @@
 """`jsontune data`: make synthetic orders, check a dataset file, augment one.
 
-    jsontune data synth --n 2000 --out data/synth --seed 0
-    jsontune data check data/synth/train.jsonl
+jsontune data synth --n 2000 --out data/synth --seed 0
+jsontune data check data/synth/train.jsonl
 """
 
 from __future__ import annotations
@@ -38,20 +38,30 @@ def synth(
 def check(
     file: Annotated[str, typer.Argument(help=".jsonl, .json, .csv, .parquet, a save_to_disk folder or a Hub id.")],
     text_col: Annotated[str | None, typer.Option(help="Column with the input text (found by name if omitted).")] = None,
-    target_col: Annotated[str | None, typer.Option(help="Column with the JSON target (found by name if omitted).")]
-    = None,
+    target_col: Annotated[
+        str | None, typer.Option(help="Column with the JSON target (found by name if omitted).")
+    ] = None,
     id_col: Annotated[str | None, typer.Option(help="Column with row ids (row numbers if omitted).")] = None,
     require_target: Annotated[bool, typer.Option(help="Every row must have a target.")] = True,
-    skip_bad_rows: Annotated[bool, typer.Option(help="List every bad row instead of stopping at the first.")]
-    = False,
+    skip_bad_rows: Annotated[bool, typer.Option(help="List every bad row instead of stopping at the first.")] = False,
 ) -> None:
     """Validate a dataset file; exits 1 if any row is bad, naming the file and the row."""
-    result = load_records(file, text_col=text_col, target_col=target_col, id_col=id_col,
-                         require_target=require_target, skip_bad_rows=skip_bad_rows)
+    result = load_records(
+        file,
+        text_col=text_col,
+        target_col=target_col,
+        id_col=id_col,
+        require_target=require_target,
+        skip_bad_rows=skip_bad_rows,
+    )
     print_load_report(result, "bad row")
     columns = f"text: {result.text_col}, target: {result.target_col or '-'}, id: {result.id_col or 'row number'}"
-    console.print(f"{escape(str(result.path))}: [green]{len(result.records)} rows OK[/green], "
-                  f"{len(result.skipped)} skipped ({escape(columns)})", highlight=False, soft_wrap=True)
+    console.print(
+        f"{escape(str(result.path))}: [green]{len(result.records)} rows OK[/green], "
+        f"{len(result.skipped)} skipped ({escape(columns)})",
+        highlight=False,
+        soft_wrap=True,
+    )
     if result.skipped:
         raise typer.Exit(1)
 

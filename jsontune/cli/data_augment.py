@@ -1,6 +1,6 @@
 """`jsontune data augment`: label-preserving variants of a dataset's texts.
 
-    jsontune data augment --input data/train.jsonl --out data/train_aug.jsonl --factor 3 --seed 0
+jsontune data augment --input data/train.jsonl --out data/train_aug.jsonl --factor 3 --seed 0
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ def augment(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same file.")] = 0,
     strategies: Annotated[
         str | None,
-        typer.Option(help="Comma-separated strategies (default: all): synonyms, clause_order, punctuation, "
-                     "number_format, case, whitespace."),
+        typer.Option(
+            help="Comma-separated strategies (default: all): synonyms, clause_order, punctuation, "
+            "number_format, case, whitespace."
+        ),
     ] = None,
     text_col: Annotated[str | None, typer.Option(help="Text column, if not found by name.")] = None,
     target_col: Annotated[str | None, typer.Option(help="Target JSON column, if not found by name.")] = None,

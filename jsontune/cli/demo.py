@@ -29,16 +29,50 @@ def _steps(out: Path, n: int, bench_n: int, engine: str, pretrain_steps: int) ->
     test = str(data / "test.jsonl")
     return [
         ["data", "synth", "--n", str(n), "--out", str(data), "--seed", "0"],
-        ["init-model", "--preset", "tiny", "--out", str(out / "tiny"), "--seed", "0",
-         "--pretrain-steps", str(pretrain_steps)],
-        ["train", "--config", str(RECIPE), "--model", str(out / "tiny"), "--train", str(data / "train.jsonl"),
-         "--val", str(data / "val.jsonl"), "--out", str(run)],
+        [
+            "init-model",
+            "--preset",
+            "tiny",
+            "--out",
+            str(out / "tiny"),
+            "--seed",
+            "0",
+            "--pretrain-steps",
+            str(pretrain_steps),
+        ],
+        [
+            "train",
+            "--config",
+            str(RECIPE),
+            "--model",
+            str(out / "tiny"),
+            "--train",
+            str(data / "train.jsonl"),
+            "--val",
+            str(data / "val.jsonl"),
+            "--out",
+            str(run),
+        ],
         ["merge", str(run), "--out", str(merged)],
-        ["predict", "--model", str(merged), "--input", test, "--out", str(out / "predictions.csv"),
-         "--engine", engine],
+        ["predict", "--model", str(merged), "--input", test, "--out", str(out / "predictions.csv"), "--engine", engine],
         ["eval", str(out / "predictions.csv"), "--gold", test],
-        ["bench", "--model", str(merged), "--input", test, "-n", str(bench_n), "--engines", "hf-seq,hf-batch,vllm",
-         "--max-new-tokens", "32", "--repeats", "1", "--out", str(out / "bench")],
+        [
+            "bench",
+            "--model",
+            str(merged),
+            "--input",
+            test,
+            "-n",
+            str(bench_n),
+            "--engines",
+            "hf-seq,hf-batch,vllm",
+            "--max-new-tokens",
+            "32",
+            "--repeats",
+            "1",
+            "--out",
+            str(out / "bench"),
+        ],
     ]
 
 
@@ -96,8 +130,10 @@ def _summary(out: Path, seconds: float) -> Table:
     table.add_row("test exact match / valid JSON", f"{test['exact_match']:.3f} / {test['json_valid_rate']:.3f}")
     for name, row in bench.items():
         if row.get("status") == "ok":
-            table.add_row(f"bench {name}: output tok/s (speedup)", f"{row['output_tokens_per_s']:.0f} "
-                          f"({row.get('speedup') or 0:.1f}x)")
+            table.add_row(
+                f"bench {name}: output tok/s (speedup)",
+                f"{row['output_tokens_per_s']:.0f} ({row.get('speedup') or 0:.1f}x)",
+            )
     return table
 
 

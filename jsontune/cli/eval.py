@@ -82,8 +82,9 @@ def _utf8(path: Path) -> str:
 
 
 def _not_utf8(path: Path, e: UnicodeDecodeError) -> JsontuneError:
-    return JsontuneError(f"{path} is not UTF-8 (byte {e.object[e.start:e.start + 1]!r} at offset {e.start}); "
-                         "save it as UTF-8.")
+    return JsontuneError(
+        f"{path} is not UTF-8 (byte {e.object[e.start : e.start + 1]!r} at offset {e.start}); save it as UTF-8."
+    )
 
 
 def _json(text: str, where: str) -> Any:

@@ -19,8 +19,10 @@ def init_model(
     force: Annotated[bool, typer.Option("--force", help="Delete and replace a non-empty --out folder.")] = False,
     pretrain_steps: Annotated[
         int,
-        typer.Option(help="Then train all weights this many steps on a synthetic copy corpus (stands in for "
-                     "pretraining; no chat template or JSON in it). 0 keeps the random weights."),
+        typer.Option(
+            help="Then train all weights this many steps on a synthetic copy corpus (stands in for "
+            "pretraining; no chat template or JSON in it). 0 keeps the random weights."
+        ),
     ] = 0,
 ) -> None:
     """Make a random-init Qwen3 model folder offline (weights, config, Qwen3-style tokenizer and chat template).
@@ -34,14 +36,16 @@ def init_model(
 
     columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress("[progress.description]{task.description}", *columns, console=console, transient=True) as bar:
-        task = bar.add_task(f"pretraining {preset} on the synthetic copy corpus", total=pretrain_steps or None,
-                            visible=bool(pretrain_steps))
+        task = bar.add_task(
+            f"pretraining {preset} on the synthetic copy corpus",
+            total=pretrain_steps or None,
+            visible=bool(pretrain_steps),
+        )
 
         def on_step(step: int, steps: int, loss: float) -> None:
             bar.update(task, completed=step, description=f"pretraining {preset}: LM loss {loss:.3f}")
 
-        path = modeling.init_model(preset, out, seed=seed, force=force, pretrain_steps=pretrain_steps,
-                                   on_step=on_step)
+        path = modeling.init_model(preset, out, seed=seed, force=force, pretrain_steps=pretrain_steps, on_step=on_step)
     manifest = json.loads((path / modeling.MANIFEST_NAME).read_text(encoding="utf-8"))
     weights = "random"
     if pretrain_steps:

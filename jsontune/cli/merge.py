@@ -41,8 +41,16 @@ def merge(
     if source is None or out is None:
         raise JsontuneError("give the run or adapter folder and --out (or --check FOLDER to lint a checkpoint).")
     with console.status(f"merging {source} ..."):
-        report = run_merge(source, out, dtype=dtype, base=base, verify=verify, force=force, device=device,
-                           trust_remote_code=trust_remote_code)
+        report = run_merge(
+            source,
+            out,
+            dtype=dtype,
+            base=base,
+            verify=verify,
+            force=force,
+            device=device,
+            trust_remote_code=trust_remote_code,
+        )
     if report.verified:
         console.print(
             f"verified: merge in float32 max logit difference {report.float32_max_logit_diff:.3g} (the adapter moves "

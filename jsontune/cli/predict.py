@@ -52,11 +52,17 @@ def _print_summary(summary: PredictSummary) -> None:
     for note in summary.notes:
         console.print(f"note: {note}", highlight=False)
     if summary.thinking_leaks:
-        console.print(f"{summary.thinking_leaks} row(s) hold a non-empty <think> block: the model reasons "
-                      "although the prompt switched thinking off.", highlight=False)  # fmt: skip
+        console.print(
+            f"{summary.thinking_leaks} row(s) hold a non-empty <think> block: the model reasons "
+            "although the prompt switched thinking off.",
+            highlight=False,
+        )
     if summary.cut_by_length:
-        console.print(f"{summary.cut_by_length} row(s) ran into --max-new-tokens and were cut; raise it if their "
-                      "JSON is incomplete.", highlight=False)  # fmt: skip
+        console.print(
+            f"{summary.cut_by_length} row(s) ran into --max-new-tokens and were cut; raise it if their "
+            "JSON is incomplete.",
+            highlight=False,
+        )
     if summary.generated < summary.rows:
         console.print(f"{summary.rows - summary.generated} row(s) came from the unfinished run (--resume).")
     if summary.skipped:
@@ -120,9 +126,13 @@ def predict(
     if name == "hf":
         options = {"batch_size": batch_size, "sequential": sequential, "dtype": dtype, "device": device}
     else:
-        options = {"dtype": dtype, "gpu_memory_utilization": gpu_memory_utilization,
-                   "max_model_len": max_model_len, "kv_cache_gb": kv_cache_gb,
-                   "tensor_parallel_size": tensor_parallel_size}  # fmt: skip
+        options = {
+            "dtype": dtype,
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "max_model_len": max_model_len,
+            "kv_cache_gb": kv_cache_gb,
+            "tensor_parallel_size": tensor_parallel_size,
+        }
     options["trust_remote_code"] = trust_remote_code
     bar_columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     progress_bar = Progress(
@@ -131,12 +141,21 @@ def predict(
     with progress_bar as bar:
         task = bar.add_task(f"predict ({name})", total=None)
         summary = run_predict(
-            model, input, out,
-            engine=name, params=GenerationParams(max_new_tokens=max_new_tokens), engine_options=options,
-            lora=lora, guided_json=guided_json, schema=schema, columns=columns, skip_bad_rows=skip_bad_rows,
-            chunk_size=chunk_size, resume=resume,
+            model,
+            input,
+            out,
+            engine=name,
+            params=GenerationParams(max_new_tokens=max_new_tokens),
+            engine_options=options,
+            lora=lora,
+            guided_json=guided_json,
+            schema=schema,
+            columns=columns,
+            skip_bad_rows=skip_bad_rows,
+            chunk_size=chunk_size,
+            resume=resume,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )  # fmt: skip
+        )
     _print_summary(summary)
     if gold and golds is not None:
         _print_metrics(out, golds, gold)

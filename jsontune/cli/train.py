@@ -72,13 +72,32 @@ def train(
     from jsontune.training.sft import train as run_training
 
     cfg = build_config(
-        config, model=model, train=str(train_file) if train_file else None, val=str(val) if val else None,
-        out=str(out) if out else None, augment_factor=augment_factor, epochs=epochs, max_steps=max_steps,
-        lr=lr, batch_size=batch_size, grad_accum=grad_accum, lora_r=lora_r, lora_alpha=lora_alpha,
-        lora_dropout=lora_dropout, target_modules=target_modules,
-        eval_samples=eval_samples, eval_steps=eval_steps, max_length=max_length, seed=seed, report_to=report_to,
-        gradient_checkpointing=gradient_checkpointing, text_col=text_col, target_col=target_col,
-        skip_bad_rows=skip_bad_rows, resume=resume or None, trust_remote_code=trust_remote_code,
+        config,
+        model=model,
+        train=str(train_file) if train_file else None,
+        val=str(val) if val else None,
+        out=str(out) if out else None,
+        augment_factor=augment_factor,
+        epochs=epochs,
+        max_steps=max_steps,
+        lr=lr,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        target_modules=target_modules,
+        eval_samples=eval_samples,
+        eval_steps=eval_steps,
+        max_length=max_length,
+        seed=seed,
+        report_to=report_to,
+        gradient_checkpointing=gradient_checkpointing,
+        text_col=text_col,
+        target_col=target_col,
+        skip_bad_rows=skip_bad_rows,
+        resume=resume or None,
+        trust_remote_code=trust_remote_code,
     )
     rank0 = os.environ.get("RANK", "0") == "0"  # torchrun / accelerate: rank 0 speaks for the run
     if rank0:
@@ -90,10 +109,13 @@ def train(
     table.add_column("")
     table.add_column("value", justify="right")
     for label, value in [
-        ("steps", summary.steps), ("training rows", summary.train_rows), ("seconds", summary.train_seconds),
+        ("steps", summary.steps),
+        ("training rows", summary.train_rows),
+        ("seconds", summary.train_seconds),
         ("train tokens/s", summary.train_tokens_per_s),
         (f"peak memory GB ({summary.peak_memory_kind})", summary.peak_memory_gb),
-        ("eval F1 before training", summary.f1_before), ("eval F1 last", summary.last_f1),
+        ("eval F1 before training", summary.f1_before),
+        ("eval F1 last", summary.last_f1),
         (f"best eval F1 (step {summary.best_step})", summary.best_f1),
     ]:
         table.add_row(label, _fmt(value))

@@ -132,8 +132,27 @@ _LAST_WORD = re.compile(r"\w+$")
 # Not clause breaks: " y " inside a number ("treinta y cuatro"), ". " after an abbreviation ("Sres.").
 _NOT_A_BREAK = {
     " y ": {"treinta", "cuarenta", "cincuenta", "sesenta", "setenta", "ochenta", "noventa"},
-    ". ": {"sr", "sra", "sres", "srta", "dr", "dra", "ing", "lic", "ref", "uds", "doc", "av", "aprox", "cía",
-           "nro", "núm", "atte", "etc", "cant"},
+    ". ": {
+        "sr",
+        "sra",
+        "sres",
+        "srta",
+        "dr",
+        "dra",
+        "ing",
+        "lic",
+        "ref",
+        "uds",
+        "doc",
+        "av",
+        "aprox",
+        "cía",
+        "nro",
+        "núm",
+        "atte",
+        "etc",
+        "cant",
+    },
 }
 
 

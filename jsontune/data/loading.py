@@ -29,10 +29,35 @@ from typing import Any
 from jsontune.data.records import LoadResult, Record
 from jsontune.errors import JsontuneError
 
-TEXT_NAMES = ("text", "texto", "input", "entrada", "prompt", "instruction", "query", "question",
-              "sentence", "content", "mensaje", "message", "pedido")
-TARGET_NAMES = ("target", "json", "output", "salida", "respuesta", "label", "labels", "completion",
-                "answer", "response", "expected", "gold")
+TEXT_NAMES = (
+    "text",
+    "texto",
+    "input",
+    "entrada",
+    "prompt",
+    "instruction",
+    "query",
+    "question",
+    "sentence",
+    "content",
+    "mensaje",
+    "message",
+    "pedido",
+)
+TARGET_NAMES = (
+    "target",
+    "json",
+    "output",
+    "salida",
+    "respuesta",
+    "label",
+    "labels",
+    "completion",
+    "answer",
+    "response",
+    "expected",
+    "gold",
+)
 ID_NAMES = ("id", "uid", "uuid", "row_id", "example_id", "idx", "key")
 
 _SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
@@ -95,21 +120,31 @@ def load_records(
     notes = []
     typed = not Path(path).is_file() or Path(path).suffix.lower() == ".parquet"  # Arrow-typed columns
     if typed and target_col and any(isinstance(row.values and row.values.get(target_col), dict) for row in rows):
-        notes.append(f"{source}: the target column {target_col!r} is stored as a struct, so every row carries "
-                     "every key (absent ones as null) and each key has one number type (1 may read as 1.0); "
-                     "store targets as JSON strings to keep each row exactly as written.")
-    return LoadResult(path=Path(path) if Path(path).exists() else source, records=records, skipped=skipped,
-                      notes=notes, columns=columns, text_col=text_col, target_col=target_col, id_col=id_col)
+        notes.append(
+            f"{source}: the target column {target_col!r} is stored as a struct, so every row carries "
+            "every key (absent ones as null) and each key has one number type (1 may read as 1.0); "
+            "store targets as JSON strings to keep each row exactly as written."
+        )
+    return LoadResult(
+        path=Path(path) if Path(path).exists() else source,
+        records=records,
+        skipped=skipped,
+        notes=notes,
+        columns=columns,
+        text_col=text_col,
+        target_col=target_col,
+        id_col=id_col,
+    )
 
 
-def _pick(source: str, columns: list[str], given: str | None, names: tuple[str, ...], kind: str,
-          required: bool) -> str | None:
+def _pick(
+    source: str, columns: list[str], given: str | None, names: tuple[str, ...], kind: str, required: bool
+) -> str | None:
     """The column for `kind`: the one given by flag, else the first of `names` present (any case)."""
     found = ", ".join(columns) or "(none)"
     if given is not None:
         if given not in columns:
-            raise JsontuneError(f"{source} has no column {given!r} (given with --{kind}-col); "
-                                f"columns found: {found}.")
+            raise JsontuneError(f"{source} has no column {given!r} (given with --{kind}-col); columns found: {found}.")
         return given
     by_name = {}
     for column in reversed(columns):
@@ -118,26 +153,32 @@ def _pick(source: str, columns: list[str], given: str | None, names: tuple[str, 
         if name in by_name:
             return by_name[name]
     if required:
-        raise JsontuneError(f"{source} has no {kind} column (looked for {', '.join(names)}); "
-                            f"columns found: {found}; pass --{kind}-col NAME to choose one.")
+        raise JsontuneError(
+            f"{source} has no {kind} column (looked for {', '.join(names)}); "
+            f"columns found: {found}; pass --{kind}-col NAME to choose one."
+        )
     return None
 
 
-def _to_record(row: _Row, index: int, text_col: str, target_col: str | None, id_col: str | None,
-               require_target: bool) -> Record:
+def _to_record(
+    row: _Row, index: int, text_col: str, target_col: str | None, id_col: str | None, require_target: bool
+) -> Record:
     if row.problem or row.values is None:
         raise _BadRow(row.problem)
     text, target, rid = (_decoded(row.values.get(c)) if c else None for c in (text_col, target_col, id_col))
     for column, value in ((text_col, text), (target_col, target), (id_col, rid)):
         if _has_bad_bytes(value):
-            raise _BadRow(f"column {column!r} holds bytes that are not UTF-8; re-save the file as UTF-8 "
-                          "(from Latin-1: iconv -f latin1 -t utf-8 FILE)")
+            raise _BadRow(
+                f"column {column!r} holds bytes that are not UTF-8; re-save the file as UTF-8 "
+                "(from Latin-1: iconv -f latin1 -t utf-8 FILE)"
+            )
     if not isinstance(text, str) and not _is_missing(text):
         raise _BadRow(f"the text (column {text_col!r}) is a {_kind(text)}, not a string")
     if _is_missing(text):
         raise _BadRow(f"the text (column {text_col!r}) is empty")
-    return Record(id=_id(rid, id_col) if id_col else str(index), text=text,
-                  target=_target(target, target_col, require_target))
+    return Record(
+        id=_id(rid, id_col) if id_col else str(index), text=text, target=_target(target, target_col, require_target)
+    )
 
 
 def _target(value: Any, column: str | None, require_target: bool) -> dict[str, Any] | None:
@@ -149,11 +190,12 @@ def _target(value: Any, column: str | None, require_target: bool) -> dict[str, A
         try:
             value = json.loads(value)
         except json.JSONDecodeError as e:
-            raise _BadRow(f"the target (column {column!r}) is not valid JSON ({e.msg} at character {e.pos})") \
-                from None
+            raise _BadRow(f"the target (column {column!r}) is not valid JSON ({e.msg} at character {e.pos})") from None
     if not isinstance(value, dict):
-        raise _BadRow(f"the target (column {column!r}) is a JSON {_kind(value)}, not an object like "
-                      '{"producto": ..., "cantidad": ...}')
+        raise _BadRow(
+            f"the target (column {column!r}) is a JSON {_kind(value)}, not an object like "
+            '{"producto": ..., "cantidad": ...}'
+        )
     if not _finite(value):
         raise _BadRow(f"the target (column {column!r}) holds NaN or Infinity, which JSON has no way to write")
     return value
@@ -192,14 +234,24 @@ def _has_bad_bytes(value: Any) -> bool:
 
 
 def _is_missing(value: Any) -> bool:
-    return (value is None or (isinstance(value, str) and not value.strip())
-            or (isinstance(value, float) and math.isnan(value)))
+    return (
+        value is None
+        or (isinstance(value, str) and not value.strip())
+        or (isinstance(value, float) and math.isnan(value))
+    )
 
 
 def _kind(value: Any) -> str:
     """The JSON name of a Python value's type, for error messages."""
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number",
-             type(None): "null"}
+    names = {
+        dict: "object",
+        list: "array",
+        str: "string",
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -214,12 +266,19 @@ def _read_rows(path: str | os.PathLike) -> list[_Row]:
         raise JsontuneError(f"{path} does not exist; check the path (a Hub dataset id looks like owner/name).")
     if p.is_dir():
         return _saved_dataset_rows(p)
-    readers = {".jsonl": _jsonl_rows, ".ndjson": _jsonl_rows, ".json": _json_rows, ".csv": _csv_rows,
-               ".parquet": _parquet_rows}
+    readers = {
+        ".jsonl": _jsonl_rows,
+        ".ndjson": _jsonl_rows,
+        ".json": _json_rows,
+        ".csv": _csv_rows,
+        ".parquet": _parquet_rows,
+    }
     reader = readers.get(p.suffix.lower())
     if reader is None:
-        raise JsontuneError(f"{p} has an unknown format ({p.suffix or 'no extension'}); use .jsonl, .json, "
-                            ".csv, .parquet or a folder saved with datasets.save_to_disk.")
+        raise JsontuneError(
+            f"{p} has an unknown format ({p.suffix or 'no extension'}); use .jsonl, .json, "
+            ".csv, .parquet or a folder saved with datasets.save_to_disk."
+        )
     return reader(p)
 
 
@@ -252,20 +311,28 @@ def _json_rows(p: Path) -> list[_Row]:
     except json.JSONDecodeError as e:
         if e.msg == "Extra data":  # several top-level values: JSON Lines under a .json name
             return _jsonl_rows(p)
-        raise JsontuneError(f"{p} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
-                            "fix it or save one object per line as .jsonl.") from None
+        raise JsontuneError(
+            f"{p} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+            "fix it or save one object per line as .jsonl."
+        ) from None
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list)]
         data = lists[0] if len(lists) == 1 else data  # {"data": [...]} wrappers
     if not isinstance(data, list):
-        raise JsontuneError(f"{p} holds a JSON {_kind(data)}; it must be an array of objects, "
-                            "one per row (or JSON Lines).")
+        raise JsontuneError(
+            f"{p} holds a JSON {_kind(data)}; it must be an array of objects, one per row (or JSON Lines)."
+        )
     rows = []
     for number, item in enumerate(data, start=1):
         where = f"item {number} (1-based)"
         ok = isinstance(item, dict)
-        rows.append(_Row(where, item if ok else None, None if ok else f"the item is a JSON {_kind(item)}, "
-                         "not an object with named columns"))
+        rows.append(
+            _Row(
+                where,
+                item if ok else None,
+                None if ok else f"the item is a JSON {_kind(item)}, not an object with named columns",
+            )
+        )
     return rows
 
 
@@ -282,12 +349,15 @@ def _csv_rows(p: Path) -> list[_Row]:
             problem = None
             if None in record:
                 fields = len(values) + len(record[None])
-                problem = (f"the row has {fields} fields but the header has {len(values)}; "
-                           f"quote fields that contain {delimiter!r}")
+                problem = (
+                    f"the row has {fields} fields but the header has {len(values)}; "
+                    f"quote fields that contain {delimiter!r}"
+                )
             rows.append(_Row(where, values, problem))
     except csv.Error as e:
-        raise JsontuneError(f"{p} could not be read as CSV near line {reader.line_num} ({e}); "
-                            "check its quoting.") from None
+        raise JsontuneError(
+            f"{p} could not be read as CSV near line {reader.line_num} ({e}); check its quoting."
+        ) from None
     return rows
 
 
@@ -299,22 +369,25 @@ def _parquet_rows(p: Path) -> list[_Row]:
     try:
         table = pq.read_table(p)
     except (OSError, ValueError, pa.ArrowException) as e:
-        raise JsontuneError(f"{p} could not be read as Parquet ({e}); check that it is a Parquet file.") \
-            from None
+        raise JsontuneError(f"{p} could not be read as Parquet ({e}); check that it is a Parquet file.") from None
     return [_Row(f"row {n} (1-based)", values) for n, values in enumerate(table.to_pylist(), start=1)]
 
 
 def _saved_dataset_rows(folder: Path) -> list[_Row]:
     if not any((folder / name).exists() for name in ("state.json", "dataset_info.json", "dataset_dict.json")):
-        raise JsontuneError(f"{folder} is a folder but not a dataset saved with datasets.save_to_disk; "
-                            "pass a .jsonl, .json, .csv or .parquet file instead.")
+        raise JsontuneError(
+            f"{folder} is a folder but not a dataset saved with datasets.save_to_disk; "
+            "pass a .jsonl, .json, .csv or .parquet file instead."
+        )
     import datasets
 
     data = datasets.load_from_disk(str(folder))
     if isinstance(data, datasets.DatasetDict):
         splits = list(data)
-        raise JsontuneError(f"{folder} holds several splits ({', '.join(splits)}); pass one split's folder, "
-                            f"for example {folder / splits[0]}.")
+        raise JsontuneError(
+            f"{folder} holds several splits ({', '.join(splits)}); pass one split's folder, "
+            f"for example {folder / splits[0]}."
+        )
     return [_Row(f"row {n} (1-based)", values) for n, values in enumerate(data.to_list(), start=1)]
 
 
@@ -324,7 +397,8 @@ def _hub_rows(name: str) -> list[_Row]:
     try:
         data = datasets.load_dataset(name, split="train")
     except Exception as e:  # the Hub fails in many ways (network, auth, no such dataset); all mean the same
-        raise JsontuneError(f"{name} is not a local file or folder, and loading it as a Hugging Face Hub "
-                            f"dataset failed ({type(e).__name__}: {e}); check the path or the dataset id.") \
-            from None
+        raise JsontuneError(
+            f"{name} is not a local file or folder, and loading it as a Hugging Face Hub "
+            f"dataset failed ({type(e).__name__}: {e}); check the path or the dataset id."
+        ) from None
     return [_Row(f"row {n} (1-based)", values) for n, values in enumerate(data.to_list(), start=1)]

@@ -15,14 +15,49 @@ import re
 import unicodedata
 from typing import Any
 
-_UNITS = ["", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve", "diez",
-          "once", "doce", "trece", "catorce", "quince", "dieciséis", "diecisiete", "dieciocho",
-          "diecinueve", "veinte", "veintiuno", "veintidós", "veintitrés", "veinticuatro", "veinticinco",
-          "veintiséis", "veintisiete", "veintiocho", "veintinueve"]
-_TENS = {30: "treinta", 40: "cuarenta", 50: "cincuenta", 60: "sesenta", 70: "setenta", 80: "ochenta",
-         90: "noventa"}
-_HUNDREDS = {2: "doscient", 3: "trescient", 4: "cuatrocient", 5: "quinient", 6: "seiscient",
-             7: "setecient", 8: "ochocient", 9: "novecient"}
+_UNITS = [
+    "",
+    "uno",
+    "dos",
+    "tres",
+    "cuatro",
+    "cinco",
+    "seis",
+    "siete",
+    "ocho",
+    "nueve",
+    "diez",
+    "once",
+    "doce",
+    "trece",
+    "catorce",
+    "quince",
+    "dieciséis",
+    "diecisiete",
+    "dieciocho",
+    "diecinueve",
+    "veinte",
+    "veintiuno",
+    "veintidós",
+    "veintitrés",
+    "veinticuatro",
+    "veinticinco",
+    "veintiséis",
+    "veintisiete",
+    "veintiocho",
+    "veintinueve",
+]
+_TENS = {30: "treinta", 40: "cuarenta", 50: "cincuenta", 60: "sesenta", 70: "setenta", 80: "ochenta", 90: "noventa"}
+_HUNDREDS = {
+    2: "doscient",
+    3: "trescient",
+    4: "cuatrocient",
+    5: "quinient",
+    6: "seiscient",
+    7: "setecient",
+    8: "ochocient",
+    9: "novecient",
+}
 
 
 def _fold(text: str) -> str:
@@ -33,8 +68,15 @@ def _fold(text: str) -> str:
 
 def _word_values() -> dict[str, tuple[int, int]]:
     """Folded number word -> (value, rank); within a group ranks must fall: hundreds, tens, units."""
-    words: dict[str, tuple[int, int]] = {"cero": (0, 1), "un": (1, 1), "una": (1, 1), "veintiun": (21, 1),
-                                         "veintiuna": (21, 1), "cien": (100, 3), "ciento": (100, 3)}
+    words: dict[str, tuple[int, int]] = {
+        "cero": (0, 1),
+        "un": (1, 1),
+        "una": (1, 1),
+        "veintiun": (21, 1),
+        "veintiuna": (21, 1),
+        "cien": (100, 3),
+        "ciento": (100, 3),
+    }
     words.update({_fold(w): (n, 1) for n, w in enumerate(_UNITS) if w})
     words.update({w: (n, 2) for n, w in _TENS.items()})
     for n, stem in _HUNDREDS.items():

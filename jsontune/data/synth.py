@@ -38,22 +38,46 @@ class Unit:
     short: tuple[str, ...] = ()  # what hurried writers put instead: "kg", "lts", "cjs"
 
 
-_UNITS = {u.plural: u for u in (
-    Unit("unidad", "unidades", True, ("u.", "uds", "unid.")), Unit("caja", "cajas", True, ("cjs", "cj.")),
-    Unit("bolsa", "bolsas", True), Unit("kilo", "kilos", False, ("kg", "kgs")),
-    Unit("litro", "litros", False, ("lts", "l")), Unit("metro", "metros", False, ("mts", "m")),
-    Unit("metro cúbico", "metros cúbicos", False, ("m3",)),
-    Unit("metro cuadrado", "metros cuadrados", False, ("m2",)), Unit("docena", "docenas", True, ("doc.",)),
-    Unit("paquete", "paquetes", False, ("paq.", "paqs")), Unit("rollo", "rollos", False),
-    Unit("galón", "galones", False, ("gal",)), Unit("resma", "resmas", True), Unit("par", "pares", False),
-    Unit("bidón", "bidones", False), Unit("saco", "sacos", False), Unit("frasco", "frascos", False),
-    Unit("tubo", "tubos", False), Unit("cartucho", "cartuchos", False), Unit("balde", "baldes", False),
-    Unit("barra", "barras", True), Unit("tramo", "tramos", False), Unit("juego", "juegos", False),
-    Unit("pliego", "pliegos", False), Unit("bloc", "blocs", False), Unit("bobina", "bobinas", True),
-    Unit("blíster", "blísteres", False), Unit("fardo", "fardos", False), Unit("botella", "botellas", True),
-    Unit("pack", "packs", False), Unit("maple", "maples", False), Unit("sobre", "sobres", False),
-    Unit("cono", "conos", False), Unit("carrete", "carretes", False), Unit("pieza", "piezas", True, ("pzas",)),
-)}
+_UNITS = {
+    u.plural: u
+    for u in (
+        Unit("unidad", "unidades", True, ("u.", "uds", "unid.")),
+        Unit("caja", "cajas", True, ("cjs", "cj.")),
+        Unit("bolsa", "bolsas", True),
+        Unit("kilo", "kilos", False, ("kg", "kgs")),
+        Unit("litro", "litros", False, ("lts", "l")),
+        Unit("metro", "metros", False, ("mts", "m")),
+        Unit("metro cúbico", "metros cúbicos", False, ("m3",)),
+        Unit("metro cuadrado", "metros cuadrados", False, ("m2",)),
+        Unit("docena", "docenas", True, ("doc.",)),
+        Unit("paquete", "paquetes", False, ("paq.", "paqs")),
+        Unit("rollo", "rollos", False),
+        Unit("galón", "galones", False, ("gal",)),
+        Unit("resma", "resmas", True),
+        Unit("par", "pares", False),
+        Unit("bidón", "bidones", False),
+        Unit("saco", "sacos", False),
+        Unit("frasco", "frascos", False),
+        Unit("tubo", "tubos", False),
+        Unit("cartucho", "cartuchos", False),
+        Unit("balde", "baldes", False),
+        Unit("barra", "barras", True),
+        Unit("tramo", "tramos", False),
+        Unit("juego", "juegos", False),
+        Unit("pliego", "pliegos", False),
+        Unit("bloc", "blocs", False),
+        Unit("bobina", "bobinas", True),
+        Unit("blíster", "blísteres", False),
+        Unit("fardo", "fardos", False),
+        Unit("botella", "botellas", True),
+        Unit("pack", "packs", False),
+        Unit("maple", "maples", False),
+        Unit("sobre", "sobres", False),
+        Unit("cono", "conos", False),
+        Unit("carrete", "carretes", False),
+        Unit("pieza", "piezas", True, ("pzas",)),
+    )
+}
 
 # Product -> {unit plural: typical price in US dollars per that unit}; "" means counted directly
 # ("500 tornillos hexagonales M8"). Prices only need to be plausible, not current.
@@ -140,8 +164,18 @@ _CATALOGUE: tuple[tuple[str, dict[str, float]], ...] = (
     ("tela de algodón", {"metros": 4.5, "rollos": 180}),
     ("hilo de poliéster", {"conos": 3, "carretes": 1.2, "cajas": 30}),
 )
-_CODE_MENTIONS = ("producto {}", "producto {}", "artículo {}", "item {}", "ítem {}", "referencia {}",
-                  "ref. {}", "código {}", "modelo {}", "SKU {}")
+_CODE_MENTIONS = (
+    "producto {}",
+    "producto {}",
+    "artículo {}",
+    "item {}",
+    "ítem {}",
+    "referencia {}",
+    "ref. {}",
+    "código {}",
+    "modelo {}",
+    "SKU {}",
+)
 _CODE_UNITS = ("unidades", "unidades", "cajas", "paquetes", "piezas", "docenas")
 
 # (name, USD -> local factors, rounding, formats). "$" alone means pesos here, as in most of Latin America.
@@ -214,13 +248,42 @@ _TEMPLATES: tuple[tuple[str, str], ...] = (
 )
 _TYPO_RATE = {"formal": 0.01, "neutral": 0.02, "form": 0.01, "chat": 0.04, "wa": 0.06}
 
-_NAMES = ("Juan Martínez", "María López", "Carlos Gómez", "Ana Rodríguez", "Luis Fernández", "Lucía Díaz",
-          "Jorge Ramírez", "Sofía Torres", "Diego Castro", "Valentina Rojas", "Pedro Silva", "Camila Vargas")
-_COMPANIES = ("Distribuidora del Sur", "Ferretería Central", "Constructora Andina S.A.", "Comercial Norte SRL",
-              "Insumos Médicos Lima", "Taller Mecánico Rivas", "Panadería La Espiga", "Hotel Costa Azul",
-              "Colegio San Martín", "Clínica Santa Rosa", "Logística Pampa", "Imprenta Gráfica Sol")
-_ROLES = ("Jefe de Compras", "Encargado de Depósito", "Administración", "Gerente de Operaciones",
-          "Compras y Abastecimiento", "Mantenimiento")
+_NAMES = (
+    "Juan Martínez",
+    "María López",
+    "Carlos Gómez",
+    "Ana Rodríguez",
+    "Luis Fernández",
+    "Lucía Díaz",
+    "Jorge Ramírez",
+    "Sofía Torres",
+    "Diego Castro",
+    "Valentina Rojas",
+    "Pedro Silva",
+    "Camila Vargas",
+)
+_COMPANIES = (
+    "Distribuidora del Sur",
+    "Ferretería Central",
+    "Constructora Andina S.A.",
+    "Comercial Norte SRL",
+    "Insumos Médicos Lima",
+    "Taller Mecánico Rivas",
+    "Panadería La Espiga",
+    "Hotel Costa Azul",
+    "Colegio San Martín",
+    "Clínica Santa Rosa",
+    "Logística Pampa",
+    "Imprenta Gráfica Sol",
+)
+_ROLES = (
+    "Jefe de Compras",
+    "Encargado de Depósito",
+    "Administración",
+    "Gerente de Operaciones",
+    "Compras y Abastecimiento",
+    "Mantenimiento",
+)
 
 
 @dataclass(frozen=True)
@@ -254,7 +317,7 @@ def write_splits(n: int, out: str | os.PathLike, seed: int = 0) -> dict[str, Pat
     paths, start = {}, 0
     for name, size in sizes.items():
         paths[name] = Path(out) / f"{name}.jsonl"
-        write_jsonl_atomic(paths[name], [r.to_dict() for r in orders[start:start + size]])
+        write_jsonl_atomic(paths[name], [r.to_dict() for r in orders[start : start + size]])
         start += size
     return paths
 
@@ -282,8 +345,13 @@ def sample_order(rng: random.Random) -> SynthOrder:
     quantity = _sample_quantity(rng, item)
     cant, qp = _quantity_phrases(rng, item, quantity, spanish, style)
     price, precio = _sample_price(rng, item.usd * rng.uniform(0.8, 1.25), spanish)
-    slots = {"qp": qp, "prod": _styled_mention(rng, item, style), "cant": cant, "precio": precio,
-             "cada": _per_unit(rng, item, style)}
+    slots = {
+        "qp": qp,
+        "prod": _styled_mention(rng, item, style),
+        "cant": cant,
+        "precio": precio,
+        "cada": _per_unit(rng, item, style),
+    }
     text = _wrap(rng, style, _fill(rng, pattern, slots, _TYPO_RATE[style]))
     return SynthOrder(text, {"producto": item.label, "cantidad": quantity, "precio_unitario": price}, template)
 
@@ -417,9 +485,9 @@ def _misspell(rng: random.Random, word: str) -> str:
     i = rng.randrange(1, len(word) - 1)
     kind = rng.randrange(4)
     if kind == 0:
-        return word[:i] + word[i + 1] + word[i] + word[i + 2:]  # swapped letters
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]  # swapped letters
     if kind == 1:
-        return word[:i] + word[i + 1:]  # a letter dropped
+        return word[:i] + word[i + 1 :]  # a letter dropped
     if kind == 2:
         return word[:i] + word[i] + word[i:]  # a letter doubled
     plain = "".join(c for c in unicodedata.normalize("NFD", word) if not unicodedata.combining(c))
@@ -441,24 +509,57 @@ def _wrap(rng: random.Random, style: str, body: str) -> str:
 
 def _email(rng: random.Random, body: str) -> str:
     name, company = rng.choice(_NAMES), rng.choice(_COMPANIES)
-    greeting = rng.choice(("Estimados:", "Buenos días,", "Buenas tardes,", "A quien corresponda:",
-                           f"Hola {rng.choice(_NAMES).split()[0]},", f"Sres. {rng.choice(_COMPANIES)}:"))
+    greeting = rng.choice(
+        (
+            "Estimados:",
+            "Buenos días,",
+            "Buenas tardes,",
+            "A quien corresponda:",
+            f"Hola {rng.choice(_NAMES).split()[0]},",
+            f"Sres. {rng.choice(_COMPANIES)}:",
+        )
+    )
     lines = [greeting, "", body[0].upper() + body[1:]]
     if rng.random() < 0.3:
-        lines.insert(0, rng.choice((f"Asunto: Pedido OC-{rng.randint(1000, 9999)}",
-                                    f"Asunto: Orden de compra N° {rng.randint(100, 99999)}",
-                                    "Asunto: reposición de stock")) + "\n")
+        lines.insert(
+            0,
+            rng.choice(
+                (
+                    f"Asunto: Pedido OC-{rng.randint(1000, 9999)}",
+                    f"Asunto: Orden de compra N° {rng.randint(100, 99999)}",
+                    "Asunto: reposición de stock",
+                )
+            )
+            + "\n",
+        )
     if rng.random() < 0.3:
-        lines.append(rng.choice((
-            f"La entrega debe hacerse en nuestro depósito de calle {rng.randint(1, 120)} N° {rng.randint(10, 3000)}.",
-            "Forma de pago: transferencia a 30 días.",
-            f"Necesitamos la mercadería antes del {rng.randint(1, 28)}/{rng.randint(1, 12)}.",
-            "Por favor enviar la factura a compras@empresa.com.")))
-    closing = rng.choice(("Saludos cordiales,", "Atentamente,", "Quedo atento a su confirmación.\nSaludos,",
-                          "Gracias de antemano.", "Un saludo,"))
-    signature = rng.choice((f"{name}\n{rng.choice(_ROLES)}\n{company}", name,
-                            f"{name} | {company} | Tel. {rng.randint(11, 99)} {rng.randint(1000, 9999)}-"
-                            f"{rng.randint(1000, 9999)}"))
+        lines.append(
+            rng.choice(
+                (
+                    f"La entrega debe hacerse en nuestro depósito de calle {rng.randint(1, 120)} "
+                    f"N° {rng.randint(10, 3000)}.",
+                    "Forma de pago: transferencia a 30 días.",
+                    f"Necesitamos la mercadería antes del {rng.randint(1, 28)}/{rng.randint(1, 12)}.",
+                    "Por favor enviar la factura a compras@empresa.com.",
+                )
+            )
+        )
+    closing = rng.choice(
+        (
+            "Saludos cordiales,",
+            "Atentamente,",
+            "Quedo atento a su confirmación.\nSaludos,",
+            "Gracias de antemano.",
+            "Un saludo,",
+        )
+    )
+    signature = rng.choice(
+        (
+            f"{name}\n{rng.choice(_ROLES)}\n{company}",
+            name,
+            f"{name} | {company} | Tel. {rng.randint(11, 99)} {rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}",
+        )
+    )
     return "\n".join([*lines, "", closing, signature])
 
 
@@ -466,14 +567,22 @@ def _chat(rng: random.Random, style: str, body: str) -> str:
     first = rng.choice(_NAMES).split()[0]
     greets = body.lower().startswith(("hola", "buenas", "bnas", "ola", "qué tal", "q tal", "oye", "oigan"))
     opener = "" if greets else rng.choice(("", "", "hola!", "buenas!", f"Hola {first}, cómo va?", "Buen día!"))
-    closers = ("👍", "🙏", "") if style == "wa" else ("gracias!", "saludos", "abrazo", "Gracias!!", "",
-                                                      "avisame cualquier cosa")
+    closers = (
+        ("👍", "🙏", "")
+        if style == "wa"
+        else ("gracias!", "saludos", "abrazo", "Gracias!!", "", "avisame cualquier cosa")
+    )
     closer = rng.choice(closers)
     body = body[0].upper() + body[1:] if not opener else body
     return rng.choice((" ", "\n")).join(p for p in (opener, body, closer) if p)
 
 
 def _form_header(rng: random.Random) -> str:
-    return rng.choice((f"ORDEN DE COMPRA N° {rng.randint(100, 99999)}", f"Pedido #{rng.randint(1000, 9999)}",
-                       f"Fecha: {rng.randint(1, 28)}/{rng.randint(1, 12)}/2024",
-                       f"Proveedor: {rng.choice(_COMPANIES)}"))
+    return rng.choice(
+        (
+            f"ORDEN DE COMPRA N° {rng.randint(100, 99999)}",
+            f"Pedido #{rng.randint(1000, 9999)}",
+            f"Fecha: {rng.randint(1, 28)}/{rng.randint(1, 12)}/2024",
+            f"Proveedor: {rng.choice(_COMPANIES)}",
+        )
+    )

@@ -50,8 +50,12 @@ class HFEngine:
         self.sequential = sequential
         self.batch_size = 1 if sequential else batch_size
         self.name = "hf-seq" if sequential else "hf-batch"
-        self.settings = {"device": str(model.device), "dtype": str(model.dtype).removeprefix("torch."),
-                         "batch_size": self.batch_size, "torch_threads": torch.get_num_threads()}  # fmt: skip
+        self.settings = {
+            "device": str(model.device),
+            "dtype": str(model.dtype).removeprefix("torch."),
+            "batch_size": self.batch_size,
+            "torch_threads": torch.get_num_threads(),
+        }
         self.eos_ids = _eos_ids(self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.eos_ids[0]  # e.g. Llama folders have no pad token
@@ -93,8 +97,10 @@ class HFEngine:
         input_ids = [[self.pad_id] * (width - len(ids)) + ids for ids in batch]
         mask = [[0] * (width - len(ids)) + [1] * len(ids) for ids in batch]
         device = self.model.device
-        inputs = {"input_ids": torch.tensor(input_ids, device=device),
-                  "attention_mask": torch.tensor(mask, device=device)}
+        inputs = {
+            "input_ids": torch.tensor(input_ids, device=device),
+            "attention_mask": torch.tensor(mask, device=device),
+        }
         min_new = params.max_new_tokens if params.ignore_eos else params.min_new_tokens
         with torch.inference_mode():
             out = self.model.generate(

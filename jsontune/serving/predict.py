@@ -153,9 +153,7 @@ def run_predictions(
         raise JsontuneError(f"--chunk-size must be at least 1, got {chunk_size}.")
     out, partial = Path(out), partial_path(out)
     if partial.exists() and not resume:
-        raise JsontuneError(
-            f"{partial} is left from an unfinished run; pass --resume to continue it, or delete it."
-        )
+        raise JsontuneError(f"{partial} is left from an unfinished run; pass --resume to continue it, or delete it.")
     # A JSON round trip, so they compare equal to the copy read back from the sidecar.
     settings = json.loads(json.dumps({**(settings or {}), **asdict(params)}))
     done = _start_partial(partial, records, settings)
@@ -176,8 +174,10 @@ def run_predictions(
             try:
                 generations = engine.generate([prompts[i] for i in chunk], params, progress=tick)
             except JsontuneError as e:
-                raise JsontuneError(f"{e} The {len(done)} row(s) done so far are saved in {partial}; rerun with "
-                                    "--resume to finish the rest.") from None  # fmt: skip
+                raise JsontuneError(
+                    f"{e} The {len(done)} row(s) done so far are saved in {partial}; rerun with "
+                    "--resume to finish the rest."
+                ) from None
             rows = [_done_row(records[i].id, g) for i, g in zip(chunk, generations, strict=True)]
             _append(f, rows)
             done.update((row["id"], row) for row in rows)
@@ -214,8 +214,14 @@ def _manifest(summary: PredictSummary, settings: dict[str, Any], schema: dict[st
     made = asdict(summary)
     made.pop("skipped")
     decoding = {k: v for k, v in settings.items() if k != "json_schema"}  # `schema` and `guided` say it once
-    return {"kind": "predictions", **decoding, **made, "out": str(summary.out), "schema": schema,
-            "versions": library_versions()}  # fmt: skip
+    return {
+        "kind": "predictions",
+        **decoding,
+        **made,
+        "out": str(summary.out),
+        "schema": schema,
+        "versions": library_versions(),
+    }
 
 
 def _done_row(record_id: str, generation: Any) -> dict[str, Any]:
@@ -264,8 +270,10 @@ def predict(
         raise JsontuneError(f"--chunk-size must be at least 1, got {chunk_size}.")
     engine = resolve_engine(engine)
     if lora and not (Path(lora) / "adapter_config.json").is_file():
-        raise JsontuneError(f"--lora {lora} is not a PEFT adapter folder (no adapter_config.json); "
-                            "give RUN/best or RUN/last of a `jsontune train` run.")
+        raise JsontuneError(
+            f"--lora {lora} is not a PEFT adapter folder (no adapter_config.json); "
+            "give RUN/best or RUN/last of a `jsontune train` run."
+        )
     if guided_json and engine != "vllm":
         raise JsontuneError("--guided-json needs --engine vllm; HF generate here cannot constrain decoding.")
     loaded = load_records(input_path, require_target=False, skip_bad_rows=skip_bad_rows, **(columns or {}))
@@ -282,16 +290,23 @@ def predict(
         notes += _check_room(tokenizer, known_schema, params.max_new_tokens)
     if engine == "vllm":
         lengths = token_lengths(tokenizer, prompts)
-        options["max_model_len"] = fit_context(input_path, records, lengths, params.max_new_tokens,
-                                               options.get("max_model_len"))  # fmt: skip
+        options["max_model_len"] = fit_context(
+            input_path, records, lengths, params.max_new_tokens, options.get("max_model_len")
+        )
     built = make_engine(engine, model, lora=lora, **options)
     try:
         summary = run_predictions(
-            built, records, prompts, out, params,
-            chunk_size=CHUNK_SIZES[engine] if chunk_size is None else chunk_size, resume=resume,
-            progress=progress, settings={"model": str(model), "lora": str(lora) if lora else None, "engine": engine},
+            built,
+            records,
+            prompts,
+            out,
+            params,
+            chunk_size=CHUNK_SIZES[engine] if chunk_size is None else chunk_size,
+            resume=resume,
+            progress=progress,
+            settings={"model": str(model), "lora": str(lora) if lora else None, "engine": engine},
             schema=known_schema,
-        )  # fmt: skip
+        )
     finally:
         built.close()
     summary.skipped, summary.notes = loaded.skipped, notes
@@ -321,8 +336,10 @@ def _check_room(tokenizer: Any, schema: dict[str, Any], max_new_tokens: int) -> 
     most = longest_output(schema)
     if most is None or max_new_tokens > most:
         return []
-    return [f"the schema allows answers of up to {most} characters and --max-new-tokens is {max_new_tokens}: "
-            "an answer that long would be cut (counted as cut below)."]  # fmt: skip
+    return [
+        f"the schema allows answers of up to {most} characters and --max-new-tokens is {max_new_tokens}: "
+        "an answer that long would be cut (counted as cut below)."
+    ]
 
 
 def fit_context(

@@ -23,8 +23,15 @@ from jsontune.errors import JsontuneError
 from jsontune.manifest import read_manifest
 
 # bool before int: True is an int too.
-_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"),
-          (dict, "object"), (type(None), "null"))  # fmt: skip
+_TYPES = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (list, "array"),
+    (dict, "object"),
+    (type(None), "null"),
+)
 
 
 MIN_MAX_LENGTH = 16

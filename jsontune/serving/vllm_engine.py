@@ -48,8 +48,10 @@ class VLLMEngine:
         self.device = "cpu" if vllm_build() == "cpu" else "cuda"
         dtype = resolve_dtype(dtype, self.device)
         if lora and dtype == "float32":
-            raise JsontuneError("vLLM serves LoRA adapters in bfloat16 or float16 only; pass --dtype bfloat16, "
-                                "or merge the adapter (jsontune merge) and serve that in float32.")
+            raise JsontuneError(
+                "vLLM serves LoRA adapters in bfloat16 or float16 only; pass --dtype bfloat16, "
+                "or merge the adapter (jsontune merge) and serve that in float32."
+            )
         shape = _text_config(model, trust_remote_code)
         max_model_len = _max_model_len(model, max_model_len, shape, self.device)
         # A fresh interpreter for vLLM's engine process: a forked one inherits whatever CUDA state this
@@ -65,8 +67,10 @@ class VLLMEngine:
                 options["max_num_batched_tokens"] = _SMALL_CPU_BATCHED_TOKENS
             # Eager: no torch.compile at start-up. With an explicit KV cache too, vLLM skips its warm-up pass,
             # which took minutes for a 0.6B model on 2 cores.
-            options.update(enforce_eager=True, kv_cache_memory_bytes=kv_cache_bytes(shape, dtype, max_model_len,
-                                                                                     kv_cache_gb, in_ram=True))
+            options.update(
+                enforce_eager=True,
+                kv_cache_memory_bytes=kv_cache_bytes(shape, dtype, max_model_len, kv_cache_gb, in_ram=True),
+            )
             self.settings.update(cpu_settings(options))
         else:
             if kv_cache_gb is not None:
@@ -179,8 +183,9 @@ def _max_model_len(model: str, asked: int | None, shape: dict[str, Any], device:
     if asked is not None and asked < 1:
         raise JsontuneError(f"--max-model-len must be at least 1, got {asked}.")
     if asked is not None and limit and asked > limit:
-        raise JsontuneError(f"--max-model-len {asked} is longer than {model} allows ({limit} positions); "
-                            f"pass at most {limit}.")
+        raise JsontuneError(
+            f"--max-model-len {asked} is longer than {model} allows ({limit} positions); pass at most {limit}."
+        )
     if asked is None and device == "cpu":
         return min(limit or _CPU_MAX_MODEL_LEN, _CPU_MAX_MODEL_LEN)
     return asked
@@ -202,8 +207,10 @@ def kv_cache_bytes(
     if kv_cache_gb is not None:
         size = int(kv_cache_gb * GiB)
         if in_ram and size > available:
-            raise JsontuneError(f"--kv-cache-gb {kv_cache_gb:g} is more than the {available / GiB:.1f} GiB of "
-                                "memory free now; pass less.")
+            raise JsontuneError(
+                f"--kv-cache-gb {kv_cache_gb:g} is more than the {available / GiB:.1f} GiB of "
+                "memory free now; pass less."
+            )
     else:
         size = min(per_sequence * _CPU_KV_SEQUENCES, int(available * _CPU_KV_SHARE))
     if size < per_sequence:

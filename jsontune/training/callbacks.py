@@ -66,8 +66,19 @@ class GenerationEvalCallback(TrainerCallback):
     """Greedy-generates JSON for the validation records every `every` steps (and before the first step),
     scores it with jsontune.metrics, and saves the adapter with the best F1 (latest on ties) to RUN/best."""
 
-    def __init__(self, records, tokenizer, fmt, *, run_dir: Path, manifest: dict[str, Any], every: int,
-                 batch_size: int, max_new_tokens: int, logger: MetricsLogger):
+    def __init__(
+        self,
+        records,
+        tokenizer,
+        fmt,
+        *,
+        run_dir: Path,
+        manifest: dict[str, Any],
+        every: int,
+        batch_size: int,
+        max_new_tokens: int,
+        logger: MetricsLogger,
+    ):
         self.records = records
         self.tokenizer = tokenizer
         self.fmt = fmt
@@ -101,8 +112,13 @@ class GenerationEvalCallback(TrainerCallback):
         texts = [g.text for g in engine.generate(prompts, GenerationParams(max_new_tokens=self.max_new_tokens))]
         model.train(was_training)
         result = score([extract_json(t) for t in texts], [r.target for r in self.records])
-        record = {"step": state.global_step, "eval_f1": result["f1"], "eval_exact_match": result["exact_match"],
-                  "eval_json_valid": result["json_valid_rate"], "eval_samples": len(self.records)}
+        record = {
+            "step": state.global_step,
+            "eval_f1": result["f1"],
+            "eval_exact_match": result["exact_match"],
+            "eval_json_valid": result["json_valid_rate"],
+            "eval_samples": len(self.records),
+        }
         self.logger.write(record, state.is_world_process_zero)
         self.last_step, self.last_f1 = state.global_step, result["f1"]
         if self.first_f1 is None:
@@ -111,8 +127,15 @@ class GenerationEvalCallback(TrainerCallback):
         if self.best_f1 is None or result["f1"] >= self.best_f1:
             self.best_f1, self.best_step = result["f1"], state.global_step
             if state.is_world_process_zero:
-                save_adapter(model, self.tokenizer, self.best_dir, step=state.global_step, eval_f1=result["f1"],
-                             eval_exact_match=result["exact_match"], **self.manifest)
+                save_adapter(
+                    model,
+                    self.tokenizer,
+                    self.best_dir,
+                    step=state.global_step,
+                    eval_f1=result["f1"],
+                    eval_exact_match=result["exact_match"],
+                    **self.manifest,
+                )
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if state.global_step == 0:

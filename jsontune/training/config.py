@@ -15,9 +15,23 @@ from jsontune.errors import JsontuneError
 REPORT_TO = ("none", "tensorboard", "wandb", "trackio")
 # Settings a resumed run must keep: its checkpoint, data order and adapter shape depend on them.
 RESUME_FIXED = (
-    "model", "train", "text_col", "target_col", "id_col", "skip_bad_rows", "augment_factor",
-    "augment_strategies", "instruction", "max_length", "batch_size", "grad_accum", "seed", "lora_r",
-    "lora_alpha", "lora_dropout", "target_modules",
+    "model",
+    "train",
+    "text_col",
+    "target_col",
+    "id_col",
+    "skip_bad_rows",
+    "augment_factor",
+    "augment_strategies",
+    "instruction",
+    "max_length",
+    "batch_size",
+    "grad_accum",
+    "seed",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
 )
 
 
@@ -97,7 +111,6 @@ class TrainConfig:
             value = getattr(self, name)
             if value and Path(value).exists():
                 setattr(self, name, str(Path(value).resolve()))
-
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -52,8 +52,10 @@ def find_adapter(source: str | Path) -> Path:
     for candidate in (source / "best", source / "last", source):
         if (candidate / "adapter_config.json").is_file():
             if not any((candidate / name).is_file() for name in ADAPTER_WEIGHTS):
-                raise JsontuneError(f"{candidate} has adapter_config.json but no adapter weights "
-                                    f"({' or '.join(ADAPTER_WEIGHTS)}); the adapter was not saved completely.")
+                raise JsontuneError(
+                    f"{candidate} has adapter_config.json but no adapter weights "
+                    f"({' or '.join(ADAPTER_WEIGHTS)}); the adapter was not saved completely."
+                )
             return candidate
     raise JsontuneError(
         f"{source} holds no LoRA adapter (no adapter_config.json in it, nor in best/ or last/); "
@@ -88,8 +90,9 @@ def load_adapter_model(base: str, adapter: Path, device: str = "cpu", trust_remo
         raise JsontuneError(f"{misfit[0]} ({reason}); {misfit[1]}") from None
     unplaced = unplaced_adapter_weights(peft_model, adapter)
     if unplaced:
-        raise JsontuneError(f"{misfit[0]}: {len(unplaced)} of its weights have no place in it (first: {unplaced[0]}); "
-                            f"{misfit[1]}")
+        raise JsontuneError(
+            f"{misfit[0]}: {len(unplaced)} of its weights have no place in it (first: {unplaced[0]}); {misfit[1]}"
+        )
     return peft_model
 
 
@@ -110,8 +113,16 @@ def unplaced_adapter_weights(peft_model, adapter: Path) -> list[str]:
     return [k for k in saved if k.split(".lora_")[0] not in placed]
 
 
-def merge(source: str | Path, out: str | Path, dtype: str = "auto", base: str | None = None, verify: bool = True,
-          force: bool = False, device: str = "cpu", trust_remote_code: bool = False) -> MergeReport:
+def merge(
+    source: str | Path,
+    out: str | Path,
+    dtype: str = "auto",
+    base: str | None = None,
+    verify: bool = True,
+    force: bool = False,
+    device: str = "cpu",
+    trust_remote_code: bool = False,
+) -> MergeReport:
     import torch
 
     from jsontune.modeling import load_tokenizer, torch_dtype
@@ -131,8 +142,10 @@ def merge(source: str | Path, out: str | Path, dtype: str = "auto", base: str | 
         try:
             config = AutoConfig.from_pretrained(base_model, trust_remote_code=trust_remote_code)
         except (OSError, ValueError):
-            raise JsontuneError(f"base model {base_model} (recorded in {adapter}) cannot be loaded; "
-                                "pass --base with its current location.") from None
+            raise JsontuneError(
+                f"base model {base_model} (recorded in {adapter}) cannot be loaded; "
+                "pass --base with its current location."
+            ) from None
         dtype = str(getattr(config, "dtype", None) or torch.float32)
         dtype = dtype.removeprefix("torch.")
     tokenizer = load_tokenizer(str(adapter), trust_remote_code=trust_remote_code)
@@ -156,9 +169,16 @@ def merge(source: str | Path, out: str | Path, dtype: str = "auto", base: str | 
         tokenizer.save_pretrained(tmp)
         _write_generation_config(tmp, base_model, tokenizer)
         manifest = read_manifest(adapter)
-        write_manifest(tmp, "merged", base_model=base_model, adapter=str(adapter), dtype=dtype,
-                       prompt_format=read_prompt_format(adapter).to_dict(), data=manifest.get("data", {}),
-                       verification=asdict(report))
+        write_manifest(
+            tmp,
+            "merged",
+            base_model=base_model,
+            adapter=str(adapter),
+            dtype=dtype,
+            prompt_format=read_prompt_format(adapter).to_dict(),
+            data=manifest.get("data", {}),
+            verification=asdict(report),
+        )
         report.problems = check_checkpoint(tmp)
         share_like_umask(tmp)
         if out.exists():
@@ -190,8 +210,9 @@ def _write_generation_config(folder: Path, base_model: str, tokenizer) -> None:
     config.save_pretrained(folder)
 
 
-def verify_merge(reference, merged, tokenizer, fmt, report: MergeReport, max_new_tokens: int = 16,
-                 dtype: str | None = None) -> None:
+def verify_merge(
+    reference, merged, tokenizer, fmt, report: MergeReport, max_new_tokens: int = 16, dtype: str | None = None
+) -> None:
     """Compare `merged` with base + adapter (`reference`, a PeftModel) on a few prompts: logits and greedy
     tokens. Raise when the logits differ by more than `dtype`'s rounding explains (default: report.dtype)."""
     import torch
@@ -210,8 +231,8 @@ def verify_merge(reference, merged, tokenizer, fmt, report: MergeReport, max_new
             diffs.append((want - got).abs().max().item())
             scale = max(scale, want.abs().max().item())
             kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-            a = reference.generate(input_ids=ids, **kwargs)[0, ids.shape[1]:]
-            b = merged.generate(input_ids=ids.to(merged.device), **kwargs)[0, ids.shape[1]:].to(a.device)
+            a = reference.generate(input_ids=ids, **kwargs)[0, ids.shape[1] :]
+            b = merged.generate(input_ids=ids.to(merged.device), **kwargs)[0, ids.shape[1] :].to(a.device)
         n = min(len(a), len(b))
         agree += int((a[:n] == b[:n]).sum())
         total += max(len(a), len(b))
@@ -253,8 +274,11 @@ def check_checkpoint(folder: str | Path) -> list[str]:
     if not (folder / "tokenizer.json").is_file() and not bpe_files and not (folder / "tokenizer.model").is_file():
         missing.append("tokenizer.json (or vocab.json + merges.txt, or tokenizer.model)")
     if missing:
-        return [*problems, f"tokenizer files missing: {', '.join(missing)}; save the tokenizer with "
-                           "tokenizer.save_pretrained(folder), or copy them from the base model."]
+        return [
+            *problems,
+            f"tokenizer files missing: {', '.join(missing)}; save the tokenizer with "
+            "tokenizer.save_pretrained(folder), or copy them from the base model.",
+        ]
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as e:
@@ -288,18 +312,26 @@ def _check_special_tokens(folder: Path, tokenizer, config) -> list[str]:
     eos = generation.eos_token_id if isinstance(generation.eos_token_id, list) else [generation.eos_token_id]
     end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
     if end_of_turn is not None and end_of_turn != tokenizer.unk_token_id and end_of_turn not in eos:
-        problems.append(f"generation_config eos_token_id {eos} lacks <|im_end|> ({end_of_turn}): "
-                        "generation will run past the answer; add it.")
+        problems.append(
+            f"generation_config eos_token_id {eos} lacks <|im_end|> ({end_of_turn}): "
+            "generation will run past the answer; add it."
+        )
     ends_turn = generation.pad_token_id in (end_of_turn, tokenizer.eos_token_id)
     if generation.pad_token_id is not None and ends_turn and generation.pad_token_id != tokenizer.pad_token_id:
-        problems.append(f"generation_config pad_token_id {generation.pad_token_id} is the end-of-turn token: "
-                        f"set it to the tokenizer's pad token ({tokenizer.pad_token_id}, <|endoftext|> in Qwen3).")
+        problems.append(
+            f"generation_config pad_token_id {generation.pad_token_id} is the end-of-turn token: "
+            f"set it to the tokenizer's pad token ({tokenizer.pad_token_id}, <|endoftext|> in Qwen3)."
+        )
     if tokenizer.pad_token_id is None:
         problems.append("the tokenizer has no pad token; set pad_token (Qwen3 uses <|endoftext|>).")
     elif tokenizer.pad_token_id == tokenizer.eos_token_id:  # Qwen3's pad <|endoftext|> is an eos id too: fine
-        problems.append("pad token equals the eos token: padded batches would stop or train wrongly; "
-                        "set pad_token to a different token (Qwen3 uses <|endoftext|>).")
+        problems.append(
+            "pad token equals the eos token: padded batches would stop or train wrongly; "
+            "set pad_token to a different token (Qwen3 uses <|endoftext|>)."
+        )
     if len(tokenizer) > config.vocab_size:
-        problems.append(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
-                        f"{config.vocab_size}; resize the embeddings.")
+        problems.append(
+            f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
+            f"{config.vocab_size}; resize the embeddings."
+        )
     return problems

@@ -50,8 +50,13 @@ def resolve_precision(requested: str) -> str:
 def _describe(loaded) -> dict[str, Any]:
     path = Path(loaded.path)
     sha = file_sha256(path) if path.is_file() else None
-    return {"path": str(path), "sha256": sha, "rows": len(loaded.records), "skipped": loaded.skipped,
-            "notes": loaded.notes}
+    return {
+        "path": str(path),
+        "sha256": sha,
+        "rows": len(loaded.records),
+        "skipped": loaded.skipped,
+        "notes": loaded.notes,
+    }
 
 
 def load_data(cfg: TrainConfig) -> tuple[list, list, dict[str, Any]]:
@@ -258,29 +263,44 @@ def train(cfg: TrainConfig, on_event=None, callbacks: tuple = ()) -> TrainSummar
     model, tokenizer = load_model_for_training(cfg, precision)
 
     examples, too_long = drop_too_long(
-        [training_example(r.text, r.target, fmt) for r in train_records], [r.id for r in train_records],
-        tokenizer, cfg.max_length,
+        [training_example(r.text, r.target, fmt) for r in train_records],
+        [r.id for r in train_records],
+        tokenizer,
+        cfg.max_length,
     )
     if too_long:
         message = f"{len(too_long)} training rows are longer than --max-length {cfg.max_length} tokens"
         if not examples:
             raise JsontuneError(f"{message}: all of them; raise --max-length.")
         if on_event:
-            on_event({"note": f"{message} and are left out (ids {_first(too_long, ', ')}); raise --max-length "
-                      "to keep them."})
+            on_event(
+                {"note": f"{message} and are left out (ids {_first(too_long, ', ')}); raise --max-length to keep them."}
+            )
     data_info["too_long"] = {"max_length": cfg.max_length, "rows": len(too_long), "ids": too_long}
     dataset = Dataset.from_list(examples)
     eval_records = val_records[: cfg.eval_samples] if cfg.eval_samples else val_records
     run_info = {
-        "base_model": cfg.model, "settings": cfg.to_dict(), "precision": precision, "data": data_info,
-        "prompt_format": fmt.to_dict(), "lora": _lora_record(cfg), "versions": library_versions(),
+        "base_model": cfg.model,
+        "settings": cfg.to_dict(),
+        "precision": precision,
+        "data": data_info,
+        "prompt_format": fmt.to_dict(),
+        "lora": _lora_record(cfg),
+        "versions": library_versions(),
         "seed": cfg.seed,
     }
     manifest = {"base_model": cfg.model, "prompt_format": fmt.to_dict(), "data": {"train": str(cfg.train)}}
     logger = MetricsLogger(run_dir / "metrics.jsonl", on_event=on_event)
     evaluator = GenerationEvalCallback(
-        eval_records, tokenizer, fmt, run_dir=run_dir, manifest=manifest, every=cfg.eval_steps,
-        batch_size=cfg.eval_batch_size, max_new_tokens=cfg.eval_max_new_tokens, logger=logger,
+        eval_records,
+        tokenizer,
+        fmt,
+        run_dir=run_dir,
+        manifest=manifest,
+        every=cfg.eval_steps,
+        batch_size=cfg.eval_batch_size,
+        max_new_tokens=cfg.eval_max_new_tokens,
+        logger=logger,
     )
     trainer = SFTTrainer(
         model=model,
@@ -300,16 +320,28 @@ def train(cfg: TrainConfig, on_event=None, callbacks: tuple = ()) -> TrainSummar
     if trainer.is_world_process_zero():
         save_adapter(trainer.model, tokenizer, run_dir / "last", step=trainer.state.global_step, **manifest)
         if not eval_records:  # no validation set, no F1 to choose by: best/ is the last adapter
-            save_adapter(trainer.model, tokenizer, run_dir / "best", step=trainer.state.global_step,
-                         selected_by="last step (no validation set)", **manifest)
+            save_adapter(
+                trainer.model,
+                tokenizer,
+                run_dir / "best",
+                step=trainer.state.global_step,
+                selected_by="last step (no validation set)",
+                **manifest,
+            )
     tokens = float(getattr(trainer, "_total_train_tokens", 0))  # TRL's count of non-pad tokens seen
     memory, kind = peak_memory()
     summary = TrainSummary(
-        run_dir=str(run_dir), steps=trainer.state.global_step, train_rows=len(examples),
-        train_seconds=round(seconds, 2), train_tokens_per_s=round(tokens / seconds, 1) if seconds else 0.0,
-        peak_memory_gb=round(memory, 3), peak_memory_kind=kind, best_f1=evaluator.best_f1,
+        run_dir=str(run_dir),
+        steps=trainer.state.global_step,
+        train_rows=len(examples),
+        train_seconds=round(seconds, 2),
+        train_tokens_per_s=round(tokens / seconds, 1) if seconds else 0.0,
+        peak_memory_gb=round(memory, 3),
+        peak_memory_kind=kind,
+        best_f1=evaluator.best_f1,
         best_step=evaluator.best_step if eval_records else trainer.state.global_step,
-        f1_before=evaluator.first_f1, last_f1=evaluator.last_f1,
+        f1_before=evaluator.first_f1,
+        last_f1=evaluator.last_f1,
     )
     if trainer.is_world_process_zero():
         run_info.update(summary=asdict(summary), train_metrics=result.metrics)

@@ -47,11 +47,7 @@ def test_natural_with_gold_scores_every_engine(tiny_model, synth_dir, tmp_path):
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["mode"] == "natural" and summary["n"] == 4
     assert set(summary["engines"]) == {"hf-seq", "hf-batch"}
-    assert (
-        "bench speed" in result.stdout
-        and "bench memory" in result.stdout
-        and "bench quality" in result.stdout
-    )
+    assert "bench speed" in result.stdout and "bench memory" in result.stdout and "bench quality" in result.stdout
     golds = [r.target for r in load_records(test).records[:4]]
     for row in json.loads((tmp_path / "bench.json").read_text())["rows"]:
         outputs = [json.loads(line)["text"] for line in Path(row["outputs"]).read_text().splitlines()]
@@ -84,17 +80,13 @@ def test_gold_without_an_input_id_names_it(synth_dir, tmp_path):
     config = BenchConfig(
         model="tiny", input=synth_dir / "test.jsonl", gold=synth_dir / "val.jsonl", n=2, fixed_length=False
     )
-    with pytest.raises(
-        JsontuneError, match=r"val\.jsonl has no record for 2 of the input's ids \(the first: 'synth"
-    ):
+    with pytest.raises(JsontuneError, match=r"val\.jsonl has no record for 2 of the input's ids \(the first: 'synth"):
         load_inputs(config)
 
 
 def test_command_reruns_the_configuration():
     config = BenchConfig(model="runs/my model", n=6, engines=("hf-seq", "hf-batch"), fixed_length=False)
-    assert (
-        config.command() == "jsontune bench --model 'runs/my model' -n 6 --engines hf-seq,hf-batch --natural"
-    )
+    assert config.command() == "jsontune bench --model 'runs/my model' -n 6 --engines hf-seq,hf-batch --natural"
 
 
 def test_a_preset_is_built_once_then_reused(tmp_path, monkeypatch):
@@ -148,13 +140,16 @@ def test_gold_is_matched_by_id_and_scored_in_input_order(tmp_path):
     from jsontune.bench.runner import add_quality
 
     targets = {f"r{i}": {"producto": p, "cantidad": i + 1} for i, p in enumerate("ABC")}
-    (tmp_path / "in.jsonl").write_text("".join(
-        json.dumps({"id": k, "text": f"pedido {k}", "target": t}) + "\n" for k, t in targets.items()))
-    (tmp_path / "gold.jsonl").write_text("".join(
-        json.dumps({"id": k, "text": f"pedido {k}", "target": targets[k]}) + "\n" for k in ["r2", "r0", "r1"]))
+    (tmp_path / "in.jsonl").write_text(
+        "".join(json.dumps({"id": k, "text": f"pedido {k}", "target": t}) + "\n" for k, t in targets.items())
+    )
+    (tmp_path / "gold.jsonl").write_text(
+        "".join(json.dumps({"id": k, "text": f"pedido {k}", "target": targets[k]}) + "\n" for k in ["r2", "r0", "r1"])
+    )
     outputs = tmp_path / "outputs.jsonl"
-    outputs.write_text("".join(json.dumps({"text": json.dumps(t), "finish_reason": "stop"}) + "\n"
-                               for t in targets.values()))  # fmt: skip
+    outputs.write_text(
+        "".join(json.dumps({"text": json.dumps(t), "finish_reason": "stop"}) + "\n" for t in targets.values())
+    )
     for gold in (tmp_path / "gold.jsonl", None):  # --gold, and --natural on the labelled input itself
         config = BenchConfig(model="m", input=tmp_path / "in.jsonl", gold=gold, fixed_length=False)
         _, golds = load_inputs(config)
@@ -162,8 +157,9 @@ def test_gold_is_matched_by_id_and_scored_in_input_order(tmp_path):
         add_quality(row, golds)
         assert row["f1"] == 1.0 and row["exact_match"] == 1.0
     shifted = tmp_path / "shifted.jsonl"
-    shifted.write_text("".join(outputs.read_text().splitlines(keepends=True)[1:] + outputs.read_text().splitlines(
-        keepends=True)[:1]))
+    shifted.write_text(
+        "".join(outputs.read_text().splitlines(keepends=True)[1:] + outputs.read_text().splitlines(keepends=True)[:1])
+    )
     row = {"outputs": str(shifted)}
     add_quality(row, golds)
     assert row["f1"] < 0.5
@@ -188,8 +184,23 @@ def test_bench_fails_when_no_engine_ran(tiny_model, tmp_path):
 
     shutil.copytree(tiny_model, broken)
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
-    args = ["bench", "--model", str(broken), "-n", "2", "--engines", "hf-batch", "--max-new-tokens", "2",
-            "--repeats", "1", "--warmup", "0", "--out", str(tmp_path / "b")]
+    args = [
+        "bench",
+        "--model",
+        str(broken),
+        "-n",
+        "2",
+        "--engines",
+        "hf-batch",
+        "--max-new-tokens",
+        "2",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--out",
+        str(tmp_path / "b"),
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1 and "no engine ran to the end" in result.output
     row = json.loads((tmp_path / "b" / "bench.json").read_text())["rows"][0]
@@ -206,8 +217,14 @@ def test_bad_input_rows_are_skipped_with_a_note_and_the_flag_is_rerun(tmp_path):
     records, _ = load_inputs(config)
     assert [r.id for r in records] == ["a", "c"] and len(config.skipped_rows) == 1
     assert config.command().endswith(f"--input {data} --skip-bad-rows")
-    summary = {"random_weights": False, "n": 2, "n_requested": 1000, "skipped_rows": config.skipped_rows,
-               "max_new_tokens": 64, "prompts_sha256": "x"}
+    summary = {
+        "random_weights": False,
+        "n": 2,
+        "n_requested": 1000,
+        "skipped_rows": config.skipped_rows,
+        "max_new_tokens": 64,
+        "prompts_sha256": "x",
+    }
     result = BenchResult(config=summary, rows=[], roofline={"available": False, "reason": "CPU."})
     assert any(n.startswith("--skip-bad-rows: 1 bad --input rows skipped") for n in report.notes(result))
     with pytest.raises(JsontuneError, match="--skip-bad-rows"):
@@ -238,8 +255,12 @@ def test_natural_rows_report_schema_validity_and_cut_outputs(tmp_path):
     from jsontune.serving.schema import infer_schema
 
     schema = infer_schema([{"producto": "A", "cantidad": 1}])
-    texts = [('{"producto": "B", "cantidad": 2}', "stop"), ('{"producto": "B"}', "stop"),  # missing a key
-             ('{"producto": "aaaaaaaaaaaaaaaaaaaaaaaa', "length"), ("no JSON", "stop")]  # fmt: skip
+    texts = [
+        ('{"producto": "B", "cantidad": 2}', "stop"),
+        ('{"producto": "B"}', "stop"),  # missing a key
+        ('{"producto": "aaaaaaaaaaaaaaaaaaaaaaaa', "length"),
+        ("no JSON", "stop"),
+    ]
     outputs = tmp_path / "outputs.jsonl"
     outputs.write_text("".join(json.dumps({"text": t, "finish_reason": r}) + "\n" for t, r in texts))
     row = {"outputs": str(outputs)}

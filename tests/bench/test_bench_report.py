@@ -69,9 +69,7 @@ def test_notes_flag_wrong_lengths_other_prompts_short_input_and_missing_hf_seq()
     ]
     notes = report.notes(_result(rows, n=10, n_requested=1000))
     assert "--input has 10 rows, fewer than -n 1000: all were used." in notes
-    assert (
-        "hf-batch: 3 of 10 outputs did not have exactly 64 tokens, so its run was not fixed-length." in notes
-    )
+    assert "hf-batch: 3 of 10 outputs did not have exactly 64 tokens, so its run was not fixed-length." in notes
     assert "hf-batch ran different prompts (hash bbbbbbbbbbbb); do not compare it." in notes
     assert "vllm failed: exit code 1: CUDA out of memory" in notes
     assert "No speedups: they are measured against a finished hf-seq row." in notes
@@ -79,8 +77,10 @@ def test_notes_flag_wrong_lengths_other_prompts_short_input_and_missing_hf_seq()
 
 
 def test_natural_mode_adds_a_quality_table():
-    rows = [_row("hf-seq", json_valid_rate=0.75, schema_valid_rate=None, cut_by_length=3, f1=0.5, exact_match=0.25),
-            _row("vllm-guided", json_valid_rate=1.0, schema_valid_rate=1.0, cut_by_length=0, f1=0.5, exact_match=0.25)]
+    rows = [
+        _row("hf-seq", json_valid_rate=0.75, schema_valid_rate=None, cut_by_length=3, f1=0.5, exact_match=0.25),
+        _row("vllm-guided", json_valid_rate=1.0, schema_valid_rate=1.0, cut_by_length=0, f1=0.5, exact_match=0.25),
+    ]
     md = report.markdown(_result(rows, mode="natural"))
     assert "| hf-seq | 75.0% | — | 3 | 0.5000 | 0.2500 |" in md
     assert "| vllm-guided | 100.0% | 100.0% | 0 | 0.5000 | 0.2500 |" in md

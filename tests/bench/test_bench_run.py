@@ -91,9 +91,7 @@ def test_every_engine_ran_the_prompts_prompts_py_renders(fixed_run, tiny_model):
     from jsontune.prompts import render_prompts
 
     texts = [r.text for r in generate_orders(N, seed=0)]
-    expected = prompts_sha256(
-        render_prompts(load_tokenizer(tiny_model), texts, read_prompt_format(tiny_model))
-    )
+    expected = prompts_sha256(render_prompts(load_tokenizer(tiny_model), texts, read_prompt_format(tiny_model)))
     assert fixed_run.config["prompts_sha256"] == expected
     assert [r["prompts_sha256"] for r in fixed_run.rows[:2]] == [expected, expected]
 

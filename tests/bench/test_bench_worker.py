@@ -37,8 +37,11 @@ def _fake_nvml(processes=None, used=10e9, fail_processes=False, fail_init=False)
 
 
 def test_memory_of_our_processes_only(monkeypatch):
-    procs = [SimpleNamespace(pid=42, usedGpuMemory=3e9), SimpleNamespace(pid=43, usedGpuMemory=1e9),
-             SimpleNamespace(pid=7, usedGpuMemory=5e9)]  # fmt: skip
+    procs = [
+        SimpleNamespace(pid=42, usedGpuMemory=3e9),
+        SimpleNamespace(pid=43, usedGpuMemory=1e9),
+        SimpleNamespace(pid=7, usedGpuMemory=5e9),
+    ]
     monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml(procs))
     assert worker.gpu_memory({42, 43}, used_at_start=0) == {
         "gpu": "NVIDIA H100 80GB HBM3",

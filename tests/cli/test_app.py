@@ -11,8 +11,19 @@ from typer.testing import CliRunner
 
 from jsontune.cli.app import app
 
-VERBS = [["data"], ["data", "synth"], ["data", "check"], ["data", "augment"], ["init-model"], ["train"],
-         ["merge"], ["predict"], ["eval"], ["bench"], ["demo"]]
+VERBS = [
+    ["data"],
+    ["data", "synth"],
+    ["data", "check"],
+    ["data", "augment"],
+    ["init-model"],
+    ["train"],
+    ["merge"],
+    ["predict"],
+    ["eval"],
+    ["bench"],
+    ["demo"],
+]
 
 
 @pytest.mark.parametrize("verb", VERBS, ids=" ".join)
@@ -36,25 +47,47 @@ def test_help_imports_no_heavy_library():
 
 def test_train_flags_are_the_contract():
     result = CliRunner().invoke(app, ["train", "--help"], terminal_width=200)
-    for flag in ["--model", "--train", "--val", "--out", "--config", "--augment-factor", "--epochs", "--max-steps",
-                 "--lr", "--batch-size", "--lora-r", "--eval-samples", "--report-to", "--resume"]:
+    for flag in [
+        "--model",
+        "--train",
+        "--val",
+        "--out",
+        "--config",
+        "--augment-factor",
+        "--epochs",
+        "--max-steps",
+        "--lr",
+        "--batch-size",
+        "--lora-r",
+        "--eval-samples",
+        "--report-to",
+        "--resume",
+    ]:
         assert flag in result.output, flag
 
 
 def test_bad_training_flag_is_one_sentence(tmp_path):
-    result = CliRunner().invoke(app, ["train", "--model", "m", "--train", "t.jsonl", "--out", str(tmp_path / "r"),
-                                      "--lr", "0"])
+    result = CliRunner().invoke(
+        app, ["train", "--model", "m", "--train", "t.jsonl", "--out", str(tmp_path / "r"), "--lr", "0"]
+    )
     assert result.exit_code == 1
     assert "--lr must be positive" in result.output and "Traceback" not in result.output
 
 
 @pytest.mark.slow
 def test_demo_runs_the_whole_pipeline(tmp_path):
-    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--n", "60", "--bench-n", "4",
-                                      "--pretrain-steps", "20"])
+    result = CliRunner().invoke(
+        app, ["demo", "--out", str(tmp_path / "demo"), "--n", "60", "--bench-n", "4", "--pretrain-steps", "20"]
+    )
     assert result.exit_code == 0, result.output
-    for path in ["data/train.jsonl", "tiny/config.json", "run/best/adapter_config.json", "merged/config.json",
-                 "predictions.csv", "bench/bench.json"]:
+    for path in [
+        "data/train.jsonl",
+        "tiny/config.json",
+        "run/best/adapter_config.json",
+        "merged/config.json",
+        "predictions.csv",
+        "bench/bench.json",
+    ]:
         assert (tmp_path / "demo" / path).exists(), path
     assert "val F1 before training" in result.output
 
@@ -67,8 +100,9 @@ def test_a_folder_where_a_file_goes_names_the_path_the_user_gave(tmp_path):
     data = tmp_path / "in.jsonl"
     data.write_text('{"id": "1", "text": "10 de A", "target": {"producto": "A", "cantidad": 10}}\n')
     (tmp_path / "aug").mkdir()
-    result = CliRunner().invoke(app, ["data", "augment", "--input", str(data), "--out", str(tmp_path / "aug"),
-                                      "--factor", "2"])
+    result = CliRunner().invoke(
+        app, ["data", "augment", "--input", str(data), "--out", str(tmp_path / "aug"), "--factor", "2"]
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output
     said = " ".join(result.output.split())
     assert said.startswith(f"error: {tmp_path / 'aug'}:") and ".tmp" not in said

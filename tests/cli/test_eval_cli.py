@@ -116,7 +116,7 @@ def test_a_prediction_that_is_not_an_object_names_the_row(tmp_path, gold_file):
     ("name", "content", "expected"),
     [
         ("empty.csv", b"", "is empty"),
-        ("latin.csv", "id,prediction\n1,{\"producto\": \"caf\xe9\"}\n".encode("latin-1"), "is not UTF-8"),
+        ("latin.csv", 'id,prediction\n1,{"producto": "caf\xe9"}\n'.encode("latin-1"), "is not UTF-8"),
         ("latin.jsonl", '{"id": "1", "prediction": {"producto": "caf\xe9"}}\n'.encode("latin-1"), "is not UTF-8"),
     ],
 )

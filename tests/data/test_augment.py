@@ -56,8 +56,9 @@ def test_each_strategy_changes_the_text_and_keeps_the_label(name):
 
 
 def test_synonyms_keep_case_and_never_touch_the_product():
-    record = Record("p", "NECESITO 20 Piezas de Material pieza unidad", {"producto": "Material pieza unidad",
-                                                                        "cantidad": 20})
+    record = Record(
+        "p", "NECESITO 20 Piezas de Material pieza unidad", {"producto": "Material pieza unidad", "cantidad": 20}
+    )
     rows, stats = augment_records([record], factor=9, seed=0, strategies=["synonyms"])
     assert stats.produced >= 1 and stats.dropped == 0
     for row in rows[1:]:
@@ -96,8 +97,9 @@ def test_number_spellings_read_back_as_the_same_value():
 
 def test_guard_drops_and_counts_variants_that_lose_a_value():
     records = [ORDER, Record("o2", "Quiero 30 cajas de clavos a 12 pesos", {"producto": "clavos", "cantidad": 30})]
-    rows, stats = augment_records(records, factor=5, seed=0,
-                                  strategies={"whitespace": STRATEGIES["whitespace"], "strip": _strip_digits})
+    rows, stats = augment_records(
+        records, factor=5, seed=0, strategies={"whitespace": STRATEGIES["whitespace"], "strip": _strip_digits}
+    )
     assert stats.requested == 8
     assert stats.dropped == stats.by_strategy["strip"] > 0
     assert stats.by_strategy["whitespace"] == 0

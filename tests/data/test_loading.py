@@ -10,12 +10,21 @@ from jsontune.data import Record, load_records
 from jsontune.errors import JsontuneError
 
 ROWS = [
-    {"id": "a1", "text": "Necesito 100 unidades de producto A, precio 50 pesos",
-     "target": {"producto": "A", "cantidad": 100, "precio_unitario": 50}},
-    {"id": "a2", "text": "Solicito 3 cajas de guantes de nitrilo a USD 12.5 c/u",
-     "target": {"producto": "guantes de nitrilo", "cantidad": 3, "precio_unitario": 12.5}},
-    {"id": "a3", "text": "ñandú: 7 metros de cable UTP cat6, $1.250,50",
-     "target": {"producto": "cable UTP cat6", "cantidad": 7, "precio_unitario": 1250.5}},
+    {
+        "id": "a1",
+        "text": "Necesito 100 unidades de producto A, precio 50 pesos",
+        "target": {"producto": "A", "cantidad": 100, "precio_unitario": 50},
+    },
+    {
+        "id": "a2",
+        "text": "Solicito 3 cajas de guantes de nitrilo a USD 12.5 c/u",
+        "target": {"producto": "guantes de nitrilo", "cantidad": 3, "precio_unitario": 12.5},
+    },
+    {
+        "id": "a3",
+        "text": "ñandú: 7 metros de cable UTP cat6, $1.250,50",
+        "target": {"producto": "cable UTP cat6", "cantidad": 7, "precio_unitario": 1250.5},
+    },
 ]
 EXPECTED = [Record(r["id"], r["text"], r["target"]) for r in ROWS]
 
@@ -66,11 +75,16 @@ def test_every_format_loads_the_same_records(tmp_path, fmt):
 
 def test_semicolon_csv_with_spanish_column_names_and_row_number_ids(tmp_path):
     path = tmp_path / "pedidos.csv"
-    path.write_text('Entrada;Salida\n"100 unidades de A, 50 pesos";"{""producto"": ""A""}"\n'
-                    '"2 cajas de B";"{""producto"": ""B""}"\n', encoding="utf-8")
+    path.write_text(
+        'Entrada;Salida\n"100 unidades de A, 50 pesos";"{""producto"": ""A""}"\n'
+        '"2 cajas de B";"{""producto"": ""B""}"\n',
+        encoding="utf-8",
+    )
     result = load_records(path)
     assert [(r.id, r.text, r.target) for r in result.records] == [
-        ("0", "100 unidades de A, 50 pesos", {"producto": "A"}), ("1", "2 cajas de B", {"producto": "B"})]
+        ("0", "100 unidades de A, 50 pesos", {"producto": "A"}),
+        ("1", "2 cajas de B", {"producto": "B"}),
+    ]
     assert (result.text_col, result.target_col, result.id_col) == ("Entrada", "Salida", None)
 
 
@@ -85,8 +99,11 @@ def test_flags_choose_columns_that_names_do_not_reveal(tmp_path):
 
 def test_unknown_flag_column_lists_the_columns(tmp_path):
     path = _write_jsonl(tmp_path / "d.jsonl", ROWS)
-    with pytest.raises(JsontuneError, match=r"d\.jsonl has no column 'texto' \(given with --text-col\); "
-                                            r"columns found: id, text, target"):
+    with pytest.raises(
+        JsontuneError,
+        match=r"d\.jsonl has no column 'texto' \(given with --text-col\); "
+        r"columns found: id, text, target",
+    ):
         load_records(path, text_col="texto")
 
 
@@ -135,8 +152,11 @@ def test_undecodable_bytes_name_the_row(tmp_path):
 def test_csv_errors_give_the_1_based_row_and_the_file_line(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text('text,target\nbien,"{""a"": 1}"\nmal,"{a: 1}"\n', encoding="utf-8")
-    with pytest.raises(JsontuneError, match=r"d\.csv, row 2 \(1-based, after the header; line 3 of the file\): "
-                                            r"the target \(column 'target'\) is not valid JSON"):
+    with pytest.raises(
+        JsontuneError,
+        match=r"d\.csv, row 2 \(1-based, after the header; line 3 of the file\): "
+        r"the target \(column 'target'\) is not valid JSON",
+    ):
         load_records(path)
 
 
@@ -154,13 +174,16 @@ def test_json_array_items_are_numbered_from_1(tmp_path):
         load_records(path)
 
 
-@pytest.mark.parametrize(("name", "content", "problem"), [
-    ("d.txt", "hola", r"unknown format \(\.txt\)"),
-    ("d.json", '{"text": "a", ', "is not valid JSON"),
-    ("d.json", '"just a string"', "holds a JSON string; it must be an array of objects"),
-    ("d.jsonl", "", "has no rows"),
-    ("d.parquet", "not parquet", "could not be read as Parquet"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("d.txt", "hola", r"unknown format \(\.txt\)"),
+        ("d.json", '{"text": "a", ', "is not valid JSON"),
+        ("d.json", '"just a string"', "holds a JSON string; it must be an array of objects"),
+        ("d.jsonl", "", "has no rows"),
+        ("d.parquet", "not parquet", "could not be read as Parquet"),
+    ],
+)
 def test_file_level_problems_raise_even_when_skipping(tmp_path, name, content, problem):
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
@@ -233,8 +256,12 @@ def test_struct_targets_in_parquet_come_with_a_note(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pylist([{"text": "10 de A a 5", "target": {"producto": "A", "cantidad": 10}},
-                                  {"text": "B, 2.5", "target": {"producto": "B", "precio": 2.5}}])
+    table = pa.Table.from_pylist(
+        [
+            {"text": "10 de A a 5", "target": {"producto": "A", "cantidad": 10}},
+            {"text": "B, 2.5", "target": {"producto": "B", "precio": 2.5}},
+        ]
+    )
     pq.write_table(table, tmp_path / "struct.parquet")
     loaded = load_records(tmp_path / "struct.parquet")
     assert loaded.records[1].target == {"producto": "B", "cantidad": None, "precio": 2.5}  # what Arrow keeps

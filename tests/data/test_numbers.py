@@ -7,13 +7,32 @@ import pytest
 from jsontune.data.numbers import numbers_in_text, parse_number, spanish_words, value_in_text
 
 
-@pytest.mark.parametrize(("text", "value"), [
-    ("1500", 1500), ("1.500", 1500), ("1,500", 1500), ("1.000.000", 1_000_000), ("1,000,000", 1_000_000),
-    ("$1.250,50", 1250.5), ("1,250.50", 1250.5), ("USD 12.5", 12.5), ("12,5 €", 12.5), ("S/. 0,99", 0.99),
-    ("0.500", 0.5), ("1250,75", 1250.75), ("$1.250.-", 1250),
-    ("doce", 12), ("cien", 100), ("doscientas", 200), ("treinta y dos", 32), ("Dieciséis", 16),
-    ("ciento veintiún", 121), ("dos mil quinientos", 2500), ("mil", 1000),
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1500", 1500),
+        ("1.500", 1500),
+        ("1,500", 1500),
+        ("1.000.000", 1_000_000),
+        ("1,000,000", 1_000_000),
+        ("$1.250,50", 1250.5),
+        ("1,250.50", 1250.5),
+        ("USD 12.5", 12.5),
+        ("12,5 €", 12.5),
+        ("S/. 0,99", 0.99),
+        ("0.500", 0.5),
+        ("1250,75", 1250.75),
+        ("$1.250.-", 1250),
+        ("doce", 12),
+        ("cien", 100),
+        ("doscientas", 200),
+        ("treinta y dos", 32),
+        ("Dieciséis", 16),
+        ("ciento veintiún", 121),
+        ("dos mil quinientos", 2500),
+        ("mil", 1000),
+    ],
+)
 def test_parse_number(text, value):
     assert parse_number(text) == value
 

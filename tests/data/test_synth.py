@@ -63,8 +63,11 @@ def test_orders_look_like_real_ones(orders):
     for marker in ("$", "USD", "€", "soles", "MXN", "pesos"):
         assert sum(marker in t for t in texts) >= 5, marker
     # Quantities are sometimes written in words ("doce cajas"): no digit token in the text equals them.
-    in_words = [r for r in orders if not any(parse_number(tok) == r.target["cantidad"]
-                                             for tok in re.findall(r"\d+(?:[.,]\d+)*", r.text))]
+    in_words = [
+        r
+        for r in orders
+        if not any(parse_number(tok) == r.target["cantidad"] for tok in re.findall(r"\d+(?:[.,]\d+)*", r.text))
+    ]
     assert len(in_words) >= 10
     assert any("1." in t or "1," in t for t in texts)  # thousands separators
     assert sum("\n" in t for t in texts) >= 50  # e-mails and forms span lines
@@ -73,9 +76,13 @@ def test_orders_look_like_real_ones(orders):
 def test_write_splits_80_10_10(tmp_path):
     paths = write_splits(50, tmp_path / "synth", seed=3)
     assert {name: p.name for name, p in paths.items()} == {
-        "train": "train.jsonl", "val": "val.jsonl", "test": "test.jsonl"}
-    rows = {name: [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines()]
-            for name, p in paths.items()}
+        "train": "train.jsonl",
+        "val": "val.jsonl",
+        "test": "test.jsonl",
+    }
+    rows = {
+        name: [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines()] for name, p in paths.items()
+    }
     assert {name: len(r) for name, r in rows.items()} == {"train": 40, "val": 5, "test": 5}
     assert all(set(row) == {"id", "text", "target"} for r in rows.values() for row in r)
     ids = [row["id"] for r in rows.values() for row in r]

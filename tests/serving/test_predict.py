@@ -169,8 +169,10 @@ def test_the_manifest_records_rates_cut_rows_and_the_engines_settings(records, t
 
     class CutEngine(ScriptedEngine):
         def generate(self, prompts, params, progress=None):
-            return [replace(g, finish_reason="length" if p == "e" else "stop")
-                    for p, g in zip(prompts, super().generate(prompts, params, progress), strict=True)]  # fmt: skip
+            return [
+                replace(g, finish_reason="length" if p == "e" else "stop")
+                for p, g in zip(prompts, super().generate(prompts, params, progress), strict=True)
+            ]
 
     from dataclasses import replace
 
@@ -219,8 +221,11 @@ def test_an_engine_failing_in_mid_run_says_what_is_saved_and_how_to_go_on(record
             return super().generate(prompts, params, progress)
 
     out = tmp_path / "pred.csv"
-    with pytest.raises(JsontuneError, match=r"gone\)\. The 3 row\(s\) done so far are saved in .*pred\.csv\.partial"
-                                            r"\.jsonl; rerun with --resume"):  # fmt: skip
+    with pytest.raises(
+        JsontuneError,
+        match=r"gone\)\. The 3 row\(s\) done so far are saved in .*pred\.csv\.partial"
+        r"\.jsonl; rerun with --resume",
+    ):
         _run(records, out, engine=FailsSecondChunk(), chunk_size=3)
     summary = _run(records, out, resume=True, chunk_size=3)
     assert summary.generated == len(records) - 3

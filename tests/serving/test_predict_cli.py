@@ -88,8 +88,16 @@ def test_resume_with_the_real_engine_equals_an_uninterrupted_run(tiny_model, ord
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        predict(str(tiny_model), orders, out, engine="hf", chunk_size=3, progress=interrupt,
-                engine_options={"sequential": True}, params=GenerationParams(max_new_tokens=6))  # fmt: skip
+        predict(
+            str(tiny_model),
+            orders,
+            out,
+            engine="hf",
+            chunk_size=3,
+            progress=interrupt,
+            engine_options={"sequential": True},
+            params=GenerationParams(max_new_tokens=6),
+        )
     assert len(partial_path(out).read_text().splitlines()) == 1 + 3  # the settings, then one chunk
 
     result = _predict(tiny_model, orders, out, "--sequential", "--resume", "--chunk-size", "3")
@@ -120,9 +128,7 @@ def test_engine_vllm_without_vllm_or_gpu_is_refused(tiny_model, orders, tmp_path
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *rest: None if name == "vllm" else real(name, *rest)
-    )
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "vllm" else real(name, *rest))
     args = ["predict", "--model", str(tiny_model), "--input", str(orders), "--out", str(tmp_path / "p.csv")]
     line = _one_sentence_error(runner.invoke(app, [*args, "--engine", "vllm"]))
     assert "--engine hf" in line and "vllm" in line
@@ -165,8 +171,22 @@ def test_lora_that_is_not_an_adapter_is_one_sentence(tiny_model, tmp_path):
 
     data = tmp_path / "in.jsonl"
     data.write_text('{"id": "1", "text": "hola"}\n')
-    result = CliRunner().invoke(app, ["predict", "--model", str(tiny_model), "--input", str(data), "--out",
-                                      str(tmp_path / "p.csv"), "--engine", "hf", "--lora", str(tmp_path)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            str(tiny_model),
+            "--input",
+            str(data),
+            "--out",
+            str(tmp_path / "p.csv"),
+            "--engine",
+            "hf",
+            "--lora",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 1 and "not a PEFT adapter folder" in result.output
     assert "Traceback" not in result.output
 
@@ -216,4 +236,3 @@ def test_trust_remote_code_is_off_unless_asked(tiny_model, orders, tmp_path, mon
     seen.clear()
     assert _predict(tiny_model, orders, tmp_path / "b.csv", "--trust-remote-code").exit_code == 0
     assert seen and all(seen)
-

@@ -94,8 +94,9 @@ def test_strings_are_bounded_with_headroom():
 
 
 def test_numbers_are_bounded_with_headroom():
-    schema = infer_schema([{"cantidad": 1500, "ajuste": -3.5, "urgente": True}, {"cantidad": 2, "ajuste": 0.25,
-                                                                               "urgente": False}])
+    schema = infer_schema(
+        [{"cantidad": 1500, "ajuste": -3.5, "urgente": True}, {"cantidad": 2, "ajuste": 0.25, "urgente": False}]
+    )
     assert schema["properties"]["cantidad"] == {"type": "integer", "minimum": 0, "maximum": 1_000_000}
     assert schema["properties"]["ajuste"] == {"type": "number", "minimum": -1000, "maximum": 1000}  # negatives seen
     assert schema["properties"]["urgente"] == {"type": "boolean"}  # True is an int to Python, not a number here

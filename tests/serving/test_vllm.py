@@ -79,8 +79,11 @@ def test_lora_in_float32_is_refused_before_vllm_loads(tmp_path, dtype):
     ("options", "says"),
     [
         ({"kv_cache_gb": 1e-6}, r"one sequence of --max-model-len 2048 needs .* GiB of KV cache .* --kv-cache-gb"),
-        pytest.param({"kv_cache_gb": 1e6}, r"--kv-cache-gb 1e\+06 is more than the .* GiB of memory free now",
-                     marks=pytest.mark.skipif(vllm_build() != "cpu", reason="the CPU engine's KV cache is RAM")),
+        pytest.param(
+            {"kv_cache_gb": 1e6},
+            r"--kv-cache-gb 1e\+06 is more than the .* GiB of memory free now",
+            marks=pytest.mark.skipif(vllm_build() != "cpu", reason="the CPU engine's KV cache is RAM"),
+        ),
         ({"max_model_len": 10**6}, r"--max-model-len 1000000 is longer than .* allows \(2048 positions\)"),
         ({"dtype": "float64"}, r"vLLM cannot run in --dtype float64; choose auto, float32, bfloat16 or float16"),
     ],
@@ -187,8 +190,10 @@ def test_guided_json_always_parses_and_fits_the_schema(vllm_engine, merged_run, 
     guided = vllm_engine.generate(order_prompts, replace(params, json_schema=schema))
     for name, outputs in (("free", free), ("guided", guided)):
         values = [extract_json(g.text) for g in outputs]
-        print(f"\n{name} decoding: valid JSON {sum(v is not None for v in values) / len(values):.0%}, schema-valid "
-              f"{schema_valid_rate(values, schema):.0%}, cut {sum(g.finish_reason == 'length' for g in outputs)}")
+        print(
+            f"\n{name} decoding: valid JSON {sum(v is not None for v in values) / len(values):.0%}, schema-valid "
+            f"{schema_valid_rate(values, schema):.0%}, cut {sum(g.finish_reason == 'length' for g in outputs)}"
+        )
     assert [g.finish_reason for g in guided] == ["stop"] * len(guided), "a guided output ran into the cap"
     values = [json.loads(g.text, strict=False) for g in guided]  # whole documents, no repair (control chars ok)
     assert values == [extract_json(g.text) for g in guided]  # and the pipeline's parser reads the same
@@ -201,8 +206,9 @@ def test_lora_equals_the_merged_model(format_run, merged_run, tiny_model, order_
     """The trained adapter served by vLLM on its base == the same adapter merged, also served by vLLM."""
     # vLLM's LoRA kernels run in 16-bit only: both sides in bfloat16.
     params = GenerationParams(max_new_tokens=24)
-    got = _generate("vllm", tiny_model, order_prompts, params, lora=str(format_run / "best"), dtype="bfloat16",
-                    max_model_len=512)  # fmt: skip
+    got = _generate(
+        "vllm", tiny_model, order_prompts, params, lora=str(format_run / "best"), dtype="bfloat16", max_model_len=512
+    )
     expected = _generate("vllm", merged_run, order_prompts, params, dtype="bfloat16", max_model_len=512)
     rate = _agreement(got, expected)
     print(f"\nvLLM --lora vs the same adapter merged (bfloat16, {len(order_prompts)} prompts): {rate:.1%} identical")
@@ -245,11 +251,28 @@ def test_predict_on_vllm_killed_then_resumed(vllm_engine, merged_run, synth_dir,
 
     source = synth_dir / "train.jsonl"
     out = tmp_path / "pred.csv"
-    args = ["predict", "--model", str(merged_run), "--input", str(source), "--out", str(out), "--engine", "vllm",
-            "--max-new-tokens", "24", "--gpu-memory-utilization", "0.3"]  # fmt: skip
+    args = [
+        "predict",
+        "--model",
+        str(merged_run),
+        "--input",
+        str(source),
+        "--out",
+        str(out),
+        "--engine",
+        "vllm",
+        "--max-new-tokens",
+        "24",
+        "--gpu-memory-utilization",
+        "0.3",
+    ]
     log = (tmp_path / "killed.log").open("w")
-    killed = subprocess.Popen([sys.executable, "-m", "jsontune.cli.app", *args, "--chunk-size", "1"],
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "jsontune.cli.app", *args, "--chunk-size", "1"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     sidecar, deadline = partial_path(out), time.monotonic() + 300
     while time.monotonic() < deadline and killed.poll() is None:
         if sidecar.exists() and len(sidecar.read_text().splitlines()) >= 4:  # the settings + three rows
@@ -291,8 +314,19 @@ def test_predict_guided_reports_its_rates_and_settings(vllm_engine, merged_run, 
     found = {}
     for mode in ("free", "guided"):
         out = tmp_path / f"{mode}.csv"
-        args = ["predict", "--model", str(merged_run), "--input", str(synth_dir / "test.jsonl"), "--out", str(out),
-                "--engine", "vllm", "--max-new-tokens", "140"]  # fmt: skip
+        args = [
+            "predict",
+            "--model",
+            str(merged_run),
+            "--input",
+            str(synth_dir / "test.jsonl"),
+            "--out",
+            str(out),
+            "--engine",
+            "vllm",
+            "--max-new-tokens",
+            "140",
+        ]
         result = CliRunner().invoke(app, args + (["--guided-json"] if mode == "guided" else []))
         assert result.exit_code == 0, result.output
         assert "schema-valid" in result.output and "engine settings: device=" in result.output
@@ -302,8 +336,10 @@ def test_predict_guided_reports_its_rates_and_settings(vllm_engine, merged_run, 
     assert guided["valid_json_rate"] == 1.0 and guided["schema_valid_rate"] == 1.0 and guided["cut_by_length"] == 0
     assert free["schema_valid_rate"] < 1.0  # the barely trained model, unconstrained, breaks the schema
     assert guided["engine_settings"] == vllm_engine.settings and guided["rows"] == 20
-    rates = [f"{m}: valid JSON {r['valid_json_rate']:.0%}, schema-valid {r['schema_valid_rate']:.0%}"
-             for m, r in found.items()]  # fmt: skip
+    rates = [
+        f"{m}: valid JSON {r['valid_json_rate']:.0%}, schema-valid {r['schema_valid_rate']:.0%}"
+        for m, r in found.items()
+    ]
     print(f"\npredict on {guided['rows']} rows, {'; '.join(rates)}")
 
 

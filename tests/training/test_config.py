@@ -44,9 +44,14 @@ def test_unknown_key_is_named(tmp_path):
 
 @pytest.mark.parametrize(
     "override, flag",
-    [({"lr": 0}, "--lr"), ({"batch_size": 0}, "--batch-size"), ({"lora_r": 0}, "--lora-r"),
-     ({"augment_factor": 0.5}, "--augment-factor"), ({"report_to": "mlflow"}, "--report-to"),
-     ({"model": ""}, "--model")],
+    [
+        ({"lr": 0}, "--lr"),
+        ({"batch_size": 0}, "--batch-size"),
+        ({"lora_r": 0}, "--lora-r"),
+        ({"augment_factor": 0.5}, "--augment-factor"),
+        ({"report_to": "mlflow"}, "--report-to"),
+        ({"model": ""}, "--model"),
+    ],
 )
 def test_bad_values_name_the_flag(override, flag):
     with pytest.raises(JsontuneError, match=flag):

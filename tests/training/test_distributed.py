@@ -12,10 +12,33 @@ def test_two_process_gloo_training(tiny_model, synth_dir, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "jsontune.cli.app", "train", "--model", str(tiny_model), "--train", str(synth_dir / "train.jsonl"),
-        "--val", str(synth_dir / "val.jsonl"), "--out", str(out), "--max-steps", "4", "--eval-steps", "2",
-        "--eval-samples", "2", "--batch-size", "2", "--seed", "3",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "jsontune.cli.app",
+        "train",
+        "--model",
+        str(tiny_model),
+        "--train",
+        str(synth_dir / "train.jsonl"),
+        "--val",
+        str(synth_dir / "val.jsonl"),
+        "--out",
+        str(out),
+        "--max-steps",
+        "4",
+        "--eval-steps",
+        "2",
+        "--eval-samples",
+        "2",
+        "--batch-size",
+        "2",
+        "--seed",
+        "3",
     ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

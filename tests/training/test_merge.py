@@ -164,8 +164,13 @@ def test_verification_catches_an_adapter_left_out(trained_run, tiny_model):
     reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), run / "best")
     report = MergeReport(out="x", base_model="b", adapter="a", dtype="float32")
     with pytest.raises(JsontuneError, match="after the merge"):
-        verify_merge(reference, AutoModelForCausalLM.from_pretrained(tiny_model),
-                     AutoTokenizer.from_pretrained(tiny_model), PromptFormat(), report)
+        verify_merge(
+            reference,
+            AutoModelForCausalLM.from_pretrained(tiny_model),
+            AutoTokenizer.from_pretrained(tiny_model),
+            PromptFormat(),
+            report,
+        )
     assert report.adapter_effect > 0 and report.max_logit_diff == pytest.approx(report.adapter_effect)
 
 

@@ -33,8 +33,12 @@ def test_merged_qwen3_shape_loads_in_vllm(tmp_path):
     from jsontune.training.merge import check_checkpoint, merge
 
     base = init_model("qwen3-0.6b", tmp_path / "base")
-    model = get_peft_model(load_model(str(base), dtype="float32", device="cpu"), LoraConfig(
-        r=16, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], init_lora_weights=False))
+    model = get_peft_model(
+        load_model(str(base), dtype="float32", device="cpu"),
+        LoraConfig(
+            r=16, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], init_lora_weights=False
+        ),
+    )
     model.save_pretrained(tmp_path / "adapter")
     load_tokenizer(str(base)).save_pretrained(tmp_path / "adapter")
     report = merge(tmp_path / "adapter", tmp_path / "merged", dtype="bfloat16", base=str(base), device="cuda")

@@ -25,9 +25,10 @@ def test_completion_only_labels_on_the_real_tokenizer_path(tiny_model, tmp_path)
 
     tokenizer = load_tokenizer(str(tiny_model))
     fmt = PromptFormat()
-    text, target = "Necesito 1.500 unidades de tornillos M8 a $12,50 c/u", {"producto": "tornillos M8",
-                                                                           "cantidad": 1500,
-                                                                           "precio_unitario": 12.5}
+    text, target = (
+        "Necesito 1.500 unidades de tornillos M8 a $12,50 c/u",
+        {"producto": "tornillos M8", "cantidad": 1500, "precio_unitario": 12.5},
+    )
     cfg = build_config(model=str(tiny_model), train="unused", out=str(tmp_path), max_steps=1)
     trainer = SFTTrainer(
         model=load_model(str(tiny_model), dtype="float32", device="cpu"),
@@ -42,8 +43,8 @@ def test_completion_only_labels_on_the_real_tokenizer_path(tiny_model, tmp_path)
     prompt_ids = tokenizer(render_prompt(tokenizer, text, fmt), add_special_tokens=False)["input_ids"]
     assert input_ids[: len(prompt_ids)] == prompt_ids, "training prompt differs from the inference prompt"
     assert all(label == -100 for label in labels[: len(prompt_ids)])
-    completion = input_ids[len(prompt_ids):]
-    assert labels[len(prompt_ids):] == completion, "some completion token is not trained"
+    completion = input_ids[len(prompt_ids) :]
+    assert labels[len(prompt_ids) :] == completion, "some completion token is not trained"
     decoded = tokenizer.decode(completion)
     assert decoded.startswith(json.dumps(target, ensure_ascii=False, separators=(",", ":")))
     assert "<|im_end|>" in decoded
@@ -155,8 +156,10 @@ def test_rows_longer_than_max_length_are_left_out_and_named(make_train_config, t
     limit = lengths[len(lengths) // 2]  # about half the rows are longer
     expected = sum(n > limit for n in lengths)
     notes = []
-    summary = train(make_train_config(tiny_model, synth_dir, tmp_path / "run", max_steps=1, max_length=limit),
-                    on_event=lambda r: notes.append(r.get("note")))
+    summary = train(
+        make_train_config(tiny_model, synth_dir, tmp_path / "run", max_steps=1, max_length=limit),
+        on_event=lambda r: notes.append(r.get("note")),
+    )
     assert summary.train_rows == len(rows) - expected
     assert any(n and n.startswith(f"{expected} training rows are longer than --max-length {limit}") for n in notes)
     run = json.loads((tmp_path / "run" / "run.json").read_text())
@@ -170,7 +173,8 @@ def test_without_validation_best_is_the_last_adapter(make_train_config, tiny_mod
     best = json.loads((out / "best" / "jsontune.json").read_text())
     assert best["selected_by"].startswith("last step")
     assert (out / "best" / "adapter_model.safetensors").read_bytes() == (
-        out / "last" / "adapter_model.safetensors").read_bytes()
+        out / "last" / "adapter_model.safetensors"
+    ).read_bytes()
 
 
 def test_local_paths_are_recorded_absolute(make_train_config, trained_run):
