@@ -1,10 +1,11 @@
-"""Small file helpers: every output file appears atomically (written beside it, then renamed)."""
+"""Small file helpers: every output file and folder appears atomically (written beside it, then renamed)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,6 +61,31 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`; on success it replaces `path` (folder or file) whole.
+
+    An error inside the block, or a crash, leaves `path` as it was: the old folder is moved aside only
+    once the new one is complete, and removed after the new one has taken its name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    old = path.parent / f"{tmp.name[: -len('.tmp')]}.old"
+    try:
+        yield tmp
+        share_like_umask(tmp)  # mkdtemp's 0700 would stick to the folder
+        if path.exists() or path.is_symlink():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        elif old.exists() or old.is_symlink():
+            old.unlink()
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -41,7 +41,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """A random-init tiny Qwen3 model + Qwen3-chat-template tokenizer (made offline, seconds)."""
-    from jsontune.modeling import init_model
+    from jsontune.offline import init_model
 
     out = tmp_path_factory.mktemp("models") / "tiny"
     init_model("tiny", out, seed=0)

@@ -82,9 +82,9 @@ class BenchConfig:
         if not 0 < self.gpu_memory_utilization <= 1:
             raise JsontuneError(f"--gpu-memory-utilization is a share in (0, 1], got {self.gpu_memory_utilization}.")
         if self.dtype != "auto":
-            from jsontune.modeling import torch_dtype
+            from jsontune.device import dtype_name
 
-            torch_dtype(self.dtype)  # an unknown --dtype fails here, not once per worker
+            dtype_name(self.dtype)  # an unknown --dtype fails here, not once per worker
         if "vllm-guided" in self.engines and self.fixed_length:
             raise JsontuneError(
                 "vllm-guided decodes under the JSON schema, which ends the object where it ends; bench it with "
@@ -125,7 +125,7 @@ class BenchResult:
 def resolve_model(model: str, models_dir: Path) -> tuple[str, bool]:
     """(model folder or Hub id, whether its weights are random); a preset name is built on first use."""
     from jsontune.manifest import read_manifest
-    from jsontune.modeling import PRESETS, init_model
+    from jsontune.offline import PRESETS, init_model
 
     if not Path(model).exists() and model in PRESETS:
         folder = Path(models_dir) / model
@@ -274,11 +274,9 @@ def _no_roofline(reason: str) -> dict[str, Any]:
 
 def _run_dtype(config: dict[str, Any], dtype: str) -> str:
     """The dtype the engines load the weights in: --dtype, or the config's for "auto" (as on a GPU)."""
-    from jsontune.modeling import torch_dtype
+    from jsontune.device import config_dtype, dtype_name
 
-    if dtype == "auto":
-        return str(config.get("dtype") or config.get("torch_dtype") or "float32")
-    return str(torch_dtype(dtype)).removeprefix("torch.")
+    return config_dtype(config) if dtype == "auto" else dtype_name(dtype)
 
 
 def add_roofline(
@@ -337,21 +335,17 @@ def engine_dtype(model: str, requested: str) -> str:
 
     `auto` on a GPU is the checkpoint's own dtype, except that float32 becomes bfloat16, as vLLM's own
     `auto` does (HF's would keep float32: vLLM would then win by doing half the work). On a CPU it is what
-    vLLM's CPU engine takes for `auto` (`modeling.cpu_auto_dtype`), for HF too.
+    vLLM's CPU engine takes for `auto` (`device.cpu_auto_dtype`), for HF too.
     """
     if requested != "auto":
         return requested
-    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # ask NVML: no CUDA context in this process
-    import torch
+    from jsontune.device import config_dtype, cpu_auto_dtype, cuda_available
 
-    from jsontune.modeling import cpu_auto_dtype
-
-    if not torch.cuda.is_available():
+    if not cuda_available():  # asked through NVML: no CUDA context in this process
         return cpu_auto_dtype()
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(model).get_text_config()
-    stored = str(getattr(config, "dtype", None) or "float32").removeprefix("torch.")
+    stored = config_dtype(AutoConfig.from_pretrained(model).get_text_config())
     return "bfloat16" if stored == "float32" else stored
 
 

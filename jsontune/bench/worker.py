@@ -25,14 +25,12 @@ import statistics
 import sys
 import time
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from jsontune.errors import JsontuneError
+from jsontune.memory import GB, gpu_used_bytes
 
-GB = 1e9
 ERROR_PREFIX = "bench-worker error: "  # marks the one-line reason in the log, whatever vLLM prints after
 
 
@@ -41,90 +39,24 @@ def prompts_sha256(prompts: list[str]) -> str:
     return hashlib.sha256(json.dumps(prompts, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-@contextmanager
-def _nvml() -> Iterator[Any]:
-    """pynvml, initialised, or None where it is not installed or there is no NVIDIA driver."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-    except Exception:  # ImportError, or NVMLError for a missing driver / library
-        pynvml = None
-    try:
-        yield pynvml
-    finally:
-        if pynvml is not None:
-            pynvml.nvmlShutdown()
-
-
-def _handles(nvml: Any) -> list[Any]:
-    return [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())] if nvml else []
-
-
-def gpu_used_bytes() -> int | None:
-    """Memory in use on all visible GPUs together (NVML), None without NVML."""
-    with _nvml() as nvml:
-        handles = _handles(nvml)
-        return sum(nvml.nvmlDeviceGetMemoryInfo(h).used for h in handles) if handles else None
-
-
-def _process_memory(nvml: Any, handles: list[Any], pids: set[int]) -> list[tuple[Any, int]]:
-    """(device, bytes) for each of `pids` NVML sees on a GPU; none where NVML cannot list processes."""
-    try:
-        return [
-            (h, p.usedGpuMemory or 0)
-            for h in handles
-            for p in nvml.nvmlDeviceGetComputeRunningProcesses(h)
-            if p.pid in pids
-        ]
-    except nvml.NVMLError:  # not supported on some vGPU / MIG setups
-        return []
-
-
-def gpu_memory(pids: set[int], used_at_start: int | None) -> dict[str, Any]:
-    """GPU name and the memory held by `pids`: per process via NVML, else the device's growth.
-
-    In a container with its own PID namespace NVML reports host PIDs, which match none of ours.
-    """
-    with _nvml() as nvml:
-        handles = _handles(nvml)
-        if not handles:
-            return {"gpu": None, "gpu_nvml_gb": None, "gpu_memory_method": None}
-        ours = _process_memory(nvml, handles, pids)
-        name = nvml.nvmlDeviceGetName(ours[0][0] if ours else handles[0])
-        name = name.decode() if isinstance(name, bytes) else name
-        if ours:
-            return {
-                "gpu": name,
-                "gpu_nvml_gb": sum(b for _, b in ours) / GB,
-                "gpu_memory_method": "nvml per process",
-            }
-        used = sum(nvml.nvmlDeviceGetMemoryInfo(h).used for h in handles)
-        growth = (used - used_at_start) / GB if used_at_start is not None else None
-        return {"gpu": name, "gpu_nvml_gb": growth, "gpu_memory_method": "nvml device growth"}
-
-
 def memory_now(gpu_used_at_start: int | None) -> dict[str, Any]:
     """Peak RSS of this process, current RSS of its children, torch's peak and the GPU's share (GB)."""
     import psutil
 
-    from jsontune.memory import peak_rss_bytes
+    from jsontune.device import cuda_available
+    from jsontune.memory import gpu_memory, peak_rss_bytes, torch_peak_gb
 
-    peak_bytes = peak_rss_bytes()
     children, children_rss = psutil.Process().children(recursive=True), 0
     for child in children:
         try:
             children_rss += child.memory_info().rss
         except psutil.Error:  # it exited meanwhile
             continue
-    memory = {"peak_rss_gb": peak_bytes / GB, "children_rss_gb": children_rss / GB, "torch_peak_gb": None}
-    import torch
-
-    if not torch.cuda.is_available():  # also where NVML sees GPUs that CUDA_VISIBLE_DEVICES hides
+    # torch's peak is None where the model ran in a child process (vLLM's engine core).
+    memory = {"peak_rss_gb": peak_rss_bytes() / GB, "children_rss_gb": children_rss / GB, "torch_peak_gb": None}
+    if not cuda_available():  # also where NVML sees GPUs that CUDA_VISIBLE_DEVICES hides
         return {**memory, "gpu": None, "gpu_nvml_gb": None, "gpu_memory_method": None}
-    # None where the model ran in a child process (vLLM's engine core), where this one allocated nothing.
-    if torch.cuda.is_initialized() and torch.cuda.max_memory_allocated() > 0:
-        memory["torch_peak_gb"] = torch.cuda.max_memory_allocated() / GB
+    memory["torch_peak_gb"] = torch_peak_gb()
     return {**memory, **gpu_memory({os.getpid(), *(c.pid for c in children)}, gpu_used_at_start)}
 
 

@@ -12,7 +12,18 @@ from typing import Annotated
 
 import typer
 
-from jsontune.cli.common import GpuMemoryUtilization, KvCacheGb, MaxModelLen, console, err_console
+from jsontune.cli.common import (
+    Dtype,
+    GpuMemoryUtilization,
+    IdCol,
+    KvCacheGb,
+    MaxModelLen,
+    SkipBadRows,
+    TargetCol,
+    TextCol,
+    console,
+    err_console,
+)
 from jsontune.errors import JsontuneError
 
 
@@ -44,16 +55,14 @@ def bench(
     gpu_memory_utilization: GpuMemoryUtilization = 0.9,
     max_model_len: MaxModelLen = None,
     kv_cache_gb: KvCacheGb = None,
-    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    dtype: Dtype = "auto",
     models_dir: Annotated[Path, typer.Option(help="Where preset models are built and reused.")] = Path(
         "runs/bench-models"
     ),
-    text_col: Annotated[str | None, typer.Option(help="Text column, if not found by name.")] = None,
-    target_col: Annotated[str | None, typer.Option(help="Target column of --gold, if not found by name.")] = None,
-    id_col: Annotated[str | None, typer.Option(help="Id column, if not found by name.")] = None,
-    skip_bad_rows: Annotated[
-        bool, typer.Option("--skip-bad-rows", help="Skip (and count) bad --input rows instead of stopping.")
-    ] = False,
+    text_col: TextCol = None,
+    target_col: TargetCol = None,
+    id_col: IdCol = None,
+    skip_bad_rows: SkipBadRows = False,
 ) -> None:
     """Time the same N prompts through each engine, each in its own process: load time, generation time
     (median of --repeats after a warm-up), examples/s, output tokens/s, speedup over hf-seq, peak memory,

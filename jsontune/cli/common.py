@@ -17,7 +17,20 @@ err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable)
 
-# vLLM options that predict and bench share, defined once.
+# Options several verbs share, defined once: the same flag means the same thing everywhere.
+TextCol = Annotated[str | None, typer.Option(help="Text column, if not found by name (text, input, texto, ...).")]
+TargetCol = Annotated[
+    str | None, typer.Option(help="Target JSON column, if not found by name (target, output, json, ...).")
+]
+IdCol = Annotated[str | None, typer.Option(help="Id column, if not found by name (else the row numbers).")]
+SkipBadRows = Annotated[
+    bool, typer.Option("--skip-bad-rows", help="Skip bad rows (each named and counted) instead of stopping.")
+]
+TrustRemoteCode = Annotated[
+    bool, typer.Option("--trust-remote-code", help="Run the model repository's own Python code (off).")
+]
+Dtype = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16 (or bf16, fp16, fp32).")]
+
 GpuMemoryUtilization = Annotated[float, typer.Option(help="vLLM on a GPU: share of its memory to use.")]
 MaxModelLen = Annotated[
     int | None, typer.Option(help="vLLM: context length (default: the longest prompt + --max-new-tokens).")

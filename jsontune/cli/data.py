@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from jsontune.cli import data_augment
-from jsontune.cli.common import console, print_load_report, user_errors
+from jsontune.cli.common import IdCol, SkipBadRows, TargetCol, TextCol, console, print_load_report, user_errors
 from jsontune.data import load_records
 from jsontune.data.synth import split_sizes, write_splits
 
@@ -37,13 +37,11 @@ def synth(
 
 def check(
     file: Annotated[str, typer.Argument(help=".jsonl, .json, .csv, .parquet, a save_to_disk folder or a Hub id.")],
-    text_col: Annotated[str | None, typer.Option(help="Column with the input text (found by name if omitted).")] = None,
-    target_col: Annotated[
-        str | None, typer.Option(help="Column with the JSON target (found by name if omitted).")
-    ] = None,
-    id_col: Annotated[str | None, typer.Option(help="Column with row ids (row numbers if omitted).")] = None,
+    text_col: TextCol = None,
+    target_col: TargetCol = None,
+    id_col: IdCol = None,
     require_target: Annotated[bool, typer.Option(help="Every row must have a target.")] = True,
-    skip_bad_rows: Annotated[bool, typer.Option(help="List every bad row instead of stopping at the first.")] = False,
+    skip_bad_rows: SkipBadRows = False,
 ) -> None:
     """Validate a dataset file; exits 1 if any row is bad, naming the file and the row."""
     result = load_records(

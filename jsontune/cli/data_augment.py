@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from jsontune.cli.common import console, print_load_report
+from jsontune.cli.common import IdCol, SkipBadRows, TargetCol, TextCol, console, print_load_report
 from jsontune.data import load_records
 from jsontune.data.augment import augment_records, resolve_strategies
 from jsontune.errors import JsontuneError
@@ -33,12 +33,10 @@ def augment(
             "number_format, case, whitespace."
         ),
     ] = None,
-    text_col: Annotated[str | None, typer.Option(help="Text column, if not found by name.")] = None,
-    target_col: Annotated[str | None, typer.Option(help="Target JSON column, if not found by name.")] = None,
-    id_col: Annotated[str | None, typer.Option(help="Id column, if not found by name.")] = None,
-    skip_bad_rows: Annotated[
-        bool, typer.Option("--skip-bad-rows", help="Skip (and count) bad rows instead of stopping.")
-    ] = False,
+    text_col: TextCol = None,
+    target_col: TargetCol = None,
+    id_col: IdCol = None,
+    skip_bad_rows: SkipBadRows = False,
 ) -> None:
     """Write INPUT's rows plus variants reworded so that every target value is still in the text."""
     if factor < 1:

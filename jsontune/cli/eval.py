@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from jsontune.cli.common import console, err_console, print_load_report
+from jsontune.cli.common import IdCol, SkipBadRows, TargetCol, TextCol, console, err_console, print_load_report
 from jsontune.errors import JsontuneError
 
 if TYPE_CHECKING:
@@ -161,12 +161,10 @@ def eval_cmd(
     strict: Annotated[
         bool, typer.Option(help='Compare values exactly (1500 != 1500.0 != "1500", case and accents count).')
     ] = False,
-    text_col: Annotated[str | None, typer.Option(help="Text column of GOLD, if not found by name.")] = None,
-    target_col: Annotated[str | None, typer.Option(help="Target column of GOLD, if not found by name.")] = None,
-    id_col: Annotated[str | None, typer.Option(help="Id column of GOLD, if not found by name.")] = None,
-    skip_bad_rows: Annotated[
-        bool, typer.Option("--skip-bad-rows", help="Skip (and count) bad GOLD rows instead of stopping.")
-    ] = False,
+    text_col: TextCol = None,
+    target_col: TargetCol = None,
+    id_col: IdCol = None,
+    skip_bad_rows: SkipBadRows = False,
 ) -> None:
     """Score predictions against gold JSON: field-level precision, recall, F1, exact match, JSON validity.
 

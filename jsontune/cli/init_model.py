@@ -1,4 +1,4 @@
-"""`jsontune init-model`: thin CLI over jsontune.modeling.init_model."""
+"""`jsontune init-model`: thin CLI over jsontune.offline.init_model."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from jsontune import modeling
+from jsontune import offline
 from jsontune.cli.common import console
 
 
 def init_model(
-    preset: Annotated[str, typer.Option(help=f"Model shape: {' or '.join(modeling.PRESETS)}.")],
+    preset: Annotated[str, typer.Option(help=f"Model shape: {' or '.join(offline.PRESETS)}.")],
     out: Annotated[Path, typer.Option(help="Folder to write the model to (must not exist or be empty).")],
     seed: Annotated[int, typer.Option(help="Seed for the random weights.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Delete and replace a non-empty --out folder.")] = False,
@@ -45,8 +45,8 @@ def init_model(
         def on_step(step: int, steps: int, loss: float) -> None:
             bar.update(task, completed=step, description=f"pretraining {preset}: LM loss {loss:.3f}")
 
-        path = modeling.init_model(preset, out, seed=seed, force=force, pretrain_steps=pretrain_steps, on_step=on_step)
-    manifest = json.loads((path / modeling.MANIFEST_NAME).read_text(encoding="utf-8"))
+        path = offline.init_model(preset, out, seed=seed, force=force, pretrain_steps=pretrain_steps, on_step=on_step)
+    manifest = json.loads((path / offline.MANIFEST_NAME).read_text(encoding="utf-8"))
     weights = "random"
     if pretrain_steps:
         weights = f"pretrained {pretrain_steps} steps, LM loss {manifest['pretrain_loss']:.3f}"

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from jsontune.cli.common import console, err_console
+from jsontune.cli.common import TrustRemoteCode, console, err_console
 from jsontune.errors import JsontuneError
 
 Opt = typer.Option
@@ -22,9 +22,7 @@ def merge(
     force: Annotated[bool, Opt("--force", help="Replace --out if it exists.")] = False,
     device: Annotated[str, Opt(help="Device to merge and verify on (cpu or cuda).")] = "cpu",
     check: Annotated[Path | None, Opt("--check", help="Only lint an existing checkpoint folder.")] = None,
-    trust_remote_code: Annotated[
-        bool, Opt("--trust-remote-code", help="Run the base model repository's own Python code (off).")
-    ] = False,
+    trust_remote_code: TrustRemoteCode = False,
 ) -> None:
     """Merge a LoRA adapter into its base: one standalone, verified checkpoint ready for vLLM."""
     from jsontune.training.merge import check_checkpoint

@@ -11,7 +11,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from jsontune.cli.common import GpuMemoryUtilization, KvCacheGb, MaxModelLen, console, err_console
+from jsontune.cli.common import (
+    Dtype,
+    GpuMemoryUtilization,
+    IdCol,
+    KvCacheGb,
+    MaxModelLen,
+    SkipBadRows,
+    TargetCol,
+    TextCol,
+    TrustRemoteCode,
+    console,
+    err_console,
+)
 from jsontune.errors import JsontuneError
 
 if TYPE_CHECKING:
@@ -95,22 +107,20 @@ def predict(
     schema: Annotated[Path | None, typer.Option(help="JSON schema file for --guided-json.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run; skip ids done.")] = False,
     gold: Annotated[Path | None, typer.Option(help="Gold records: also print eval's metrics.")] = None,
-    text_col: Annotated[str | None, typer.Option(help="Text column, if not found by name.")] = None,
-    target_col: Annotated[str | None, typer.Option(help="Target column, if not found by name.")] = None,
-    id_col: Annotated[str | None, typer.Option(help="Id column, if not found by name.")] = None,
-    skip_bad_rows: Annotated[bool, typer.Option(help="Skip and report bad rows, not stop.")] = False,
+    text_col: TextCol = None,
+    target_col: TargetCol = None,
+    id_col: IdCol = None,
+    skip_bad_rows: SkipBadRows = False,
     gpu_memory_utilization: GpuMemoryUtilization = 0.9,
     max_model_len: MaxModelLen = None,
     kv_cache_gb: KvCacheGb = None,
     tensor_parallel_size: Annotated[int, typer.Option(help="vLLM: GPUs to shard the model over.")] = 1,
-    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    dtype: Dtype = "auto",
     device: Annotated[str | None, typer.Option(help="HF: cuda, cuda:N, mps or cpu (default: best).")] = None,
     chunk_size: Annotated[
         int | None, typer.Option(help="Rows saved per chunk for --resume (default: hf 256, vllm 4096).")
     ] = None,
-    trust_remote_code: Annotated[
-        bool, typer.Option("--trust-remote-code", help="Run the model repository's own Python code (off).")
-    ] = False,
+    trust_remote_code: TrustRemoteCode = False,
 ) -> None:
     """Predict JSON for every row of --input and write --out (CSV, input order, written atomically)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from jsontune.cli.common import console
+from jsontune.cli.common import SkipBadRows, TargetCol, TextCol, TrustRemoteCode, console
 
 Opt = typer.Option
 
@@ -59,13 +59,11 @@ def train(
     gradient_checkpointing: Annotated[
         bool | None, Opt("--gradient-checkpointing/--no-gradient-checkpointing", help="Default: on with a GPU.")
     ] = None,
-    text_col: Annotated[str | None, Opt(help="Name of the text column.")] = None,
-    target_col: Annotated[str | None, Opt(help="Name of the target JSON column.")] = None,
-    skip_bad_rows: Annotated[bool | None, Opt("--skip-bad-rows", help="Skip (and count) bad rows.")] = None,
+    text_col: TextCol = None,
+    target_col: TargetCol = None,
+    skip_bad_rows: SkipBadRows = False,
     resume: Annotated[bool, Opt("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
-    trust_remote_code: Annotated[
-        bool | None, Opt("--trust-remote-code", help="Run the base model repository's own Python code (off).")
-    ] = None,
+    trust_remote_code: TrustRemoteCode = False,
 ) -> None:
     """Fine-tune a LoRA adapter (TRL SFT, loss on the JSON only) and keep the one with the best eval F1."""
     from jsontune.training.config import build_config
@@ -95,9 +93,9 @@ def train(
         gradient_checkpointing=gradient_checkpointing,
         text_col=text_col,
         target_col=target_col,
-        skip_bad_rows=skip_bad_rows,
+        skip_bad_rows=skip_bad_rows or None,
         resume=resume or None,
-        trust_remote_code=trust_remote_code,
+        trust_remote_code=trust_remote_code or None,
     )
     rank0 = os.environ.get("RANK", "0") == "0"  # torchrun / accelerate: rank 0 speaks for the run
     if rank0:

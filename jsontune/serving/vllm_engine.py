@@ -144,8 +144,6 @@ class VLLMEngine:
 
 
 GiB = 1 << 30
-# jsontune's short names, in the spelling vLLM's dtype argument knows
-_DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
 _CPU_BLOCK = 128  # vLLM's CPU backend pages the KV cache in blocks of 128 tokens
 _CPU_MAX_MODEL_LEN = 4096  # default context on CPU when the job does not give one (models claim 40k)
 _CPU_KV_SEQUENCES = 64  # the automatic CPU KV cache holds this many full-length sequences ...
@@ -155,13 +153,11 @@ _SMALL_CPU_BATCHED_TOKENS = 1024  # ... and schedules at most this many tokens a
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
-    """vLLM's spelling of --dtype; `auto` on a CPU is `modeling.cpu_auto_dtype()` (bfloat16 where the CPU has
+    """vLLM's spelling of --dtype; `auto` on a CPU is `device.cpu_auto_dtype()` (bfloat16 where the CPU has
     bf16 instructions, else float32); on a GPU vLLM's own `auto`."""
-    from jsontune.modeling import cpu_auto_dtype
+    from jsontune.device import cpu_auto_dtype, dtype_name
 
-    dtype = _DTYPE_NAMES.get(dtype, dtype)
-    if dtype not in ("auto", "float32", "bfloat16", "float16"):
-        raise JsontuneError(f"vLLM cannot run in --dtype {dtype}; choose auto, float32, bfloat16 or float16.")
+    dtype = dtype_name(dtype)
     return cpu_auto_dtype() if dtype == "auto" and device == "cpu" else dtype
 
 

@@ -8,38 +8,16 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from jsontune.io import share_like_umask
+from jsontune.io import atomic_folder
 from jsontune.manifest import read_manifest, write_manifest
 
 
 def save_adapter(model, tokenizer, folder: Path, **manifest: Any) -> None:
     """Adapter + tokenizer + manifest, swapped into `folder` whole: an interrupted save leaves the old one."""
-    import shutil
-    import tempfile
-
-    folder = Path(folder)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_manifest(tmp, "adapter", **manifest)
-        if folder.exists():
-            shutil.rmtree(folder)
-        share_like_umask(tmp)
-        tmp.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def peak_memory() -> tuple[float, str]:
-    """Peak memory in GB: CUDA's peak allocated on a GPU, else the process's peak resident set."""
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 1e9, "gpu_max_allocated"
-    from jsontune.memory import peak_rss_bytes
-
-    return peak_rss_bytes() / 1e9, "cpu_peak_rss"
 
 
 class MetricsLogger(TrainerCallback):

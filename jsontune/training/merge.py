@@ -9,16 +9,13 @@ The merge happens in float32 and is cast to the requested dtype afterwards, so r
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from jsontune.errors import JsontuneError
-from jsontune.io import share_like_umask
+from jsontune.io import atomic_folder
 from jsontune.manifest import read_manifest, read_prompt_format, write_manifest
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 # Largest |merged - (base+adapter)| logit difference, relative to the largest |logit|, that the output
 # dtype's rounding explains; anything above it means the merge is wrong, not imprecise.
@@ -123,12 +120,10 @@ def merge(
     device: str = "cpu",
     trust_remote_code: bool = False,
 ) -> MergeReport:
-    import torch
+    from jsontune.device import config_dtype, dtype_name, torch_dtype
+    from jsontune.modeling import load_tokenizer
 
-    from jsontune.modeling import load_tokenizer, torch_dtype
-
-    if dtype not in DTYPES:
-        raise JsontuneError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.")
+    dtype = dtype_name(dtype)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise JsontuneError(f"--out {out} is a file, not a folder; pick another --out.")
@@ -146,8 +141,7 @@ def merge(
                 f"base model {base_model} (recorded in {adapter}) cannot be loaded; "
                 "pass --base with its current location."
             ) from None
-        dtype = str(getattr(config, "dtype", None) or torch.float32)
-        dtype = dtype.removeprefix("torch.")
+        dtype = config_dtype(config)
     tokenizer = load_tokenizer(str(adapter), trust_remote_code=trust_remote_code)
     merged = load_adapter_model(base_model, adapter, device, trust_remote_code).merge_and_unload()  # float32
     report = MergeReport(out=str(out), base_model=base_model, adapter=str(adapter), dtype=dtype)
@@ -162,9 +156,7 @@ def merge(
             verify_merge(reference, merged, tokenizer, fmt, report, dtype=dtype)
         del reference
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         merged.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         _write_generation_config(tmp, base_model, tokenizer)
@@ -180,12 +172,6 @@ def merge(
             verification=asdict(report),
         )
         report.problems = check_checkpoint(tmp)
-        share_like_umask(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return report
 
 

@@ -233,7 +233,8 @@ def train(cfg: TrainConfig, on_event=None, callbacks: tuple = ()) -> TrainSummar
     from transformers import PrinterCallback, set_seed
     from trl import SFTTrainer
 
-    from jsontune.training.callbacks import GenerationEvalCallback, MetricsLogger, peak_memory, save_adapter
+    from jsontune.memory import peak_memory
+    from jsontune.training.callbacks import GenerationEvalCallback, MetricsLogger, save_adapter
 
     run_dir = Path(cfg.out)
     checkpoints = run_dir / "checkpoints"

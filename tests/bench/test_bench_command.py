@@ -90,7 +90,7 @@ def test_command_reruns_the_configuration():
 
 
 def test_a_preset_is_built_once_then_reused(tmp_path, monkeypatch):
-    import jsontune.modeling
+    import jsontune.offline
 
     path, random_weights = resolve_model("tiny", tmp_path)
     assert path == str(tmp_path / "tiny") and random_weights
@@ -99,7 +99,7 @@ def test_a_preset_is_built_once_then_reused(tmp_path, monkeypatch):
     def no_rebuild(*args, **kwargs):
         raise AssertionError("the preset was built again")
 
-    monkeypatch.setattr(jsontune.modeling, "init_model", no_rebuild)
+    monkeypatch.setattr(jsontune.offline, "init_model", no_rebuild)
     assert resolve_model("tiny", tmp_path) == (path, True)
 
 
@@ -238,12 +238,12 @@ def test_every_engine_gets_one_dtype_and_auto_follows_vllm_on_a_gpu(tiny_model, 
 
     assert engine_dtype(str(tiny_model), "float16") == "float16"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    from jsontune import modeling
+    from jsontune import device
 
     for has_bf16, expected in ((True, "bfloat16"), (False, "float32")):  # CPU: what vLLM's CPU engine takes
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda has=has_bf16: has)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-        assert engine_dtype(str(tiny_model), "auto") == expected == modeling.cpu_auto_dtype()
+        assert engine_dtype(str(tiny_model), "auto") == expected == device.cpu_auto_dtype()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     stored = json.loads((tiny_model / "config.json").read_text()).get("dtype", "float32")
     assert engine_dtype(str(tiny_model), "auto") == ("bfloat16" if stored == "float32" else stored)

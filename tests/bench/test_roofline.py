@@ -80,14 +80,14 @@ def test_h100_sxm_datasheet_numbers():
 
 
 def test_estimated_params_of_qwen3_0_6b():
-    from jsontune.modeling import preset_config
+    from jsontune.offline import preset_config
 
     # Qwen3-0.6B has 596,049,920 parameters, 65,536 of them in norms, which the estimate leaves out.
     assert estimate_params(preset_config("qwen3-0.6b").to_dict()) == 596_049_920 - 65_536
 
 
 def test_model_shape_reads_gqa_and_head_dim_from_the_config():
-    from jsontune.modeling import preset_config
+    from jsontune.offline import preset_config
 
     shape = model_shape(preset_config("qwen3-0.6b").to_dict(), "bfloat16", params=123)
     assert shape == ModelShape(params=123, layers=28, kv_heads=8, head_dim=128, dtype_bytes=2)

@@ -85,7 +85,7 @@ def test_lora_in_float32_is_refused_before_vllm_loads(tmp_path, dtype):
             marks=pytest.mark.skipif(vllm_build() != "cpu", reason="the CPU engine's KV cache is RAM"),
         ),
         ({"max_model_len": 10**6}, r"--max-model-len 1000000 is longer than .* allows \(2048 positions\)"),
-        ({"dtype": "float64"}, r"vLLM cannot run in --dtype float64; choose auto, float32, bfloat16 or float16"),
+        ({"dtype": "float64"}, r"unknown dtype 'float64'; choose one of: auto, float32, bfloat16, float16"),
     ],
 )
 def test_start_up_problems_are_one_sentence_before_vllm_starts(tiny_model, options, says):

@@ -29,7 +29,8 @@ def _generate(engine_name, model, **options):
 def test_merged_qwen3_shape_loads_in_vllm(tmp_path):
     from peft import LoraConfig, get_peft_model
 
-    from jsontune.modeling import init_model, load_model, load_tokenizer
+    from jsontune.modeling import load_model, load_tokenizer
+    from jsontune.offline import init_model
     from jsontune.training.merge import check_checkpoint, merge
 
     base = init_model("qwen3-0.6b", tmp_path / "base")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from jsontune.data.numbers import parse_number
 from jsontune.data.synth import generate_orders
-from jsontune.modeling import _build_model, build_tokenizer
-from jsontune.pretrain import copy_corpus, pretrain
+from jsontune.offline.init_model import _build_model
+from jsontune.offline.pretrain import copy_corpus, pretrain
+from jsontune.offline.tokenizer import build_tokenizer
 from jsontune.prompts import DEFAULT_INSTRUCTION
 
 
@@ -40,8 +41,9 @@ def test_same_seed_same_losses():
 
 
 def test_every_step_is_reported_for_a_progress_bar():
-    from jsontune.modeling import _build_model, build_tokenizer
-    from jsontune.pretrain import pretrain
+    from jsontune.offline.init_model import _build_model
+    from jsontune.offline.pretrain import pretrain
+    from jsontune.offline.tokenizer import build_tokenizer
 
     tokenizer = build_tokenizer(256)
     seen = []

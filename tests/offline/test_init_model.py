@@ -1,4 +1,4 @@
-"""init-model presets, the Qwen3-style tokenizer and chat template, and the load helpers."""
+"""init-model (jsontune.offline): presets, the Qwen3-style tokenizer and chat template; and the load helpers."""
 
 from __future__ import annotations
 
@@ -10,16 +10,8 @@ from typer.testing import CliRunner
 
 from jsontune.cli.app import app
 from jsontune.errors import JsontuneError
-from jsontune.modeling import (
-    MANIFEST_NAME,
-    PRESETS,
-    init_model,
-    load_model,
-    load_tokenizer,
-    preset_config,
-    resolve_device,
-    torch_dtype,
-)
+from jsontune.modeling import load_model, load_tokenizer
+from jsontune.offline import MANIFEST_NAME, PRESETS, init_model, preset_config
 from jsontune.prompts import PromptFormat, build_messages, completion_text, render_prompt
 
 THINK_OFF_GENERATION_PROMPT = "<|im_start|>assistant\n<think>\n\n</think>\n\n"
@@ -178,24 +170,6 @@ def test_folder_without_a_model_names_the_folder(tmp_path):
         load_model(tmp_path, device="cpu")
 
 
-def test_dtype_and_device_names():
-    import torch
-
-    assert torch_dtype("bf16") is torch.bfloat16
-    assert torch_dtype("float16") is torch.float16
-    assert torch_dtype("float32") is torch.float32
-    with pytest.raises(JsontuneError, match="unknown dtype 'int3'; choose one of: auto, float32"):
-        torch_dtype("int3")
-    assert resolve_device("cpu") == "cpu"
-    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    assert resolve_device() == expected
-    with pytest.raises(JsontuneError, match="unknown device 'tpu'"):
-        resolve_device("tpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(JsontuneError, match="'cuda' was asked for but is not available"):
-            resolve_device("cuda")
-
-
 def test_cli_help_lists_presets():
     result = CliRunner().invoke(app, ["init-model", "--help"])
     assert result.exit_code == 0
@@ -221,7 +195,7 @@ def test_cli_writes_tiny_and_refuses_to_overwrite(tmp_path):
 def _copy_corpus_loss(folder) -> float:
     import torch
 
-    from jsontune.pretrain import copy_corpus
+    from jsontune.offline.pretrain import copy_corpus
 
     tokenizer, model = load_tokenizer(folder), load_model(folder, device="cpu")
     batch = tokenizer(copy_corpus(16, seed=7), return_tensors="pt", padding=True)

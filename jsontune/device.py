@@ -1,0 +1,84 @@
+"""Where a model runs and in what precision: the one place for device choice, dtype names and CUDA probing.
+
+Every flag that takes a dtype (`--dtype` of predict, bench and merge) speaks one vocabulary,
+`DTYPES` plus the short names in `DTYPE_ALIASES`, and `dtype_name` turns any of them into the
+canonical name both torch and vLLM accept.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from jsontune.errors import JsontuneError
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
+
+
+def dtype_name(name: str) -> str:
+    """The canonical name of a dtype ("bf16" -> "bfloat16", "torch.float16" -> "float16"); one sentence if unknown."""
+    canonical = DTYPE_ALIASES.get(name, str(name).removeprefix("torch."))
+    if canonical not in DTYPES:
+        raise JsontuneError(f"unknown dtype {name!r}; choose one of: {', '.join(DTYPES)}.")
+    return canonical
+
+
+def torch_dtype(name: str) -> Any:
+    """`"bfloat16"` (or any name `dtype_name` knows, except auto) -> the torch dtype."""
+    import torch
+
+    canonical = dtype_name(name)
+    if canonical == "auto":
+        raise JsontuneError("dtype 'auto' has no torch dtype until it is resolved for a model and a device.")
+    return getattr(torch, canonical)
+
+
+def config_dtype(config: Any, default: str = "float32") -> str:
+    """The dtype a model's config (a transformers config or its dict) says its weights are stored in."""
+    get = config.get if isinstance(config, dict) else lambda key: getattr(config, key, None)
+    stored = get("dtype") or get("torch_dtype") or default
+    return dtype_name(str(stored))
+
+
+def cpu_auto_dtype() -> str:
+    """What `auto` means for inference on this CPU: bfloat16 where it has bf16 instructions (AVX512-BF16 or
+    AMX; measured 3x faster than float32 for the qwen3-0.6b shape with vLLM and HF alike, docs/BENCHMARKS.md),
+    float32 elsewhere, where bfloat16 is emulated and slower."""
+    import torch
+
+    has_bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return "bfloat16" if has_bf16 else "float32"
+
+
+def probe_cuda_with_nvml() -> None:
+    """Make torch answer "is there a CUDA GPU?" from NVML, without creating a CUDA context in this process.
+
+    A CUDA driver initialised here poisons the engine process vLLM forks (vLLM sets this itself, but only
+    once imported, which is later), and a bench parent would hold GPU memory its workers then measure.
+    Call it before the first `torch.cuda.is_available()` of a process that may start vLLM.
+    """
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+
+
+def cuda_available() -> bool:
+    """Whether a CUDA GPU is visible, asked through NVML (see `probe_cuda_with_nvml`)."""
+    probe_cuda_with_nvml()
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_device(device: str | None = None) -> str:
+    """The device to run on: the one asked for (checked), else cuda, then mps, then cpu."""
+    import torch
+
+    has_mps = torch.backends.mps.is_available()
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    kind = device.split(":")[0]
+    if kind not in ("cuda", "mps", "cpu"):
+        raise JsontuneError(f"unknown device {device!r}; use cuda, cuda:N, mps or cpu.")
+    if (kind == "cuda" and not torch.cuda.is_available()) or (kind == "mps" and not has_mps):
+        raise JsontuneError(f"device {device!r} was asked for but is not available here; use --device cpu.")
+    return device
