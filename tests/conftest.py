@@ -124,7 +124,7 @@ def merged_run(format_run, tmp_path_factory):
 @pytest.fixture(scope="session")
 def vllm_engine(merged_run):
     """One vLLM engine (float32) over `merged_run` for the whole session: a start costs ~20 s on 2 CPUs."""
-    from jsontune.serving.base import make_engine
+    from jsontune.serving.registry import make_engine
 
     engine = make_engine("vllm", str(merged_run), dtype="float32", max_model_len=512, gpu_memory_utilization=0.3)
     yield engine

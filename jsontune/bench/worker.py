@@ -70,7 +70,8 @@ def cpu_name() -> str:
 
 def measure(spec: dict[str, Any], prompts: list[str], gpu_used_at_start: int | None) -> tuple[dict, list]:
     """Load, warm up, time `repeats` runs; the row's timing fields and the last run's generations."""
-    from jsontune.serving.base import GenerationParams, make_engine
+    from jsontune.serving.base import GenerationParams
+    from jsontune.serving.registry import make_engine
 
     params = GenerationParams(**spec["params"])
     start = time.perf_counter()

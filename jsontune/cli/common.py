@@ -9,11 +9,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from jsontune.errors import JsontuneError
 
 console = Console()
 err_console = Console(stderr=True)
+_EVAL_SUMMARY = ("precision", "recall", "f1", "exact_match", "json_valid_rate")
 
 F = TypeVar("F", bound=Callable)
 
@@ -46,6 +48,32 @@ def print_load_report(loaded: Any, skipped_label: str) -> None:
     for label, sentences in ((skipped_label, loaded.skipped), ("note", loaded.notes)):
         for sentence in sentences:
             err_console.print(f"[yellow]{label}:[/yellow] {escape(sentence)}", highlight=False, soft_wrap=True)
+
+
+def print_eval_report(result: dict[str, Any]) -> None:
+    """`jsontune eval`'s tables (summary, per field, errors), for eval and `predict --gold` alike."""
+    summary = Table(title="eval")
+    for name in (*_EVAL_SUMMARY, "n"):
+        summary.add_column(name, justify="right")
+    summary.add_row(*(f"{result[k]:.4f}" for k in _EVAL_SUMMARY), str(result["n"]))
+    fields = Table(title="per field")
+    for name, justify in [
+        ("field", "left"),
+        ("precision", "right"),
+        ("recall", "right"),
+        ("f1", "right"),
+        ("support", "right"),
+    ]:
+        fields.add_column(name, justify=justify)
+    for path, row in result["per_field"].items():
+        fields.add_row(path, *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), str(row["support"]))
+    errors = Table(title="errors")
+    errors.add_column("kind")
+    errors.add_column("count", justify="right")
+    for kind, count in result["errors"].items():
+        errors.add_row(kind, str(count))
+    for table in (summary, fields, errors):
+        console.print(table)
 
 
 def user_errors(fn: F) -> F:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.rule import Rule
 from rich.table import Table
@@ -76,14 +77,11 @@ def _steps(out: Path, n: int, bench_n: int, engine: str, pretrain_steps: int) ->
     ]
 
 
-def _run_step(args: list[str]) -> float:
-    """Run one verb as the user would type it; its wall time in seconds."""
-    from jsontune.cli.app import app
-
+def _run_step(jsontune: click.Command, args: list[str]) -> float:
+    """Run one verb through the `jsontune` command, as the user would type it; its wall time in seconds."""
     console.print(Rule(f"$ jsontune {' '.join(args)}", align="left", style="cyan"))
-    command = typer.main.get_command(app)
     start = time.perf_counter()
-    code = command.main(args, prog_name="jsontune", standalone_mode=False)
+    code = jsontune.main(args, prog_name="jsontune", standalone_mode=False)
     if code not in (None, 0):
         raise JsontuneError(f"demo step `jsontune {' '.join(args)}` failed (exit code {code}); see above.")
     seconds = time.perf_counter() - start
@@ -92,14 +90,9 @@ def _run_step(args: list[str]) -> float:
 
 
 def _test_scores(out: Path) -> dict:
-    from jsontune.cli.eval import align, read_predictions
-    from jsontune.data import load_records
-    from jsontune.metrics import score
+    from jsontune.evaluation import evaluate
 
-    gold = out / "data" / "test.jsonl"
-    pred = out / "predictions.csv"
-    predictions, targets, _ = align(read_predictions(pred), load_records(gold).records, pred, gold)
-    return score(predictions, targets)
+    return evaluate(out / "predictions.csv", out / "data" / "test.jsonl").metrics
 
 
 def _timings(steps: list[list[str]], seconds: list[float]) -> Table:
@@ -138,6 +131,7 @@ def _summary(out: Path, seconds: float) -> Table:
 
 
 def demo(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Folder for everything the demo makes.")] = Path("runs/demo"),
     n: Annotated[int, typer.Option(help="Synthetic orders to generate (80/10/10 split).")] = 1000,
     bench_n: Annotated[int, typer.Option(help="Prompts in the closing bench.")] = 48,
@@ -156,6 +150,7 @@ def demo(
         shutil.rmtree(out)
     start = time.perf_counter()
     steps = _steps(out, n, bench_n, engine, pretrain_steps)
-    seconds = [_run_step(args) for args in steps]
+    jsontune = ctx.find_root().command  # the app that called this verb: no import of cli/app.py, no cycle
+    seconds = [_run_step(jsontune, args) for args in steps]
     console.print(_timings(steps, seconds))
     console.print(_summary(out, time.perf_counter() - start))

@@ -23,16 +23,16 @@ from jsontune.cli.common import (
     TrustRemoteCode,
     console,
     err_console,
+    print_eval_report,
 )
 from jsontune.errors import JsontuneError
 
 if TYPE_CHECKING:
-    from jsontune.data import Record
     from jsontune.serving.predict import PredictSummary
 
 
 def _engine_name(engine: str, sequential: bool) -> str:
-    from jsontune.serving.base import resolve_engine
+    from jsontune.serving.registry import resolve_engine
 
     if sequential and engine == "vllm":
         raise JsontuneError("--sequential is the HF one-at-a-time baseline; drop it or use --engine hf.")
@@ -81,15 +81,6 @@ def _print_summary(summary: PredictSummary) -> None:
         err_console.print(f"[yellow]skipped {len(summary.skipped)} bad input row(s)[/yellow]; the first:")
         for sentence in summary.skipped[:5]:
             err_console.print(f"  {sentence}", highlight=False)
-
-
-def _print_metrics(out: Path, golds: list[Record], gold: Path) -> None:
-    """The same numbers and tables as `jsontune eval OUT --gold GOLD`."""
-    from jsontune.cli.eval import align, print_report, read_predictions
-    from jsontune.metrics import score
-
-    predictions, targets, missing = align(read_predictions(out), golds, out, gold)
-    print_report({**score(predictions, targets), "missing_predictions": len(missing)})
 
 
 def predict(
@@ -167,5 +158,7 @@ def predict(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     _print_summary(summary)
-    if gold and golds is not None:
-        _print_metrics(out, golds, gold)
+    if gold and golds is not None:  # the same numbers and tables as `jsontune eval OUT --gold GOLD`
+        from jsontune.evaluation import evaluate
+
+        print_eval_report(evaluate(out, gold, golds).metrics)

@@ -3,15 +3,8 @@
 Light to import: torch and vLLM load only when an engine is built (`make_engine`).
 """
 
-from jsontune.serving.base import (
-    ENGINES,
-    Engine,
-    Generation,
-    GenerationParams,
-    make_engine,
-    resolve_engine,
-    vllm_available,
-)
+from jsontune.serving.base import Engine, Generation, GenerationParams, vllm_available
+from jsontune.serving.registry import ENGINES, make_engine, resolve_engine
 
 __all__ = [
     "ENGINES",

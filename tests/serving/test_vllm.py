@@ -20,7 +20,8 @@ import pytest
 from jsontune.errors import JsontuneError
 from jsontune.modeling import load_tokenizer
 from jsontune.prompts import render_prompts
-from jsontune.serving.base import GenerationParams, make_engine, vllm_build
+from jsontune.serving.base import GenerationParams, vllm_build
+from jsontune.serving.registry import make_engine
 from jsontune.serving.vllm_engine import _max_lora_rank, progress_bar, startup_error
 
 PARAMS = GenerationParams(max_new_tokens=16)
@@ -246,7 +247,7 @@ def test_predict_on_vllm_killed_then_resumed(vllm_engine, merged_run, synth_dir,
     from jsontune.cli.app import app
     from jsontune.data import load_records
     from jsontune.manifest import read_prompt_format
-    from jsontune.serving import base
+    from jsontune.serving import registry
     from jsontune.serving.predict import partial_path
 
     source = synth_dir / "train.jsonl"
@@ -286,7 +287,7 @@ def test_predict_on_vllm_killed_then_resumed(vllm_engine, merged_run, synth_dir,
     assert 3 <= len(before) < len(records), "the run must be killed in mid-run"
 
     counting = _Counting(vllm_engine)
-    monkeypatch.setattr(base, "make_engine", lambda *a, **k: counting)
+    monkeypatch.setattr(registry, "make_engine", lambda *a, **k: counting)
     result = CliRunner().invoke(app, [*args, "--resume"])
     assert result.exit_code == 0, result.output
     with out.open(encoding="utf-8", newline="") as f:
@@ -307,10 +308,10 @@ def test_predict_guided_reports_its_rates_and_settings(vllm_engine, merged_run, 
     from typer.testing import CliRunner
 
     from jsontune.cli.app import app
-    from jsontune.serving import base
+    from jsontune.serving import registry
     from jsontune.serving.predict import manifest_path
 
-    monkeypatch.setattr(base, "make_engine", lambda *a, **k: _Counting(vllm_engine))
+    monkeypatch.setattr(registry, "make_engine", lambda *a, **k: _Counting(vllm_engine))
     found = {}
     for mode in ("free", "guided"):
         out = tmp_path / f"{mode}.csv"

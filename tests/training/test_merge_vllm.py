@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from jsontune.prompts import render_prompts
-from jsontune.serving.base import GenerationParams, make_engine
+from jsontune.serving.base import GenerationParams
+from jsontune.serving.registry import make_engine
 
 pytestmark = [pytest.mark.vllm, pytest.mark.gpu]
 TEXTS = ["Necesito 100 unidades de producto A, precio 50 pesos", "Pedido: 3 cajas de guantes de nitrilo a $12,50 c/u"]

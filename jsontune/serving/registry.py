@@ -1,0 +1,47 @@
+"""The engines by name: `make_engine("vllm", model)` builds one, `resolve_engine("auto")` picks one.
+
+The registry sits above the engines it registers: it imports each engine's module only when it builds
+that engine (torch, vLLM), and no engine imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from jsontune.errors import JsontuneError
+from jsontune.serving.base import Engine, vllm_available
+
+
+def _hf(model: str, **options: Any) -> Engine:
+    from jsontune.serving.hf_engine import HFEngine
+
+    return HFEngine.load(model, **options)
+
+
+def _vllm(model: str, **options: Any) -> Engine:
+    from jsontune.serving.vllm_engine import VLLMEngine
+
+    return VLLMEngine(model, **options)
+
+
+ENGINES: dict[str, Callable[..., Engine]] = {"hf": _hf, "vllm": _vllm}
+ENGINE_CHOICES = ("auto", *ENGINES)
+
+
+def resolve_engine(name: str) -> str:
+    """The engine to build for --engine NAME: "auto" is vLLM where it can run, else HF.
+
+    Asking for vLLM where it cannot run is one sentence, before anything slow has happened."""
+    if name == "auto":
+        return "vllm" if vllm_available() is None else "hf"
+    if name not in ENGINES:
+        raise JsontuneError(f"--engine {name!r} is not one of {', '.join(ENGINE_CHOICES)}.")
+    if name == "vllm" and (missing := vllm_available()) is not None:
+        raise JsontuneError(missing)
+    return name
+
+
+def make_engine(name: str, model: str, **options: Any) -> Engine:
+    """Build engine `name` ("hf", "vllm" or "auto") for `model`; options go to its constructor."""
+    return ENGINES[resolve_engine(name)](str(model), **options)
