@@ -6,30 +6,29 @@ import os
 
 import pytest
 
+from jsontune.device import cuda_available, probe_cuda_with_nvml
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# torch.cuda.is_available() below must not initialise the CUDA driver: vLLM's engine process would inherit it.
-os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
-
-
-def _has_cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:
-        return False
+# No test may initialise the CUDA driver by asking for a GPU: vLLM's engine process would inherit it.
+probe_cuda_with_nvml()
 
 
 def pytest_collection_modifyitems(config, items):
-    """The markers' skip conditions, defined once: `gpu` needs CUDA; `vllm` needs a vLLM that can run here.
-    `make test` installs vLLM (its CPU build without a GPU) and sets JSONTUNE_REQUIRE_VLLM=1: there a vLLM
-    that cannot run fails the session instead of skipping its tests."""
+    """The markers' skip conditions, defined once (the markers are listed in pyproject.toml): `gpu` needs
+    CUDA, `cpu_only` needs its absence, `vllm` needs a vLLM that can run here. `make test` installs vLLM (its
+    CPU build without a GPU) and sets JSONTUNE_REQUIRE_VLLM=1: there a vLLM that cannot run fails the session
+    instead of skipping its tests."""
     from jsontune.serving.base import vllm_available
 
-    missing = {"gpu": None if _has_cuda() else "needs a CUDA GPU", "vllm": vllm_available()}
+    cuda = cuda_available()
+    missing = {
+        "gpu": None if cuda else "needs a CUDA GPU",
+        "cpu_only": "checks what happens without a GPU" if cuda else None,
+        "vllm": vllm_available(),
+    }
     if missing["vllm"] and os.environ.get("JSONTUNE_REQUIRE_VLLM") == "1":
         raise pytest.UsageError(f"JSONTUNE_REQUIRE_VLLM=1 but vLLM cannot run: {missing['vllm']}")
     for item in items:

@@ -20,7 +20,7 @@ import pytest
 from jsontune.errors import JsontuneError
 from jsontune.modeling import load_tokenizer
 from jsontune.prompts import render_prompts
-from jsontune.serving.base import GenerationParams, vllm_build
+from jsontune.serving.base import GenerationParams
 from jsontune.serving.registry import make_engine
 from jsontune.serving.vllm_engine import _max_lora_rank, progress_bar, startup_error
 
@@ -83,7 +83,7 @@ def test_lora_in_float32_is_refused_before_vllm_loads(tmp_path, dtype):
         pytest.param(
             {"kv_cache_gb": 1e6},
             r"--kv-cache-gb 1e\+06 is more than the .* GiB of memory free now",
-            marks=pytest.mark.skipif(vllm_build() != "cpu", reason="the CPU engine's KV cache is RAM"),
+            marks=pytest.mark.cpu_only,  # the CPU engine's KV cache is RAM
         ),
         ({"max_model_len": 10**6}, r"--max-model-len 1000000 is longer than .* allows \(2048 positions\)"),
         ({"dtype": "float64"}, r"unknown dtype 'float64'; choose one of: auto, float32, bfloat16, float16"),
