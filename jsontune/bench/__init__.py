@@ -1,5 +1,7 @@
 """Bench: the same prompts through each engine in its own process; speed, memory and roofline tables.
 
-`runner.py` prepares the prompts and runs one `worker.py` process per engine; `report.py` writes
-bench.json / bench.md / bench.png; `roofline.py` bounds what the GPU could do at best.
+`config.py` holds what a run is asked (`BenchConfig`); `runner.py` prepares the prompts, runs one
+`worker.py` process per engine and returns a `BenchResult` of `BenchRow`s (`results.py`); `report.py`
+turns that result into bench.json / bench.md / bench.png and the printed tables; `roofline.py` bounds
+what the GPU could do at best.
 """

@@ -1,17 +1,16 @@
 """What a bench run leaves behind: the speed and memory tables (rich and markdown), bench.json,
 bench.png (throughput and memory bars), the notes that qualify the numbers, and the one-line summary
-the CLI prints last for machines (nanochat's infer_bench habit).
+the CLI prints last for machines (nanochat's infer_bench habit). Everything here reads a `BenchResult`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.table import Table
 
-if TYPE_CHECKING:
-    from jsontune.bench.runner import BenchResult
+from jsontune.bench.results import BenchResult, BenchRow
 
 SPEED = ("engine", "status", "load s", "gen s", "examples/s", "out tok/s", "speedup", "roofline")
 MEMORY = ("engine", "RSS GB", "GPU GB", "torch GB")
@@ -47,24 +46,23 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
 
 
 def speed_rows(result: BenchResult) -> list[list[str]]:
-    n = result.config["n"]
     table = []
     for r in result.rows:
-        if r["status"] != "ok":
-            table.append([r["engine"], r["status"], *[DASH] * (len(SPEED) - 2)])
+        if not r.ok:
+            table.append([r.engine, r.status, *[DASH] * (len(SPEED) - 2)])
             continue
         # With --seq-limit hf-seq timed K prompts; its seconds are scaled to all N and starred.
-        gen = f"{r['gen_s'] * n / r['n_timed']:.2f}" + ("*" if r["extrapolated"] else "")
+        gen = f"{r.gen_s * result.n / r.n_timed:.2f}" + ("*" if r.extrapolated else "")
         table.append(
             [
-                r["engine"],
-                r["status"],
-                f"{r['load_s']:.1f}",
+                r.engine,
+                r.status,
+                f"{r.load_s:.1f}",
                 gen,
-                f"{r['examples_per_s']:.2f}",
-                f"{r['output_tokens_per_s']:.1f}",
-                _fmt(r.get("speedup"), ".2f", "×"),
-                _fmt(r.get("roofline_share"), ".1%"),
+                f"{r.examples_per_s:.2f}",
+                f"{r.output_tokens_per_s:.1f}",
+                _fmt(r.speedup, ".2f", "×"),
+                _fmt(r.roofline_share, ".1%"),
             ]
         )
     return table
@@ -73,15 +71,8 @@ def speed_rows(result: BenchResult) -> list[list[str]]:
 def memory_rows(result: BenchResult) -> list[list[str]]:
     table = []
     for r in result.rows:
-        rss = r["peak_rss_gb"] + r["children_rss_gb"] if r["status"] == "ok" else None
-        table.append(
-            [
-                r["engine"],
-                _fmt(rss, ".2f"),
-                _fmt(r.get("gpu_nvml_gb"), ".2f"),
-                _fmt(r.get("torch_peak_gb"), ".2f"),
-            ]
-        )
+        rss = r.peak_rss_gb + r.children_rss_gb if r.ok else None
+        table.append([r.engine, _fmt(rss, ".2f"), _fmt(r.gpu_nvml_gb, ".2f"), _fmt(r.torch_peak_gb, ".2f")])
     return table
 
 
@@ -90,12 +81,12 @@ def quality_rows(result: BenchResult) -> list[list[str]]:
     manifest leads to a schema, F1 and exact match when --gold was given."""
     return [
         [
-            r["engine"],
-            _fmt(r.get("json_valid_rate"), ".1%"),
-            _fmt(r.get("schema_valid_rate"), ".1%"),
-            _fmt(r.get("cut_by_length"), "d"),
-            _fmt(r.get("f1"), ".4f"),
-            _fmt(r.get("exact_match"), ".4f"),
+            r.engine,
+            _fmt(r.json_valid_rate, ".1%"),
+            _fmt(r.schema_valid_rate, ".1%"),
+            _fmt(r.cut_by_length, "d"),
+            _fmt(r.f1, ".4f"),
+            _fmt(r.exact_match, ".4f"),
         ]
         for r in result.rows
     ]
@@ -103,19 +94,19 @@ def quality_rows(result: BenchResult) -> list[list[str]]:
 
 def _tables(result: BenchResult) -> list[tuple[str, tuple[str, ...], list[list[str]]]]:
     tables = [("speed", SPEED, speed_rows(result)), ("memory", MEMORY, memory_rows(result))]
-    if result.config["mode"] == "natural":
+    if result.mode == "natural":
         tables.append(("quality", QUALITY, quality_rows(result)))
     return tables
 
 
-def _job(config: dict[str, Any]) -> str:
-    return f"{config['n']} prompts × {config['max_new_tokens']} new tokens ({config['mode']})"
+def _job(result: BenchResult) -> str:
+    return f"{result.n} prompts × {result.config.max_new_tokens} new tokens ({result.mode})"
 
 
 def rich_tables(result: BenchResult) -> list[Table]:
     out = []
     for title, headers, rows in _tables(result):
-        heading = f"bench {title}: {_job(result.config)}" if title == "speed" else f"bench {title}"
+        heading = f"bench {title}: {_job(result)}" if title == "speed" else f"bench {title}"
         table = Table(title=heading, caption=CAPTIONS[title], min_width=60)
         for header in headers:
             table.add_column(header, justify="left" if header in ("engine", "status") else "right")
@@ -127,82 +118,82 @@ def rich_tables(result: BenchResult) -> list[Table]:
 
 def notes(result: BenchResult) -> list[str]:
     """The sentences a reader needs next to the numbers: what was skipped, estimated or random."""
-    config, said = result.config, []
-    if config["random_weights"]:
+    n, tokens, said = result.n, result.config.max_new_tokens, []
+    if result.random_weights:
         said.append(
             "The weights are random (an untrained model from `jsontune init-model`): speed and memory "
             "are those of its shape, its outputs are noise."
         )
-    if config.get("skipped_rows"):
-        skipped = config["skipped_rows"]
+    if result.skipped_rows:
+        skipped = result.skipped_rows
         said.append(f"--skip-bad-rows: {len(skipped)} bad --input rows skipped (the first: {skipped[0]})")
-    if config["n"] < config["n_requested"]:
-        said.append(f"--input has {config['n']} rows, fewer than -n {config['n_requested']}: all were used.")
+    if n < result.config.n:
+        said.append(f"--input has {n} rows, fewer than -n {result.config.n}: all were used.")
     for r in result.rows:
-        if r["status"] != "ok":
-            said.append(f"{r['engine']} {r['status']}: {r['reason']}")
+        if not r.ok:
+            said.append(f"{r.engine} {r.status}: {r.reason}")
             continue
-        if r["extrapolated"]:
+        if r.extrapolated:
             said.append(
-                f"* {r['engine']} was timed on the first {r['n_timed']} of {config['n']} prompts "
+                f"* {r.engine} was timed on the first {r.n_timed} of {n} prompts "
                 "(--seq-limit); its seconds are scaled to all of them, its rates are measured."
             )
-        if r["wrong_length"]:
+        if r.wrong_length:
             said.append(
-                f"{r['engine']}: {r['wrong_length']} of {r['n_timed']} outputs did not have exactly "
-                f"{config['max_new_tokens']} tokens, so its run was not fixed-length."
+                f"{r.engine}: {r.wrong_length} of {r.n_timed} outputs did not have exactly "
+                f"{tokens} tokens, so its run was not fixed-length."
             )
-        if r["engine"] == "vllm" and r.get("gpu_nvml_gb") is not None:
-            share = config.get("gpu_memory_utilization")
+        if r.engine == "vllm" and r.gpu_nvml_gb is not None:
+            share = result.config.gpu_memory_utilization
             said.append(
                 f"vllm's GPU memory is what it reserves up front (--gpu-memory-utilization {share}: weights, "
                 "then KV cache blocks filling the rest), not what this job needed; lower it to share the GPU."
             )
-        if r["prompts_sha256"] != config["prompts_sha256"]:
-            said.append(f"{r['engine']} ran different prompts (hash {r['prompts_sha256'][:12]}); do not compare it.")
-    if not any(r["engine"] == "hf-seq" and r["status"] == "ok" for r in result.rows):
+        if r.prompts_sha256 != result.prompts_sha256:
+            said.append(f"{r.engine} ran different prompts (hash {r.prompts_sha256[:12]}); do not compare it.")
+    if not any(r.engine == "hf-seq" and r.ok for r in result.rows):
         said.append("No speedups: they are measured against a finished hf-seq row.")
     said.append(roofline_sentence(result))
     return said
 
 
 def roofline_sentence(result: BenchResult) -> str:
-    roof, config = result.roofline, result.config
+    roof = result.roofline
     if not roof["available"]:
         return f"No roofline: {roof['reason']}"
     return (
         f"Roofline on {roof['gpu']['name']} ({roof['gpu']['bandwidth_tb_s']} TB/s, {roof['gpu']['tflops']:g} "
-        f"TFLOP/s): {config['n']} prompts × {config['max_new_tokens']} tokens take at least "
+        f"TFLOP/s): {result.n} prompts × {result.config.max_new_tokens} tokens take at least "
         f"{roof['lower_bound_s']:.3f} s ({roof['bound']}-bound at batch {roof['batch']}), a ceiling of "
         f"{roof['ceiling_tokens_per_s']:,.0f} output tok/s."
     )
 
 
-def _first_ok(result: BenchResult, key: str, default: Any) -> Any:
-    return next((r[key] for r in result.rows if r["status"] == "ok"), default)
+def _first_ok(result: BenchResult) -> BenchRow | None:
+    return next((r for r in result.rows if r.ok), None)
 
 
 def markdown(result: BenchResult) -> str:
     from jsontune.manifest import library_versions
 
-    config = result.config
-    versions = _first_ok(result, "versions", None) or library_versions()
-    random = " — **the weights are random**" if config["random_weights"] else ""
+    config, first = result.config, _first_ok(result)
+    versions = (first and first.versions) or library_versions()
+    random = " — **the weights are random**" if result.random_weights else ""
     mode = (
-        f"fixed-length (every output exactly {config['max_new_tokens']} tokens)"
-        if config["mode"] == "fixed-length"
-        else f"natural (stops at end-of-sequence, at most {config['max_new_tokens']} tokens)"
+        f"fixed-length (every output exactly {config.max_new_tokens} tokens)"
+        if config.fixed_length
+        else f"natural (stops at end-of-sequence, at most {config.max_new_tokens} tokens)"
     )
     lines = [
         "# jsontune bench",
         "",
-        f"    {config['command']}",
+        f"    {config.command()}",
         "",
-        f"- model: `{config['model']}` ({config['model_path']}){random}",
-        f"- input: {config['input_label']}: {config['n']} prompts, {config['prompt_tokens_mean']:.1f} prompt "
-        f"tokens on average, sha256 `{config['prompts_sha256'][:16]}`",
-        f"- mode: {mode}; median of {config['repeats']} timed runs, after a warm-up on {config['warmup']} prompts",
-        f"- device: {', '.join(sorted({r['device'] for r in result.rows if r['status'] == 'ok'})) or DASH}",
+        f"- model: `{config.model}` ({result.model_path}){random}",
+        f"- input: {result.input_label}: {result.n} prompts, {result.prompt_tokens_mean:.1f} prompt "
+        f"tokens on average, sha256 `{result.prompts_sha256[:16]}`",
+        f"- mode: {mode}; median of {config.repeats} timed runs, after a warm-up on {config.warmup} prompts",
+        f"- device: {', '.join(sorted({r.device for r in result.rows if r.ok})) or DASH}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
     ]
     for title, headers, rows in _tables(result):
@@ -220,10 +211,10 @@ def markdown(result: BenchResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _peak_gb(row: dict[str, Any], on_gpu: bool) -> float:
-    if row["status"] != "ok":
+def _peak_gb(row: BenchRow, on_gpu: bool) -> float:
+    if not row.ok:
         return 0.0
-    return (row.get("gpu_nvml_gb") or 0.0) if on_gpu else row["peak_rss_gb"] + row["children_rss_gb"]
+    return (row.gpu_nvml_gb or 0.0) if on_gpu else row.peak_rss_gb + row.children_rss_gb
 
 
 def write_png(result: BenchResult, path: Path) -> None:
@@ -233,42 +224,42 @@ def write_png(result: BenchResult, path: Path) -> None:
     from jsontune.io import atomic_path
 
     rows = result.rows
-    names = [r["engine"] for r in rows]
+    names = [r.engine for r in rows]
     fig = Figure(figsize=(11, 4), layout="constrained")
     speed, memory = fig.subplots(1, 2)
-    speed.bar(names, [r["output_tokens_per_s"] if r["status"] == "ok" else 0 for r in rows])
+    speed.bar(names, [r.output_tokens_per_s if r.ok else 0 for r in rows])
     speed.set(title="throughput", ylabel="output tokens / s")
-    on_gpu = any(r.get("gpu_nvml_gb") is not None for r in rows)
+    on_gpu = any(r.gpu_nvml_gb is not None for r in rows)
     memory.bar(names, [_peak_gb(r, on_gpu) for r in rows], color="tab:orange")
     memory.set(title="memory", ylabel="GPU memory, NVML (GB)" if on_gpu else "peak RSS (GB)")
     for axis in (speed, memory):
         for i, r in enumerate(rows):
-            if r["status"] != "ok":
-                axis.annotate(r["status"], (i, 0), ha="center", va="bottom", color="tab:red")
-    config = result.config
-    fig.suptitle(f"{config['model']}: {_job(config)}" + (", random weights" if config["random_weights"] else ""))
+            if not r.ok:
+                axis.annotate(r.status, (i, 0), ha="center", va="bottom", color="tab:red")
+    random = ", random weights" if result.random_weights else ""
+    fig.suptitle(f"{result.config.model}: {_job(result)}{random}")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
 
 
-def summary_line(result: BenchResult) -> dict[str, Any]:
+def summary_line(result: BenchResult, files: dict[str, Path]) -> dict[str, Any]:
     """The machine-readable summary: one JSON object printed as the CLI's last line."""
-    config = result.config
+    first = _first_ok(result)
     return {
-        "model": config["model"],
-        "random_weights": config["random_weights"],
-        "mode": config["mode"],
-        "n": config["n"],
-        "max_new_tokens": config["max_new_tokens"],
-        "device": _first_ok(result, "device", None),
+        "model": result.config.model,
+        "random_weights": result.random_weights,
+        "mode": result.mode,
+        "n": result.n,
+        "max_new_tokens": result.config.max_new_tokens,
+        "device": first.device if first else None,
         "ceiling_tokens_per_s": result.roofline.get("ceiling_tokens_per_s"),
-        "engines": {r["engine"]: {k: r.get(k) for k in SUMMARY_KEYS} for r in result.rows},
-        "files": {k: str(v) for k, v in result.files.items()},
+        "engines": {r.engine: {k: getattr(r, k) for k in SUMMARY_KEYS} for r in result.rows},
+        "files": {k: str(v) for k, v in files.items()},
     }
 
 
 def write_all(result: BenchResult, out: Path) -> dict[str, Path]:
-    """bench.json (config, one row per engine, roofline), bench.md and bench.png under `out`."""
+    """bench.json (`BenchResult.to_json`), bench.md and bench.png under `out`; their paths by kind."""
     from jsontune.io import write_json_atomic, write_text_atomic
 
     files = {"json": out / "bench.json", "markdown": out / "bench.md", "png": out / "bench.png"}

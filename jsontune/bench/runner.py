@@ -6,7 +6,7 @@ The prompts are rendered once (prompts.py, the model's own prompt format) and wr
 that every worker reads; each row records the hash of the prompts its worker ran. A worker runs
 `python -m jsontune.bench.worker SPEC RESULT` in its own process group, so a crash, an out-of-memory
 kill or a timeout costs one row ("failed", with the reason), never the others; vLLM where it cannot
-run is a "skipped" row. `run_bench` returns the rows and writes bench.json, bench.md and bench.png.
+run is a "skipped" row. `run_bench` returns a `BenchResult`; report.py turns it into files and tables.
 """
 
 from __future__ import annotations
@@ -14,112 +14,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
 import signal
 import statistics
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from jsontune.bench.config import ENGINES, BenchConfig
+from jsontune.bench.results import BenchResult, BenchRow
 from jsontune.bench.worker import ERROR_PREFIX, prompts_sha256
 from jsontune.errors import JsontuneError
 
-ENGINES = {"hf-seq": "hf", "hf-batch": "hf", "vllm": "vllm", "vllm-guided": "vllm"}  # bench name -> engine
-
 OnEngine = Callable[[str, int, int], None]
 """Called with (engine, its position from 1, number of engines) as each engine starts."""
-
-
-@dataclass
-class BenchConfig:
-    """Everything a bench run depends on; each field is the CLI flag of the same name."""
-
-    model: str
-    input: Path | None = None
-    n: int = 1000
-    engines: tuple[str, ...] = ("hf-seq", "hf-batch", "vllm")
-    max_new_tokens: int = 64
-    fixed_length: bool = True
-    repeats: int = 3
-    warmup: int = 4
-    batch_size: int = 8
-    seq_limit: int | None = None
-    gold: Path | None = None
-    seed: int = 0
-    timeout_s: float = 3600.0
-    gpu_memory_utilization: float = 0.9
-    max_model_len: int | None = None
-    kv_cache_gb: float | None = None
-    dtype: str = "auto"
-    out: Path = Path("runs/bench")
-    models_dir: Path = Path("runs/bench-models")
-    text_col: str | None = None
-    target_col: str | None = None
-    id_col: str | None = None
-    skip_bad_rows: bool = False
-    skipped_rows: list[str] = field(default_factory=list)  # filled by load_inputs: one sentence per bad row
-
-    def __post_init__(self) -> None:
-        if not self.engines or not set(self.engines) <= set(ENGINES) or len(set(self.engines)) < len(self.engines):
-            raise JsontuneError(
-                f"--engines {','.join(self.engines)!r}: list engines from {', '.join(ENGINES)}, "
-                "comma-separated, each at most once."
-            )
-        for flag, value, least in [
-            ("-n", self.n, 1),
-            ("--max-new-tokens", self.max_new_tokens, 1),
-            ("--repeats", self.repeats, 1),
-            ("--warmup", self.warmup, 0),
-            ("--batch-size", self.batch_size, 1),
-            ("--seq-limit", self.seq_limit or 1, 1),
-            ("--timeout-s", self.timeout_s, 1),
-        ]:
-            if value < least:
-                raise JsontuneError(f"{flag} must be at least {least}, got {value}.")
-        if not 0 < self.gpu_memory_utilization <= 1:
-            raise JsontuneError(f"--gpu-memory-utilization is a share in (0, 1], got {self.gpu_memory_utilization}.")
-        if self.dtype != "auto":
-            from jsontune.device import dtype_name
-
-            dtype_name(self.dtype)  # an unknown --dtype fails here, not once per worker
-        if "vllm-guided" in self.engines and self.fixed_length:
-            raise JsontuneError(
-                "vllm-guided decodes under the JSON schema, which ends the object where it ends; bench it with "
-                "--natural."
-            )
-        if self.gold is not None and self.fixed_length:
-            raise JsontuneError(
-                "--gold scores outputs that stop at end-of-sequence; add --natural (fixed-length outputs "
-                "are forced past it)."
-            )
-
-    def command(self) -> str:
-        """The `jsontune bench` command line that reruns this configuration."""
-        defaults = BenchConfig(model=self.model)
-        parts = ["jsontune bench", f"--model {shlex.quote(self.model)}"]
-        for name, value in asdict(self).items():
-            if name in ("model", "fixed_length", "skipped_rows") or value == getattr(defaults, name) or value is None:
-                continue
-            flag = "-n" if name == "n" else "--" + name.replace("_", "-")
-            if isinstance(value, bool):  # an on/off flag such as --skip-bad-rows
-                parts.append(flag)
-                continue
-            parts.append(f"{flag} {shlex.quote(','.join(value) if isinstance(value, tuple) else str(value))}")
-        return " ".join(parts + ([] if self.fixed_length else ["--natural"]))
-
-
-@dataclass
-class BenchResult:
-    config: dict[str, Any]
-    rows: list[dict[str, Any]]
-    roofline: dict[str, Any]
-    files: dict[str, Path] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"config": self.config, "rows": self.rows, "roofline": self.roofline}
 
 
 def resolve_model(model: str, models_dir: Path) -> tuple[str, bool]:
@@ -135,26 +45,26 @@ def resolve_model(model: str, models_dir: Path) -> tuple[str, bool]:
     return model, bool(read_manifest(model).get("random_weights"))
 
 
-def load_inputs(config: BenchConfig) -> tuple[list[Any], list[dict] | None]:
-    """The first N records (from --input, else synthetic orders) and their gold targets: from --gold, or, in
-    natural mode, the input's own targets when every row has one (None otherwise)."""
+def load_inputs(config: BenchConfig) -> tuple[list[Any], list[dict] | None, list[str]]:
+    """The first N records (from --input, else synthetic orders); their gold targets: from --gold, or, in
+    natural mode, the input's own targets when every row has one (None otherwise); and one sentence per
+    --input row that --skip-bad-rows skipped."""
     from jsontune.data import load_records
 
     columns = {"text_col": config.text_col, "target_col": config.target_col, "id_col": config.id_col}
     if config.input is None:
         from jsontune.data.synth import generate_orders
 
-        records = generate_orders(config.n, config.seed)
+        records, skipped = generate_orders(config.n, config.seed), []
     else:
         loaded = load_records(config.input, require_target=False, skip_bad_rows=config.skip_bad_rows, **columns)
-        records = loaded.records[: config.n]
-        config.skipped_rows = loaded.skipped
+        records, skipped = loaded.records[: config.n], loaded.skipped
         if not records:
             raise JsontuneError(f"--input {config.input} has no rows to bench; give a file with texts.")
     if config.gold is None:
         # --natural on a labelled input (synthetic orders too) scores against its own targets
         labelled = not config.fixed_length and all(r.target is not None for r in records)
-        return records, [r.target for r in records] if labelled else None
+        return records, [r.target for r in records] if labelled else None, skipped
     golds = {g.id: g.target for g in load_records(config.gold, **columns).records}
     missing = [r.id for r in records if r.id not in golds]
     if missing:
@@ -162,7 +72,7 @@ def load_inputs(config: BenchConfig) -> tuple[list[Any], list[dict] | None]:
             f"--gold {config.gold} has no record for {len(missing)} of the input's ids (the first: "
             f"{missing[0]!r}); pass the gold file the input was made from."
         )
-    return records, [golds[r.id] for r in records]
+    return records, [golds[r.id] for r in records], skipped
 
 
 def engine_spec(
@@ -209,8 +119,8 @@ def _reason(log: Path) -> str:
     return marked[-1] if marked else (lines[-1] if lines else "no output")
 
 
-def run_worker(spec: dict[str, Any], work: Path, timeout_s: float) -> dict[str, Any]:
-    """Run one engine in its own process group; its result, or a failed row with a one-line reason."""
+def run_worker(spec: dict[str, Any], work: Path, timeout_s: float) -> BenchRow:
+    """Run one engine in its own process group; its row, or a failed row with a one-line reason."""
     from jsontune.io import write_json_atomic
 
     name = spec["engine"]
@@ -220,7 +130,7 @@ def run_worker(spec: dict[str, Any], work: Path, timeout_s: float) -> dict[str, 
     root = str(Path(__file__).parents[2])  # the worker must import this very jsontune, installed or not
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "jsontune.bench.worker", str(spec_path), str(result)]
-    failed = {"engine": name, "status": "failed", "log": str(log)}
+    files = {"log": str(log), "outputs": spec["outputs"]}
     with (
         log.open("w", encoding="utf-8") as f,
         subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True) as proc,
@@ -234,38 +144,41 @@ def run_worker(spec: dict[str, Any], work: Path, timeout_s: float) -> dict[str, 
                 os.killpg(proc.pid, signal.SIGKILL)  # the group: anything left, such as vLLM's engine core
     if code is None:
         hint = " or time fewer prompts with --seq-limit" if name == "hf-seq" else ""
-        return {**failed, "reason": f"timed out after {timeout_s:g} s; raise --timeout-s{hint}."}
-    if code < 0:
+        reason = f"timed out after {timeout_s:g} s; raise --timeout-s{hint}."
+    elif code < 0:
         killed = f"killed by signal {-code}" + (" (out of memory?)" if code == -signal.SIGKILL else "")
-        return {**failed, "reason": f"{killed}: {_reason(log)}"}
-    if code != 0 or not result.is_file():
-        return {**failed, "reason": f"exit code {code}: {_reason(log)}"}
-    return {"engine": name, **json.loads(result.read_text(encoding="utf-8")), "log": str(log)}
+        reason = f"{killed}: {_reason(log)}"
+    elif code != 0 or not result.is_file():
+        reason = f"exit code {code}: {_reason(log)}"
+    else:
+        return BenchRow.from_dict({"engine": name, **json.loads(result.read_text(encoding="utf-8")), **files})
+    return BenchRow(name, "failed", reason=reason, **files)
 
 
-def add_quality(row: dict[str, Any], golds: list[dict] | None, schema: dict[str, Any] | None = None) -> None:
-    """Natural mode: the shares of outputs with valid JSON, that fit the schema (when one is known) and that
-    ran into --max-new-tokens, and F1 / exact match against gold when given."""
+def with_quality(row: BenchRow, golds: list[dict] | None, schema: dict[str, Any] | None = None) -> BenchRow:
+    """Natural mode: `row` with the shares of its outputs with valid JSON, that fit the schema (when one is
+    known) and that ran into --max-new-tokens, and F1 / exact match against gold when given."""
     from jsontune.extraction import extract_json
     from jsontune.metrics import score
     from jsontune.serving.schema import schema_valid_rate
 
-    lines = [json.loads(x) for x in Path(row["outputs"]).read_text(encoding="utf-8").split("\n") if x.strip()]
+    lines = [json.loads(x) for x in Path(row.outputs).read_text(encoding="utf-8").split("\n") if x.strip()]
     predictions = [extract_json(line["text"]) for line in lines]
-    row["json_valid_rate"] = sum(p is not None for p in predictions) / len(predictions)
-    row["schema_valid_rate"] = schema_valid_rate(predictions, schema) if schema is not None else None
-    row["cut_by_length"] = sum(line["finish_reason"] == "length" for line in lines)
-    if golds is not None:
-        result = score(predictions, golds[: len(predictions)])  # hf-seq with --seq-limit ran the first K
-        row.update(f1=result["f1"], exact_match=result["exact_match"])
+    scored = score(predictions, golds[: len(predictions)]) if golds is not None else {}  # --seq-limit: first K
+    return replace(
+        row,
+        json_valid_rate=sum(p is not None for p in predictions) / len(predictions),
+        schema_valid_rate=schema_valid_rate(predictions, schema) if schema is not None else None,
+        cut_by_length=sum(line["finish_reason"] == "length" for line in lines),
+        f1=scored.get("f1"),
+        exact_match=scored.get("exact_match"),
+    )
 
 
-def add_speedups(rows: list[dict[str, Any]]) -> None:
-    """examples/s over hf-seq's; None where there is no finished hf-seq row to compare with."""
-    base = next((r for r in rows if r["engine"] == "hf-seq" and r["status"] == "ok"), None)
-    for row in rows:
-        ok = row["status"] == "ok" and base is not None
-        row["speedup"] = row["examples_per_s"] / base["examples_per_s"] if ok else None
+def with_speedups(rows: list[BenchRow]) -> list[BenchRow]:
+    """The rows with examples/s over hf-seq's; None where there is no finished hf-seq row to compare with."""
+    base = next((r for r in rows if r.engine == "hf-seq" and r.ok), None)
+    return [replace(r, speedup=r.examples_per_s / base.examples_per_s if r.ok and base else None) for r in rows]
 
 
 def _no_roofline(reason: str) -> dict[str, Any]:
@@ -279,17 +192,17 @@ def _run_dtype(config: dict[str, Any], dtype: str) -> str:
     return config_dtype(config) if dtype == "auto" else dtype_name(dtype)
 
 
-def add_roofline(
-    rows: list[dict[str, Any]], model: str, dtype: str, n: int, prompt_tokens: float, new_tokens: int
+def job_roofline(
+    rows: list[BenchRow], model: str, dtype: str, n: int, prompt_tokens: float, new_tokens: int
 ) -> dict[str, Any]:
-    """The job's roofline on the GPU the engines ran on, and each GPU row's share of its ceiling."""
+    """The job's roofline on the GPU the engines ran on, or why there is none."""
     from transformers import AutoConfig
 
     from jsontune.bench import roofline as rl
     from jsontune.shape import model_shape
 
-    ok = [r for r in rows if r["status"] == "ok"]
-    gpu = next((r["gpu"] for r in ok if r.get("gpu")), None)
+    ok = [r for r in rows if r.ok]
+    gpu = next((r.gpu for r in ok if r.gpu), None)
     known = ", ".join(spec.name for _, spec in rl.GPU_SPECS)
     if not ok:
         return _no_roofline("no engine finished, so there is no device to bound.")
@@ -314,9 +227,15 @@ def add_roofline(
         roof = rl.roofline(shape, spec, n, prompt_tokens, new_tokens)
     except ValueError as e:
         return _no_roofline(f"{e}.")
-    for row in ok:
-        row["roofline_share"] = row["output_tokens_per_s"] / roof["ceiling_tokens_per_s"] if row.get("gpu") else None
     return {"available": True, "device": gpu, **roof}
+
+
+def with_roofline_shares(rows: list[BenchRow], roof: dict[str, Any]) -> list[BenchRow]:
+    """The rows with each finished GPU row's output tokens/s as a share of the roofline's ceiling."""
+    if not roof["available"]:
+        return rows
+    ceiling = roof["ceiling_tokens_per_s"]
+    return [replace(r, roofline_share=r.output_tokens_per_s / ceiling) if r.ok and r.gpu else r for r in rows]
 
 
 def render(model: str, records: list[Any]) -> tuple[list[str], list[int]]:
@@ -351,7 +270,7 @@ def engine_dtype(model: str, requested: str) -> str:
 
 def run_engines(
     config: BenchConfig, model: str, work: Path, golds: list[dict] | None, on_engine: OnEngine | None
-) -> list[dict[str, Any]]:
+) -> list[BenchRow]:
     """One row per engine, in order: measured, failed or skipped, never lost."""
     from jsontune.serving.base import vllm_available
     from jsontune.serving.schema import schema_if_known
@@ -365,22 +284,18 @@ def run_engines(
         if missing is None and name == "vllm-guided" and schema is None:
             missing = "no JSON schema: the model's manifest names no training data to infer one from."
         if missing:
-            rows.append({"engine": name, "status": "skipped", "reason": missing})
+            rows.append(BenchRow(name, "skipped", reason=missing))
             continue
-        spec = engine_spec(name, config, model, work, schema)
-        rows.append({**run_worker(spec, work, config.timeout_s), "outputs": spec["outputs"]})
-        if rows[-1]["status"] == "ok" and not config.fixed_length:
-            add_quality(rows[-1], golds, schema)
-    add_speedups(rows)
-    return rows
+        row = run_worker(engine_spec(name, config, model, work, schema), work, config.timeout_s)
+        rows.append(with_quality(row, golds, schema) if row.ok and not config.fixed_length else row)
+    return with_speedups(rows)
 
 
 def run_bench(config: BenchConfig, on_engine: OnEngine | None = None) -> BenchResult:
-    """Bench every engine of `config` on the same prompts; write bench.json / .md / .png under config.out."""
-    from jsontune.bench import report
+    """Bench every engine of `config` on the same prompts; the workers' files go under config.out/workers."""
     from jsontune.io import write_json_atomic
 
-    records, golds = load_inputs(config)  # bad input or gold fails before any model is built
+    records, golds, skipped = load_inputs(config)  # bad input or gold fails before any model is built
     model, random_weights = resolve_model(config.model, config.models_dir)
     run_dtype = engine_dtype(model, config.dtype)
     prompts, lengths = render(model, records)
@@ -389,24 +304,18 @@ def run_bench(config: BenchConfig, on_engine: OnEngine | None = None) -> BenchRe
     write_json_atomic(work / "prompts.json", prompts)
     # vLLM's context: the job's longest prompt plus the new tokens, unless --max-model-len says otherwise
     context = config.max_model_len or max(lengths) + config.max_new_tokens
-    run_config = replace(config, dtype=run_dtype, max_model_len=context)
-    rows = run_engines(run_config, model, work, golds, on_engine)  # bench.json: the settings as asked
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
-    summary = {
-        **settings,
-        "command": config.command(),
-        "model_path": model,
-        "random_weights": random_weights,
-        "mode": "fixed-length" if config.fixed_length else "natural",
-        "n_requested": config.n,
-        "n": len(prompts),
-        "input_label": str(config.input) if config.input else f"synthetic orders (seed {config.seed})",
-        "prompt_tokens_mean": prompt_tokens,
-        "prompt_tokens_max": max(lengths),
-        "prompts_sha256": prompts_sha256(prompts),
-        "engine_dtype": run_dtype,
-    }
-    roof = add_roofline(rows, model, run_dtype, len(prompts), prompt_tokens, config.max_new_tokens)
-    result = BenchResult(config=summary, rows=rows, roofline=roof)
-    result.files = report.write_all(result, Path(config.out))
-    return result
+    rows = run_engines(replace(config, dtype=run_dtype, max_model_len=context), model, work, golds, on_engine)
+    roof = job_roofline(rows, model, run_dtype, len(prompts), prompt_tokens, config.max_new_tokens)
+    return BenchResult(
+        config=config,  # as asked: bench.json and the rerun command show the flags, not the resolved values
+        rows=with_roofline_shares(rows, roof),
+        roofline=roof,
+        model_path=model,
+        random_weights=random_weights,
+        n=len(prompts),
+        prompt_tokens_mean=prompt_tokens,
+        prompt_tokens_max=max(lengths),
+        prompts_sha256=prompts_sha256(prompts),
+        engine_dtype=run_dtype,
+        skipped_rows=skipped,
+    )

@@ -70,7 +70,8 @@ def bench(
     line printed is one JSON object.
     """
     from jsontune.bench import report
-    from jsontune.bench.runner import BenchConfig, run_bench
+    from jsontune.bench.config import BenchConfig
+    from jsontune.bench.runner import run_bench
 
     config = BenchConfig(
         model=model,
@@ -99,11 +100,12 @@ def bench(
     )
     with err_console.status("bench: preparing the model and the prompts") as status:
         result = run_bench(config, on_engine=lambda name, i, total: status.update(f"bench {i}/{total}: {name}"))
+    files = report.write_all(result, out)
     for table in report.rich_tables(result):
         console.print(table)
     for note in report.notes(result):
         console.print(note, highlight=False, markup=False)
-    console.print(f"wrote {', '.join(str(p) for p in result.files.values())}", highlight=False, markup=False)
-    print(json.dumps(report.summary_line(result)))  # plain print: rich would wrap it
-    if not any(row["status"] == "ok" for row in result.rows):
+    console.print(f"wrote {', '.join(str(p) for p in files.values())}", highlight=False, markup=False)
+    print(json.dumps(report.summary_line(result, files)))  # plain print: rich would wrap it
+    if not any(row.ok for row in result.rows):
         raise JsontuneError("no engine ran to the end; the reasons are in the table above and each engine's log.")

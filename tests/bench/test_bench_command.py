@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from jsontune.bench.runner import BenchConfig, add_roofline, load_inputs, resolve_model
+from jsontune.bench.config import BenchConfig
+from jsontune.bench.results import BenchResult, BenchRow
+from jsontune.bench.runner import (
+    job_roofline,
+    load_inputs,
+    resolve_model,
+    with_quality,
+    with_roofline_shares,
+    with_speedups,
+)
 from jsontune.cli.app import app
 from jsontune.errors import JsontuneError
 
@@ -103,42 +113,50 @@ def test_a_preset_is_built_once_then_reused(tmp_path, monkeypatch):
     assert resolve_model("tiny", tmp_path) == (path, True)
 
 
-def _gpu_row(tokens_per_s: float) -> dict:
-    return {
-        "engine": "hf-batch",
-        "status": "ok",
-        "gpu": "NVIDIA H100 80GB HBM3",
-        "output_tokens_per_s": tokens_per_s,
-    }
+def _gpu_row(tokens_per_s: float) -> BenchRow:
+    return BenchRow("hf-batch", "ok", gpu="NVIDIA H100 80GB HBM3", output_tokens_per_s=tokens_per_s)
 
 
 def test_roofline_share_of_a_gpu_row(tiny_model):
     manifest = json.loads((tiny_model / "jsontune.json").read_text())
-    rows = [_gpu_row(1000.0)]
-    roof = add_roofline(rows, str(tiny_model), "bfloat16", n=10, prompt_tokens=90, new_tokens=8)
+    rows = [_gpu_row(1000.0), BenchRow("vllm", "failed", reason="exit code 1")]
+    roof = job_roofline(rows, str(tiny_model), "bfloat16", n=10, prompt_tokens=90, new_tokens=8)
     assert roof["available"] and roof["gpu"]["name"] == "H100 SXM"
     assert roof["model"]["params"] == manifest["parameters"]
-    assert rows[0]["roofline_share"] == pytest.approx(1000.0 / roof["ceiling_tokens_per_s"])
+    shared = with_roofline_shares(rows, roof)
+    assert shared[0].roofline_share == pytest.approx(1000.0 / roof["ceiling_tokens_per_s"])
+    assert shared[1] == rows[1] and rows[0].roofline_share is None  # new rows; the ones passed in are as they were
 
 
 @pytest.mark.parametrize(
     ("rows", "dtype", "reason"),
     [
         ([_gpu_row(1.0)], "auto", "the weights are float32"),
-        ([{**_gpu_row(1.0), "gpu": "NVIDIA GeForce RTX 4090"}], "bfloat16", "is not in the roofline table"),
-        ([{**_gpu_row(1.0), "gpu": None}], "bfloat16", "ran on the CPU"),
-        ([{"engine": "vllm", "status": "skipped"}], "bfloat16", "no engine finished"),
+        ([replace(_gpu_row(1.0), gpu="NVIDIA GeForce RTX 4090")], "bfloat16", "is not in the roofline table"),
+        ([replace(_gpu_row(1.0), gpu=None)], "bfloat16", "ran on the CPU"),
+        ([BenchRow("vllm", "skipped", reason="no vLLM")], "bfloat16", "no engine finished"),
     ],
 )
 def test_no_roofline_says_why(tiny_model, rows, dtype, reason):
-    roof = add_roofline(rows, str(tiny_model), dtype, n=10, prompt_tokens=90, new_tokens=8)
+    roof = job_roofline(rows, str(tiny_model), dtype, n=10, prompt_tokens=90, new_tokens=8)
     assert roof["available"] is False and reason in roof["reason"]
+    assert with_roofline_shares(rows, roof) == rows
+
+
+def test_speedups_are_new_rows_over_hf_seqs_examples_per_s():
+    rows = [
+        BenchRow("hf-batch", "ok", examples_per_s=6.0),
+        BenchRow("vllm", "failed", reason="exit code 1"),
+        BenchRow("hf-seq", "ok", examples_per_s=2.0),
+    ]
+    given = list(rows)
+    assert [r.speedup for r in with_speedups(rows)] == [3.0, None, 1.0]
+    assert rows == given and all(r.speedup is None for r in rows)  # nothing passed in was changed
+    assert [r.speedup for r in with_speedups(rows[:2])] == [None, None]  # no hf-seq row, no speedups
 
 
 def test_gold_is_matched_by_id_and_scored_in_input_order(tmp_path):
     """A gold file in another order still scores each output against its own row."""
-    from jsontune.bench.runner import add_quality
-
     targets = {f"r{i}": {"producto": p, "cantidad": i + 1} for i, p in enumerate("ABC")}
     (tmp_path / "in.jsonl").write_text(
         "".join(json.dumps({"id": k, "text": f"pedido {k}", "target": t}) + "\n" for k, t in targets.items())
@@ -152,17 +170,14 @@ def test_gold_is_matched_by_id_and_scored_in_input_order(tmp_path):
     )
     for gold in (tmp_path / "gold.jsonl", None):  # --gold, and --natural on the labelled input itself
         config = BenchConfig(model="m", input=tmp_path / "in.jsonl", gold=gold, fixed_length=False)
-        _, golds = load_inputs(config)
-        row = {"outputs": str(outputs)}
-        add_quality(row, golds)
-        assert row["f1"] == 1.0 and row["exact_match"] == 1.0
+        _, golds, _ = load_inputs(config)
+        scored = with_quality(BenchRow("hf-seq", "ok", outputs=str(outputs)), golds)
+        assert scored.f1 == 1.0 and scored.exact_match == 1.0
     shifted = tmp_path / "shifted.jsonl"
     shifted.write_text(
         "".join(outputs.read_text().splitlines(keepends=True)[1:] + outputs.read_text().splitlines(keepends=True)[:1])
     )
-    row = {"outputs": str(shifted)}
-    add_quality(row, golds)
-    assert row["f1"] < 0.5
+    assert with_quality(BenchRow("hf-seq", "ok", outputs=str(shifted)), golds).f1 < 0.5
 
 
 def test_fixed_length_asks_every_engine_for_exactly_max_new_tokens(tmp_path):
@@ -209,24 +224,28 @@ def test_bench_fails_when_no_engine_ran(tiny_model, tmp_path):
 
 def test_bad_input_rows_are_skipped_with_a_note_and_the_flag_is_rerun(tmp_path):
     from jsontune.bench import report
-    from jsontune.bench.runner import BenchResult
 
     data = tmp_path / "in.jsonl"
     data.write_text('{"id": "a", "text": "10 de A"}\n{"id": "b", "text": ""}\n{"id": "c", "text": "5 de B"}\n')
     config = BenchConfig(model="m", input=data, skip_bad_rows=True)
-    records, _ = load_inputs(config)
-    assert [r.id for r in records] == ["a", "c"] and len(config.skipped_rows) == 1
+    records, _, skipped = load_inputs(config)
+    assert [r.id for r in records] == ["a", "c"] and len(skipped) == 1
     assert config.command().endswith(f"--input {data} --skip-bad-rows")
-    summary = {
-        "random_weights": False,
-        "n": 2,
-        "n_requested": 1000,
-        "skipped_rows": config.skipped_rows,
-        "max_new_tokens": 64,
-        "prompts_sha256": "x",
-    }
-    result = BenchResult(config=summary, rows=[], roofline={"available": False, "reason": "CPU."})
+    result = BenchResult(
+        config=config,
+        rows=[],
+        roofline={"available": False, "reason": "CPU."},
+        model_path="m",
+        random_weights=False,
+        n=2,
+        prompt_tokens_mean=9.0,
+        prompt_tokens_max=10,
+        prompts_sha256="x",
+        engine_dtype="float32",
+        skipped_rows=skipped,
+    )
     assert any(n.startswith("--skip-bad-rows: 1 bad --input rows skipped") for n in report.notes(result))
+    assert result.to_json()["config"]["skipped_rows"] == skipped
     with pytest.raises(JsontuneError, match="--skip-bad-rows"):
         load_inputs(BenchConfig(model="m", input=data))
 
@@ -251,7 +270,6 @@ def test_every_engine_gets_one_dtype_and_auto_follows_vllm_on_a_gpu(tiny_model, 
 
 def test_natural_rows_report_schema_validity_and_cut_outputs(tmp_path):
     """Guided vs free decoding is compared on three rates: valid JSON, schema-valid and cut by length."""
-    from jsontune.bench.runner import add_quality
     from jsontune.serving.schema import infer_schema
 
     schema = infer_schema([{"producto": "A", "cantidad": 1}])
@@ -263,9 +281,10 @@ def test_natural_rows_report_schema_validity_and_cut_outputs(tmp_path):
     ]
     outputs = tmp_path / "outputs.jsonl"
     outputs.write_text("".join(json.dumps({"text": t, "finish_reason": r}) + "\n" for t, r in texts))
-    row = {"outputs": str(outputs)}
-    add_quality(row, None, schema)
+    row = BenchRow("vllm", "ok", outputs=str(outputs))
+    scored = with_quality(row, None, schema)
     # the cut string is repaired into JSON, but it is too long for the schema
-    assert row["json_valid_rate"] == 0.75 and row["schema_valid_rate"] == 0.25 and row["cut_by_length"] == 1
-    add_quality(row, None)
-    assert row["schema_valid_rate"] is None
+    assert scored.json_valid_rate == 0.75 and scored.schema_valid_rate == 0.25 and scored.cut_by_length == 1
+    assert scored.f1 is None and scored.exact_match is None  # no gold
+    assert row == BenchRow("vllm", "ok", outputs=str(outputs))  # a new row; the one passed in is as it was
+    assert with_quality(scored, None).schema_valid_rate is None

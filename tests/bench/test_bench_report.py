@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from jsontune.bench import report
-from jsontune.bench.runner import BenchResult
+from jsontune.bench.config import BenchConfig
+from jsontune.bench.results import BenchResult, BenchRow
 
 HASH = "a" * 64
 
 
-def _row(engine: str, **fields) -> dict:
+def _row(engine: str, **fields) -> BenchRow:
     row = {
         "engine": engine,
         "status": "ok",
@@ -30,26 +32,23 @@ def _row(engine: str, **fields) -> dict:
         "device": "CPU test",
         "versions": {"python": "3"},
     }
-    return {**row, **fields}
+    return BenchRow.from_dict({**row, **fields})
 
 
-def _result(rows: list[dict], **config) -> BenchResult:
-    base = {
-        "model": "m",
-        "model_path": "m",
-        "random_weights": False,
-        "mode": "fixed-length",
-        "n": 40,
-        "n_requested": 40,
-        "max_new_tokens": 64,
-        "prompts_sha256": HASH,
-        "command": "jsontune bench --model m",
-        "input_label": "in.jsonl",
-        "prompt_tokens_mean": 90.0,
-        "repeats": 3,
-        "warmup": 4,
-    }
-    return BenchResult(config={**base, **config}, rows=rows, roofline={"available": False, "reason": "CPU."})
+def _result(rows: list[BenchRow], n: int = 40, n_requested: int = 40, natural: bool = False, **flags) -> BenchResult:
+    """A run of `n` prompts for -n `n_requested`, fixed-length unless `natural`; `flags` are BenchConfig's."""
+    return BenchResult(
+        config=BenchConfig(model="m", input=Path("in.jsonl"), n=n_requested, fixed_length=not natural, **flags),
+        rows=rows,
+        roofline={"available": False, "reason": "CPU."},
+        model_path="m",
+        random_weights=False,
+        n=n,
+        prompt_tokens_mean=90.0,
+        prompt_tokens_max=100,
+        prompts_sha256=HASH,
+        engine_dtype="float32",
+    )
 
 
 def test_extrapolated_seconds_are_scaled_to_all_prompts_and_starred():
@@ -65,7 +64,7 @@ def test_memory_adds_the_children_to_the_workers_peak():
 def test_notes_flag_wrong_lengths_other_prompts_short_input_and_missing_hf_seq():
     rows = [
         _row("hf-batch", wrong_length=3, prompts_sha256="b" * 64),
-        {"engine": "vllm", "status": "failed", "reason": "exit code 1: CUDA out of memory"},
+        BenchRow("vllm", "failed", reason="exit code 1: CUDA out of memory"),
     ]
     notes = report.notes(_result(rows, n=10, n_requested=1000))
     assert "--input has 10 rows, fewer than -n 1000: all were used." in notes
@@ -81,17 +80,19 @@ def test_natural_mode_adds_a_quality_table():
         _row("hf-seq", json_valid_rate=0.75, schema_valid_rate=None, cut_by_length=3, f1=0.5, exact_match=0.25),
         _row("vllm-guided", json_valid_rate=1.0, schema_valid_rate=1.0, cut_by_length=0, f1=0.5, exact_match=0.25),
     ]
-    md = report.markdown(_result(rows, mode="natural"))
+    md = report.markdown(_result(rows, natural=True))
     assert "| hf-seq | 75.0% | — | 3 | 0.5000 | 0.2500 |" in md
     assert "| vllm-guided | 100.0% | 100.0% | 0 | 0.5000 | 0.2500 |" in md
     assert "## Quality" not in report.markdown(_result(rows))
 
 
 def test_summary_line_is_one_json_object_per_engine():
-    line = json.dumps(report.summary_line(_result([_row("hf-seq"), {"engine": "vllm", "status": "skipped"}])))
+    result = _result([_row("hf-seq"), BenchRow("vllm", "skipped", reason="no vLLM")])
+    line = json.dumps(report.summary_line(result, {"json": Path("out/bench.json")}))
     parsed = json.loads(line)
     assert parsed["engines"]["hf-seq"]["examples_per_s"] == 2.5
     assert parsed["engines"]["vllm"] == {key: None for key in report.SUMMARY_KEYS} | {"status": "skipped"}
+    assert parsed["files"] == {"json": "out/bench.json"}
 
 
 def test_vllm_gpu_memory_is_explained_as_its_reservation():

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from jsontune.bench import runner
-from jsontune.bench.runner import BenchConfig, run_bench
+from jsontune.bench import report, runner
+from jsontune.bench.config import BenchConfig
+from jsontune.bench.results import BenchRow
+from jsontune.bench.runner import run_bench
 
 N, T = 6, 8
 
@@ -23,64 +25,78 @@ def fixed_run(tiny_model, tmp_path_factory):
     return run_bench(config)
 
 
-def test_every_output_file_is_written(fixed_run):
-    files = fixed_run.files
+@pytest.fixture(scope="module")
+def files(fixed_run):
+    return report.write_all(fixed_run, fixed_run.config.out)
+
+
+def test_every_output_file_is_written(fixed_run, files):
     assert json.loads(files["json"].read_text()) == json.loads(json.dumps(fixed_run.to_json(), default=str))
     assert files["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = files["markdown"].read_text()
     assert "| hf-seq | ok |" in md and "| hf-batch | ok |" in md
     assert "the weights are random" in md
-    assert fixed_run.config["command"] in md
+    assert fixed_run.config.command() in md
 
 
-def test_one_row_per_engine_in_order(fixed_run):
-    rows = json.loads(fixed_run.files["json"].read_text())["rows"]
+def test_one_row_per_engine_in_order(files):
+    rows = json.loads(files["json"].read_text())["rows"]
     assert [r["engine"] for r in rows] == ["hf-seq", "hf-batch", "vllm"]
+
+
+def test_a_row_is_its_workers_result_and_bench_json_holds_all_of_it(fixed_run, files):
+    saved = json.loads(files["json"].read_text())["rows"]
+    for row, as_saved in zip(fixed_run.rows, saved, strict=True):
+        assert BenchRow.from_dict(as_saved) == row
+    for row in fixed_run.rows[:2]:
+        measured = json.loads(Path(row.log).with_name(f"{row.engine}.result.json").read_text())
+        assert {key: getattr(row, key) for key in measured} == measured
+        assert None not in (row.gen_s, row.output_tokens, row.peak_rss_gb, row.versions, row.prompts_sha256)
 
 
 @pytest.mark.vllm
 def test_the_vllm_row_ran_with_its_memory_and_cpu_settings(fixed_run):
     vllm = fixed_run.rows[2]
-    assert vllm["status"] == "ok", vllm.get("reason")
-    assert vllm["output_tokens"] == N * T and vllm["wrong_length"] == 0 and vllm["n_timed"] == N
-    assert vllm["peak_rss_gb"] > 0.05 and vllm["children_rss_gb"] > 0  # vLLM's engine runs in child processes
-    settings = vllm["engine_settings"]
-    assert settings["max_model_len"] == fixed_run.config["prompt_tokens_max"] + T  # sized for the job
-    assert settings["dtype"] == fixed_run.config["engine_dtype"]  # the one dtype every engine ran in
+    assert vllm.status == "ok", vllm.reason
+    assert vllm.output_tokens == N * T and vllm.wrong_length == 0 and vllm.n_timed == N
+    assert vllm.peak_rss_gb > 0.05 and vllm.children_rss_gb > 0  # vLLM's engine runs in child processes
+    settings = vllm.engine_settings
+    assert settings["max_model_len"] == fixed_run.prompt_tokens_max + T  # sized for the job
+    assert settings["dtype"] == fixed_run.engine_dtype  # the one dtype every engine ran in
     if settings["device"] == "cpu":
         assert settings["enforce_eager"] and settings["kv_cache_gb"] > 0
-    assert "| vllm | ok |" in fixed_run.files["markdown"].read_text()
+    assert "| vllm | ok |" in report.markdown(fixed_run)
 
 
 def test_hf_rows_record_their_settings(fixed_run):
     for row in fixed_run.rows[:2]:
-        assert row["engine_settings"]["dtype"] == fixed_run.config["engine_dtype"]
-        assert row["engine_settings"]["device"]  # cpu, or cuda:N
+        assert row.engine_settings["dtype"] == fixed_run.engine_dtype
+        assert row.engine_settings["device"]  # cpu, or cuda:N
 
 
 def test_hf_rows_generate_exactly_n_times_max_new_tokens(fixed_run):
     for row in fixed_run.rows[:2]:
-        assert row["status"] == "ok"
-        assert row["n_timed"] == N and not row["extrapolated"]
-        assert row["output_tokens"] == N * T
-        assert row["wrong_length"] == 0
-        outputs = [json.loads(line) for line in Path(row["outputs"]).read_text().splitlines()]
+        assert row.status == "ok"
+        assert row.n_timed == N and not row.extrapolated
+        assert row.output_tokens == N * T
+        assert row.wrong_length == 0
+        outputs = [json.loads(line) for line in Path(row.outputs).read_text().splitlines()]
         assert [o["output_tokens"] for o in outputs] == [T] * N
 
 
 def test_hf_rows_have_positive_speeds_and_memory(fixed_run):
     for row in fixed_run.rows[:2]:
-        assert row["load_s"] > 0 and row["gen_s"] > 0 and len(row["gen_s_repeats"]) == 1
-        assert row["examples_per_s"] == pytest.approx(N / row["gen_s"])
-        assert row["output_tokens_per_s"] == pytest.approx(N * T / row["gen_s"])
-        assert row["peak_rss_gb"] > 0.05  # torch alone is more than that
-        assert row["device"] and row["versions"]["torch"]
+        assert row.load_s > 0 and row.gen_s > 0 and len(row.gen_s_repeats) == 1
+        assert row.examples_per_s == pytest.approx(N / row.gen_s)
+        assert row.output_tokens_per_s == pytest.approx(N * T / row.gen_s)
+        assert row.peak_rss_gb > 0.05  # torch alone is more than that
+        assert row.device and row.versions["torch"]
 
 
 def test_speedups_are_over_hf_seq(fixed_run):
     seq, batch = fixed_run.rows[:2]
-    assert seq["speedup"] == 1.0
-    assert batch["speedup"] == pytest.approx(batch["examples_per_s"] / seq["examples_per_s"])
+    assert seq.speedup == 1.0
+    assert batch.speedup == pytest.approx(batch.examples_per_s / seq.examples_per_s)
 
 
 def test_every_engine_ran_the_prompts_prompts_py_renders(fixed_run, tiny_model):
@@ -92,12 +108,12 @@ def test_every_engine_ran_the_prompts_prompts_py_renders(fixed_run, tiny_model):
 
     texts = [r.text for r in generate_orders(N, seed=0)]
     expected = prompts_sha256(render_prompts(load_tokenizer(tiny_model), texts, read_prompt_format(tiny_model)))
-    assert fixed_run.config["prompts_sha256"] == expected
-    assert [r["prompts_sha256"] for r in fixed_run.rows[:2]] == [expected, expected]
+    assert fixed_run.prompts_sha256 == expected
+    assert [r.prompts_sha256 for r in fixed_run.rows[:2]] == [expected, expected]
 
 
 def test_no_roofline_on_cpu_and_the_reason_says_so(fixed_run):
-    if any(r.get("gpu") for r in fixed_run.rows):
+    if any(r.gpu for r in fixed_run.rows):
         pytest.skip("ran on a GPU")
     assert fixed_run.roofline["available"] is False
     assert "CPU" in fixed_run.roofline["reason"]
@@ -121,20 +137,21 @@ def test_a_crashing_engine_is_a_failed_row_and_the_others_survive(tiny_model, tm
         seq_limit=1,
         out=tmp_path / "out",
     )
-    failed, seq = run_bench(config).rows
-    assert failed["status"] == "failed"
-    assert "no-such-model" in failed["reason"] and "does not exist" in failed["reason"]
-    assert seq["status"] == "ok" and seq["speedup"] == 1.0
+    result = run_bench(config)
+    failed, seq = result.rows
+    assert failed.status == "failed"
+    assert "no-such-model" in failed.reason and "does not exist" in failed.reason
+    assert seq.status == "ok" and seq.speedup == 1.0
     # --seq-limit 1: one prompt timed, flagged, and its seconds scaled to all three in the table
-    assert seq["extrapolated"] and seq["n_timed"] == 1 and seq["output_tokens"] == 2
-    md = (tmp_path / "out" / "bench.md").read_text()
+    assert seq.extrapolated and seq.n_timed == 1 and seq.output_tokens == 2
+    md = report.markdown(result)
     assert "| hf-batch | failed |" in md
-    assert f"| hf-seq | ok | {seq['load_s']:.1f} | {seq['gen_s'] * 3:.2f}* |" in md
+    assert f"| hf-seq | ok | {seq.load_s:.1f} | {seq.gen_s * 3:.2f}* |" in md
 
 
 def test_a_worker_past_its_timeout_is_stopped(tiny_model, tmp_path):
     config = BenchConfig(model=str(tiny_model), engines=("hf-seq",), out=tmp_path)
     spec = runner.engine_spec("hf-seq", config, str(tiny_model), tmp_path)
     row = runner.run_worker(spec, tmp_path, timeout_s=0.001)  # Python cannot even start in a millisecond
-    assert row["status"] == "failed"
-    assert row["reason"].startswith("timed out after 0.001 s; raise --timeout-s or time fewer prompts")
+    assert row.status == "failed" and row.log == str(tmp_path / "hf-seq.log")
+    assert row.reason.startswith("timed out after 0.001 s; raise --timeout-s or time fewer prompts")

@@ -1,0 +1,88 @@
+"""What a bench run is asked to do: `BenchConfig`, one field per `jsontune bench` flag, checked on creation."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from jsontune.errors import JsontuneError
+
+ENGINES = {"hf-seq": "hf", "hf-batch": "hf", "vllm": "vllm", "vllm-guided": "vllm"}  # bench name -> engine
+
+
+@dataclass
+class BenchConfig:
+    """Everything a bench run depends on; each field is the CLI flag of the same name."""
+
+    model: str
+    input: Path | None = None
+    n: int = 1000
+    engines: tuple[str, ...] = ("hf-seq", "hf-batch", "vllm")
+    max_new_tokens: int = 64
+    fixed_length: bool = True
+    repeats: int = 3
+    warmup: int = 4
+    batch_size: int = 8
+    seq_limit: int | None = None
+    gold: Path | None = None
+    seed: int = 0
+    timeout_s: float = 3600.0
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+    kv_cache_gb: float | None = None
+    dtype: str = "auto"
+    out: Path = Path("runs/bench")
+    models_dir: Path = Path("runs/bench-models")
+    text_col: str | None = None
+    target_col: str | None = None
+    id_col: str | None = None
+    skip_bad_rows: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.engines or not set(self.engines) <= set(ENGINES) or len(set(self.engines)) < len(self.engines):
+            raise JsontuneError(
+                f"--engines {','.join(self.engines)!r}: list engines from {', '.join(ENGINES)}, "
+                "comma-separated, each at most once."
+            )
+        for flag, value, least in [
+            ("-n", self.n, 1),
+            ("--max-new-tokens", self.max_new_tokens, 1),
+            ("--repeats", self.repeats, 1),
+            ("--warmup", self.warmup, 0),
+            ("--batch-size", self.batch_size, 1),
+            ("--seq-limit", self.seq_limit or 1, 1),
+            ("--timeout-s", self.timeout_s, 1),
+        ]:
+            if value < least:
+                raise JsontuneError(f"{flag} must be at least {least}, got {value}.")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise JsontuneError(f"--gpu-memory-utilization is a share in (0, 1], got {self.gpu_memory_utilization}.")
+        if self.dtype != "auto":
+            from jsontune.device import dtype_name
+
+            dtype_name(self.dtype)  # an unknown --dtype fails here, not once per worker
+        if "vllm-guided" in self.engines and self.fixed_length:
+            raise JsontuneError(
+                "vllm-guided decodes under the JSON schema, which ends the object where it ends; bench it with "
+                "--natural."
+            )
+        if self.gold is not None and self.fixed_length:
+            raise JsontuneError(
+                "--gold scores outputs that stop at end-of-sequence; add --natural (fixed-length outputs "
+                "are forced past it)."
+            )
+
+    def command(self) -> str:
+        """The `jsontune bench` command line that reruns this configuration."""
+        defaults = BenchConfig(model=self.model)
+        parts = ["jsontune bench", f"--model {shlex.quote(self.model)}"]
+        for name, value in asdict(self).items():
+            if name in ("model", "fixed_length") or value == getattr(defaults, name) or value is None:
+                continue
+            flag = "-n" if name == "n" else "--" + name.replace("_", "-")
+            if isinstance(value, bool):  # an on/off flag such as --skip-bad-rows
+                parts.append(flag)
+                continue
+            parts.append(f"{flag} {shlex.quote(','.join(value) if isinstance(value, tuple) else str(value))}")
+        return " ".join(parts + ([] if self.fixed_length else ["--natural"]))
