@@ -12,7 +12,11 @@ false negatives.
 
 Equal values, by default (`strict=False`):
 - numbers compare numerically, to 6 decimal places: 1500 == 1500.0 == "1500";
-- a string that is a number (see `parse_number`) compares as that number: "1.500,00" == 1500;
+- a string that is a number in digits compares as that number: "1.500" == "1,500" == "1.500,00"
+  == "1,500.00" == 1500, "7,5" == 7.5. `jsontune.data.numbers.parse_digits` reads it, the reader
+  the data is written and checked with, so eval reads a number the way the data means it; its rule
+  for "." and ",": a single mark after 1-3 digits and before exactly three groups thousands.
+  Currency, units and words keep a string a string: "50 pesos", "$50", "doce";
 - other strings are trimmed, runs of whitespace become one space, and case and accents are
   ignored: " Tornillo  Cabeza " == "tornillo cabeza", "Cañería" == "caneria";
 - booleans and null are only equal to themselves (true is not 1, null is not "").
@@ -23,57 +27,10 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import unicodedata
 from collections import Counter
 from typing import Any
 
-_NUMBER_SHAPE = re.compile(r"[+-]?\d(?:[\d.,]*\d)?")
-
-
-def _grouped(digits: str, sep: str) -> bool:
-    """True when `digits` is a thousands-grouped integer such as 1.500.000 (for sep ".")."""
-    return re.fullmatch(rf"\d{{1,3}}(?:{re.escape(sep)}\d{{3}})+", digits) is not None
-
-
-def parse_number(text: str) -> float | None:
-    """The number a string spells in Spanish or English notation, or None when it is not one, or
-    when it is ambiguous.
-
-    - no separator: "1500" -> 1500
-    - both "." and ",": the last one is the decimal mark and the other must group thousands:
-      "1,500.00" and "1.500,00" -> 1500
-    - one separator used several times groups thousands: "1.500.000" and "1,500,000" -> 1500000
-    - one separator used once is the decimal mark: "2.50" and "2,5" -> 2.5, "1500.000" -> 1500 —
-      except after 1-3 digits (not "0") and before exactly 3, where Spanish and English disagree
-      ("1.500" is 1500 in one and 1.5 in the other): that string stays a string.
-    Signs are allowed; currency symbols, units and spaces are not ("50 pesos" stays a string).
-    """
-    text = text.strip()
-    if not _NUMBER_SHAPE.fullmatch(text):
-        return None
-    sign, body = ("-" if text[0] == "-" else ""), text.lstrip("+-")
-    seps = [s for s in ".," if s in body]
-    if len(seps) == 2:
-        decimal = "." if body.rfind(".") > body.rfind(",") else ","
-        whole, _, frac = body.rpartition(decimal)
-        thousands = "," if decimal == "." else "."
-        return float(f"{sign}{whole.replace(thousands, '')}.{frac}") if _grouped(whole, thousands) else None
-    if not seps:
-        return float(sign + body)
-    sep = seps[0]
-    if body.count(sep) > 1:
-        return float(sign + body.replace(sep, "")) if _grouped(body, sep) else None
-    whole, _, frac = body.partition(sep)
-    if len(frac) == 3 and re.fullmatch(r"[1-9]\d{0,2}", whole):
-        return None
-    return float(f"{sign}{whole}.{frac}")
-
-
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(bare.casefold().split())
+from jsontune.data.numbers import fold, parse_digits
 
 
 def _number(value: float) -> tuple[str, Any]:
@@ -91,8 +48,8 @@ def normalize_value(value: Any, strict: bool = False) -> Any:
     if isinstance(value, (int, float)):
         return _number(value)
     if isinstance(value, str):
-        number = parse_number(value)
-        return _number(number) if number is not None else ("str", _fold(value))
+        number = parse_digits(value)
+        return _number(number) if number is not None else ("str", fold(value))
     return ("json", json.dumps(value, sort_keys=True))
 
 
