@@ -29,10 +29,9 @@ import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-from jsontune.data.numbers import parse_number, value_in_text
+from jsontune.data.numbers import parse_digits, spellings, value_in_text
 from jsontune.data.records import Record
 from jsontune.errors import JsontuneError
 
@@ -133,25 +132,8 @@ _LAST_WORD = re.compile(r"\w+$")
 _NOT_A_BREAK = {
     " y ": {"treinta", "cuarenta", "cincuenta", "sesenta", "setenta", "ochenta", "noventa"},
     ". ": {
-        "sr",
-        "sra",
-        "sres",
-        "srta",
-        "dr",
-        "dra",
-        "ing",
-        "lic",
-        "ref",
-        "uds",
-        "doc",
-        "av",
-        "aprox",
-        "cía",
-        "nro",
-        "núm",
-        "atte",
-        "etc",
-        "cant",
+        *("sr", "sra", "sres", "srta", "dr", "dra", "ing", "lic", "ref", "uds"),
+        *("doc", "av", "aprox", "cía", "nro", "núm", "atte", "etc", "cant"),
     },
 }
 
@@ -265,32 +247,15 @@ _MONEY_AFTER = re.compile(rf"\s*{_CURRENCY}(?!\w)", re.IGNORECASE)
 _MONEY_BEFORE = re.compile(rf"{_CURRENCY}\s*$", re.IGNORECASE)
 
 
-def _group(digits: str, sep: str) -> str:
-    return f"{int(digits):,}".replace(",", sep)
-
-
-def number_spellings(value: float, money: bool = False) -> list[str]:
-    """Ways to write `value`: 1500, 1.500, 1,500 (and 1.500,00, 1500.00 for money); 1250.5, 1.250,50 ..."""
-    whole, _, frac = f"{Decimal(repr(float(value))).normalize():f}".lstrip("-").partition(".")
-    dotted, commaed = _group(whole, "."), _group(whole, ",")
-    if frac:
-        cents = frac.ljust(2, "0")
-        return [f"{whole}.{frac}", f"{whole},{frac}", f"{dotted},{cents}", f"{commaed}.{cents}"]
-    cents = [f"{dotted},00", f"{commaed}.00", f"{whole},00", f"{whole}.00"] if money else []
-    return [whole, dotted, commaed, *cents]
-
-
 def number_format(text: str, rng: random.Random) -> str:
     """Write one number of the text another way; its value (and so the target) stays the same."""
     matches = list(_NUMBER.finditer(text))
     for m in rng.sample(matches, len(matches)):
-        value = parse_number(m.group(0))
+        value = parse_digits(m.group(0))
         if value is None:
             continue
         money = bool(_MONEY_AFTER.match(text, m.end()) or _MONEY_BEFORE.search(text, 0, m.start()))
-        # Only spellings that read back as the same value: "1.125" would be 1125, not 1.125.
-        options = [s for s in dict.fromkeys(number_spellings(value, money)) if s != m.group(0)]
-        options = [s for s in options if parse_number(s) == value]
+        options = [s for s in spellings(value, money) if s != m.group(0)]
         if options:
             return text[: m.start()] + rng.choice(options) + text[m.end() :]
     return text

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jsontune.data.numbers import spanish_words
+from jsontune.data.numbers import spanish_words, write_number
 from jsontune.data.records import Record
 from jsontune.errors import JsontuneError
 from jsontune.io import write_jsonl_atomic
@@ -430,22 +430,18 @@ def _round_price(rng: random.Random, amount: float, rounding: str) -> int | floa
     return int(value) if value == int(value) else round(value, 2)
 
 
-_TO_SPANISH = str.maketrans(",.", ".,")
-
-
 def _format_int(rng: random.Random, n: int, spanish: bool) -> str:
-    text = f"{n:,}" if n >= 1000 and rng.random() < 0.65 else str(n)
-    return text.translate(_TO_SPANISH) if spanish else text
+    return write_number(n, spanish=spanish, grouped=n >= 1000 and rng.random() < 0.65)
 
 
 def _format_price(rng: random.Random, value: int | float, spanish: bool) -> str:
-    """Digits only in forms `parse_number` reads back: 2 decimals at most, grouped thousands."""
+    """Digits with 2 decimals at most, thousands grouped or not: forms that read back as `value`."""
     if isinstance(value, int) and not (value < 1000 and rng.random() < 0.1):
         return _format_int(rng, value, spanish)
-    text = f"{value:,.2f}" if value >= 1000 and rng.random() < 0.65 else f"{value:.2f}"
-    if text.endswith("0") and not text.endswith(".00") and rng.random() < 0.5:
+    text = write_number(value, spanish=spanish, grouped=value >= 1000 and rng.random() < 0.65, cents=True)
+    if text.endswith("0") and not text.endswith("00") and rng.random() < 0.5:
         text = text[:-1]  # "12.5", as in "USD 12.5"
-    return text.translate(_TO_SPANISH) if spanish else text
+    return text
 
 
 def _styled_mention(rng: random.Random, item: _Item, style: str) -> str:

@@ -6,6 +6,7 @@ import json
 import random
 from collections.abc import Iterator
 
+from jsontune.data.numbers import write_number
 from jsontune.prompts import build_messages, completion_text
 
 _PRODUCTS = [
@@ -91,22 +92,21 @@ _COMPANIES = [
 
 def _amount_text(rng: random.Random, value: float) -> str:
     """One of the ways Spanish-speaking buyers write a price: 1250, $1.250,50, 1,250.50, USD 12.99..."""
-    whole, cents = int(value), round(value * 100) % 100
     return rng.choice(
         [
-            str(whole),
-            f"${whole:,}".replace(",", ".") + f",{cents:02d}",
-            f"{whole:,}.{cents:02d}",
-            f"USD {value:.2f}",
-            f"{value:.2f} pesos",
-            f"${whole:,}".replace(",", "."),
+            write_number(value, spanish=False),
+            "$" + write_number(value, grouped=True, cents=True),
+            write_number(value, spanish=False, grouped=True, cents=True),
+            "USD " + write_number(value, spanish=False, cents=True),
+            write_number(value, spanish=False, cents=True) + " pesos",
+            "$" + write_number(value, grouped=True),
         ]
     )
 
 
 def _quantity_text(rng: random.Random, quantity: int) -> str:
     words = {12: "una docena", 100: "cien", 200: "doscientas", 500: "quinientas", 1000: "mil"}
-    return rng.choice([str(quantity), f"{quantity:,}".replace(",", "."), words.get(quantity, str(quantity))])
+    return rng.choice([str(quantity), write_number(quantity, grouped=True), words.get(quantity, str(quantity))])
 
 
 def chat_corpus(n_orders: int = 400) -> Iterator[str]:

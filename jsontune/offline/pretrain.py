@@ -16,6 +16,8 @@ import math
 import random
 from typing import Any
 
+from jsontune.data.numbers import write_number
+
 # The field names as the corpus writes them: not the JSON keys, so the task format stays unseen.
 _FIELDS = (("producto", "producto"), ("cantidad", "cantidad"), ("precio_unitario", "precio"))
 
@@ -26,12 +28,9 @@ def _number(value: int | float) -> str:
 
 
 def _spanish(value: int | float, rng: random.Random) -> str:
-    """`value` as people write it: "1.250,5", "1,250.50", "1250", "$ 12,99"."""
-    text = f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
-    if rng.random() < 0.5:
-        text = text.replace(",", "")
-    if rng.random() < 0.6:
-        text = text.translate(str.maketrans(",.", ".,"))
+    """`value` as people write it: "1.250,50", "1,250.50", "1250", "$ 12,99"."""
+    grouped, spanish = rng.random() >= 0.5, rng.random() < 0.6
+    text = write_number(value, spanish=spanish, grouped=grouped, cents=isinstance(value, float))
     return rng.choice(("{}", "${}", "$ {}", "USD {}", "{} pesos", "S/ {}", "{} €")).format(text)
 
 

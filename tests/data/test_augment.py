@@ -15,14 +15,14 @@ from jsontune.data.augment import (
     SYNONYM_GROUPS,
     augment_records,
     number_format,
-    number_spellings,
     recoverable,
     resolve_strategies,
 )
-from jsontune.data.numbers import numbers_in_text, parse_number
+from jsontune.data.numbers import numbers_in_text
 from jsontune.data.records import Record
 from jsontune.data.synth import generate_orders
 from jsontune.errors import JsontuneError
+from jsontune.metrics import normalize_value
 
 ORDER = Record(
     "o1",
@@ -77,22 +77,24 @@ def test_clause_order_keeps_every_clause_whole():
 
 
 def test_number_format_changes_digits_not_values():
+    as_eval_reads = [normalize_value(t) for t in _numbers_as_written(ORDER.text)]
     for seed in range(10):
         new = number_format(ORDER.text, random.Random(seed))
         assert new != ORDER.text
         assert _numbers_as_written(new) != _numbers_as_written(ORDER.text)
+        # Copied into the JSON as written, every number still scores as its label.
+        assert [normalize_value(t) for t in _numbers_as_written(new)] == as_eval_reads
         assert {1500.0, 1250.5} <= set(numbers_in_text(new))
     rows, _ = augment_records([ORDER], factor=6, seed=0, strategies=["number_format"])
     assert len(rows) > 1
     assert all(row.target == ORDER.target and row.text != ORDER.text for row in rows[1:])
 
 
-def test_number_spellings_read_back_as_the_same_value():
-    assert {"1500", "1.500", "1,500"} <= set(number_spellings(1500))
-    assert "1.250,50" in number_spellings(1250.5)
-    assert "50,00" in number_spellings(50, money=True) and "50,00" not in number_spellings(50)
-    for value in (1500, 1250.5, 50, 3.75, 2_000_000):
-        assert all(parse_number(s) == value for s in number_spellings(value, money=True))
+def test_number_format_writes_cents_only_for_money():
+    quantities = {number_format("Necesito 1500 unidades", random.Random(seed)) for seed in range(40)}
+    assert quantities == {"Necesito 1.500 unidades", "Necesito 1,500 unidades"}
+    prices = {number_format("a 1500 pesos c/u", random.Random(seed)) for seed in range(80)}
+    assert {"a 1.500,00 pesos c/u", "a 1500.00 pesos c/u", "a 1,500 pesos c/u"} <= prices
 
 
 def test_guard_drops_and_counts_variants_that_lose_a_value():

@@ -15,6 +15,7 @@ from jsontune.data import load_records
 from jsontune.data.numbers import parse_number, value_in_text
 from jsontune.data.synth import generate_orders, sample_order, split_sizes, write_splits
 from jsontune.errors import JsontuneError
+from jsontune.metrics import normalize_value
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,20 @@ def test_every_label_is_recoverable_from_its_text(orders):
     assert unrecoverable == []
     # The product is there verbatim, not just up to accents.
     assert all(r.target["producto"].lower() in r.text.lower() for r in orders)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_eval_reads_every_number_as_the_generator_wrote_it(seed):
+    """Copied from the text as written ("1.500", "1.250,50"), a quantity or price scores as its label."""
+    thousands = 0
+    for r in generate_orders(400, seed=seed):
+        tokens = re.findall(r"\d+(?:[.,]\d+)*", r.text)
+        thousands += sum(bool(re.fullmatch(r"[1-9]\d{0,2}[.,]\d{3}", t)) for t in tokens)
+        for key in ("cantidad", "precio_unitario"):
+            in_digits = any(normalize_value(t) == normalize_value(r.target[key]) for t in tokens)
+            in_words = value_in_text(r.target[key], re.sub(r"\d", "", r.text))
+            assert in_digits or in_words, (r.text, key)
+    assert thousands >= 20  # "1.500" and "1,500" are there to be read
 
 
 def test_at_least_30_phrasings_are_used():
