@@ -120,59 +120,88 @@ def merge(
     device: str = "cpu",
     trust_remote_code: bool = False,
 ) -> MergeReport:
-    from jsontune.device import config_dtype, dtype_name, torch_dtype
+    """Merge the adapter of `source` (a run folder or an adapter folder) into its base, in float32, cast it to
+    `dtype`, verify both steps against base + adapter, and write `out` atomically."""
+    from jsontune.device import dtype_name, torch_dtype
     from jsontune.modeling import load_tokenizer
 
-    dtype = dtype_name(dtype)
+    out = check_out(out, force)
+    adapter = find_adapter(source)
+    base_model = find_base(adapter, base)
+    dtype = output_dtype(dtype_name(dtype), base_model, adapter, trust_remote_code)
+    tokenizer = load_tokenizer(str(adapter), trust_remote_code=trust_remote_code)
+    merged = load_adapter_model(base_model, adapter, device, trust_remote_code).merge_and_unload()  # float32
+    report = MergeReport(out=str(out), base_model=base_model, adapter=str(adapter), dtype=dtype)
+    if verify:
+        merged = verified_cast(merged, tokenizer, adapter, base_model, report, device, trust_remote_code)
+    else:
+        merged = merged.to(torch_dtype(dtype))
+    write_merged(out, merged, tokenizer, adapter, report)
+    return report
+
+
+def check_out(out: str | Path, force: bool) -> Path:
+    """`out` as a Path, refused when it is a file, or a folder that --force does not allow to replace."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise JsontuneError(f"--out {out} is a file, not a folder; pick another --out.")
     if out.exists() and not force:
         raise JsontuneError(f"output folder {out} already exists; pass --force to replace it.")
-    adapter = find_adapter(source)
-    base_model = find_base(adapter, base)
-    if dtype == "auto":
-        from transformers import AutoConfig
+    return out
 
-        try:
-            config = AutoConfig.from_pretrained(base_model, trust_remote_code=trust_remote_code)
-        except (OSError, ValueError):
-            raise JsontuneError(
-                f"base model {base_model} (recorded in {adapter}) cannot be loaded; "
-                "pass --base with its current location."
-            ) from None
-        dtype = config_dtype(config)
-    tokenizer = load_tokenizer(str(adapter), trust_remote_code=trust_remote_code)
-    merged = load_adapter_model(base_model, adapter, device, trust_remote_code).merge_and_unload()  # float32
-    report = MergeReport(out=str(out), base_model=base_model, adapter=str(adapter), dtype=dtype)
-    if verify:  # first the merge itself, in float32, where only float noise is allowed ...
-        reference = load_adapter_model(base_model, adapter, device, trust_remote_code)
-        fmt = read_prompt_format(adapter)
-        verify_merge(reference, merged, tokenizer, fmt, report, dtype="float32")
-        report.float32_max_logit_diff = report.max_logit_diff
-    merged = merged.to(torch_dtype(dtype))
-    if verify:  # ... then the cast, which may only round
-        if dtype != "float32":
-            verify_merge(reference, merged, tokenizer, fmt, report, dtype=dtype)
-        del reference
 
+def output_dtype(dtype: str, base_model: str, adapter: Path, trust_remote_code: bool) -> str:
+    """The dtype to write: the one asked for, or for auto the dtype the base model's config records."""
+    if dtype != "auto":
+        return dtype
+    from transformers import AutoConfig
+
+    from jsontune.device import config_dtype
+
+    try:
+        config = AutoConfig.from_pretrained(base_model, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):
+        raise JsontuneError(
+            f"base model {base_model} (recorded in {adapter}) cannot be loaded; pass --base with its current location."
+        ) from None
+    return config_dtype(config)
+
+
+def verified_cast(
+    merged, tokenizer, adapter: Path, base_model: str, report: MergeReport, device: str, trust_remote_code
+):
+    """`merged` (float32) cast to report.dtype, compared with base + adapter twice: the merge itself in
+    float32, where only float noise is allowed, then the cast, which may only round."""
+    from jsontune.device import torch_dtype
+
+    reference = load_adapter_model(base_model, adapter, device, trust_remote_code)
+    fmt = read_prompt_format(adapter)
+    verify_merge(reference, merged, tokenizer, fmt, report, dtype="float32")
+    report.float32_max_logit_diff = report.max_logit_diff
+    merged = merged.to(torch_dtype(report.dtype))
+    if report.dtype != "float32":
+        verify_merge(reference, merged, tokenizer, fmt, report)
+    return merged
+
+
+def write_merged(out: Path, merged, tokenizer, adapter: Path, report: MergeReport) -> None:
+    """Weights, tokenizer, generation config and manifest, swapped into `out` whole; the lint's findings go
+    to report.problems."""
     with atomic_folder(out) as tmp:
         merged.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        _write_generation_config(tmp, base_model, tokenizer)
-        manifest = read_manifest(adapter)
+        _write_generation_config(tmp, report.base_model, tokenizer)
         write_manifest(
             tmp,
             "merged",
-            base_model=base_model,
+            base_model=report.base_model,
             adapter=str(adapter),
-            dtype=dtype,
+            dtype=report.dtype,
             prompt_format=read_prompt_format(adapter).to_dict(),
-            data=manifest.get("data", {}),
+            data=read_manifest(adapter).get("data", {}),
             verification=asdict(report),
         )
         report.problems = check_checkpoint(tmp)
-    return report
 
 
 def _write_generation_config(folder: Path, base_model: str, tokenizer) -> None:
