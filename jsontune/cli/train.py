@@ -40,20 +40,20 @@ def train(
     out: Annotated[Path | None, Opt(help="Run folder: best/, last/, metrics.jsonl, run.json, curves.png.")] = None,
     config: Annotated[Path | None, Opt(help="Recipe YAML (configs/*.yaml); flags override it.")] = None,
     augment_factor: Annotated[float | None, Opt(help="About K x training rows by augmentation.")] = None,
-    epochs: Annotated[float | None, Opt(help="Training epochs.")] = None,
-    max_steps: Annotated[int | None, Opt(help="Stop after N optimizer steps (overrides --epochs).")] = None,
-    lr: Annotated[float | None, Opt(help="Peak learning rate (cosine schedule with warmup).")] = None,
-    batch_size: Annotated[int | None, Opt(help="Per-device training batch size.")] = None,
-    grad_accum: Annotated[int | None, Opt(help="Gradient accumulation steps.")] = None,
-    lora_r: Annotated[int | None, Opt(help="LoRA rank (default 16).")] = None,
-    lora_alpha: Annotated[int | None, Opt(help="LoRA alpha (default 32).")] = None,
-    lora_dropout: Annotated[float | None, Opt(help="LoRA dropout (default 0.05).")] = None,
+    epochs: Annotated[float | None, Opt(help="Training epochs (sft.num_train_epochs).")] = None,
+    max_steps: Annotated[int | None, Opt(help="Stop after N optimizer steps (sft.max_steps).")] = None,
+    lr: Annotated[float | None, Opt(help="Peak learning rate (sft.learning_rate).")] = None,
+    batch_size: Annotated[int | None, Opt(help="Per-device batch size (sft.per_device_train_batch_size).")] = None,
+    grad_accum: Annotated[int | None, Opt(help="Gradient accumulation (sft.gradient_accumulation_steps).")] = None,
+    lora_r: Annotated[int | None, Opt(help="LoRA rank, default 16 (lora.r).")] = None,
+    lora_alpha: Annotated[int | None, Opt(help="LoRA alpha, default 32 (lora.lora_alpha).")] = None,
+    lora_dropout: Annotated[float | None, Opt(help="LoRA dropout, default 0.05 (lora.lora_dropout).")] = None,
     target_modules: Annotated[
-        str | None, Opt(help="Comma-separated modules LoRA adapts (default q_proj,k_proj,v_proj,o_proj).")
+        str | None, Opt(help="Modules LoRA adapts, comma-separated (lora.target_modules).")
     ] = None,
     eval_samples: Annotated[int | None, Opt(help="Validation rows the F1 eval generates for.")] = None,
     eval_steps: Annotated[int | None, Opt(help="Evaluate F1 and checkpoint every N steps.")] = None,
-    max_length: Annotated[int | None, Opt(help="Truncate training sequences to N tokens.")] = None,
+    max_length: Annotated[int | None, Opt(help="Leave out rows over N tokens, default 512 (sft.max_length).")] = None,
     seed: Annotated[int | None, Opt(help="Random seed (data order, LoRA init, augmentation).")] = None,
     report_to: Annotated[str | None, Opt(help="none|tensorboard|wandb|trackio (default none).")] = None,
     gradient_checkpointing: Annotated[
@@ -65,7 +65,10 @@ def train(
     resume: Annotated[bool, Opt("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
     trust_remote_code: TrustRemoteCode = False,
 ) -> None:
-    """Fine-tune a LoRA adapter (TRL SFT, loss on the JSON only) and keep the one with the best eval F1."""
+    """Fine-tune a LoRA adapter (TRL SFT, loss on the JSON only) and keep the one with the best eval F1.
+
+    Any trl.SFTConfig or peft.LoraConfig setting goes in the recipe's sft: or lora: section.
+    """
     from jsontune.training.config import build_config
     from jsontune.training.sft import train as run_training
 

@@ -10,7 +10,7 @@ from transformers import TrainerCallback
 
 from jsontune.prompts import PromptFormat, render_prompt, training_example
 from jsontune.training.config import build_config
-from jsontune.training.sft import lora_config, sft_config, train
+from jsontune.training.sft import lora_config, sft_config, train, training_length
 
 STEPS = 6  # tests/conftest.py: train_config's max_steps
 
@@ -48,6 +48,31 @@ def test_completion_only_labels_on_the_real_tokenizer_path(tiny_model, tmp_path)
     decoded = tokenizer.decode(completion)
     assert decoded.startswith(json.dumps(target, ensure_ascii=False, separators=(",", ":")))
     assert "<|im_end|>" in decoded
+    # TRL gets sft.max_length too: it cuts nothing, as drop_too_long counts the very tokens TRL trains on.
+    assert len(input_ids) == training_length(tokenizer, training_example(text, target, fmt))
+
+
+def test_recipe_sections_reach_the_trainer(tiny_model, tmp_path):
+    """sft: and lora: keys jsontune never names arrive in the SFTTrainer's args and the PeftModel's config."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from jsontune.modeling import load_model, load_tokenizer
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("sft: {max_grad_norm: 0.5, lr_scheduler_type: constant}\nlora: {use_rslora: true, r: 4}\n")
+    cfg = build_config(recipe, model=str(tiny_model), train="unused", out=str(tmp_path / "run"), max_steps=1)
+    trainer = SFTTrainer(
+        model=load_model(str(tiny_model), dtype="float32", device="cpu"),
+        args=sft_config(cfg, "fp32", tmp_path / "run"),
+        train_dataset=Dataset.from_list([training_example("1 caja de guantes", {"producto": "guantes"})]),
+        processing_class=load_tokenizer(str(tiny_model)),
+        peft_config=lora_config(cfg),
+    )
+    assert trainer.args.max_grad_norm == 0.5 and trainer.args.lr_scheduler_type == "constant"
+    peft = trainer.model.peft_config["default"]
+    assert peft.use_rslora is True and peft.r == 4 and peft.lora_alpha == 32
+    assert trainer.model.base_model.model.model.layers[0].self_attn.q_proj.lora_A["default"].weight.shape[0] == 4
 
 
 def test_run_folder_is_complete(trained_run):
@@ -65,6 +90,10 @@ def test_run_folder_is_complete(trained_run):
     run = json.loads((out / "run.json").read_text())
     assert run["lora"]["r"] == 16 and run["lora"]["lora_alpha"] == 32
     assert set(run["lora"]["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    assert run["sft"]["learning_rate"] == 5e-3 and run["sft"]["per_device_train_batch_size"] == 4
+    assert run["settings"]["sft"]["max_steps"] == STEPS and run["settings"]["lora"]["r"] == 16
+    best = json.loads((out / "best" / "jsontune.json").read_text())
+    assert best["sft"] == run["sft"] and best["lora"] == run["lora"]
     assert len(run["data"]["train"]["sha256"]) == 64
     assert run["prompt_format"]["enable_thinking"] is False
     assert {"torch", "transformers", "trl", "peft"} <= set(run["versions"])
@@ -131,7 +160,7 @@ def test_resume_refuses_a_changed_setting_by_name(make_train_config, trained_run
     from jsontune.errors import JsontuneError
 
     out, _ = trained_run
-    with pytest.raises(JsontuneError, match="lora_r was 16 .* now 8"):
+    with pytest.raises(JsontuneError, match="lora.r was 16 .* now 8"):
         make_train_config(tiny_model, synth_dir, out, lora_r=8, resume=True)
 
 
@@ -148,7 +177,6 @@ def test_resume_before_the_first_checkpoint_starts_over(make_train_config, tiny_
 
 def test_rows_longer_than_max_length_are_left_out_and_named(make_train_config, tiny_model, synth_dir, tmp_path):
     from jsontune.modeling import load_tokenizer
-    from jsontune.training.sft import training_length
 
     tokenizer = load_tokenizer(str(tiny_model))
     rows = [json.loads(line) for line in (synth_dir / "train.jsonl").read_text().splitlines()]
