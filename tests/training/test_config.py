@@ -145,7 +145,7 @@ def test_nothing_phones_home_unless_asked(report_to, expected, tmp_path):
     assert list(args.report_to) == expected
 
 
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU defaults")
+@pytest.mark.cpu_only  # checks the CPU defaults
 def test_cpu_training_is_fp32_without_checkpointing(tmp_path):
     from jsontune.training.sft import checkpointing_args, resolve_precision, sft_config
 
