@@ -62,7 +62,7 @@ TRAIN_STEPS = 6
 
 def _train_config(tiny_model, synth_dir, out, **overrides):
     """A few-step CPU training config on the tiny model (evaluates F1 at steps 0, 3 and 6)."""
-    from jsontune.training.config import build_config
+    from jsontune.training.recipe import build_config
 
     values = dict(
         model=str(tiny_model),

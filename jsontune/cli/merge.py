@@ -25,7 +25,7 @@ def merge(
     trust_remote_code: TrustRemoteCode = False,
 ) -> None:
     """Merge a LoRA adapter into its base: one standalone, verified checkpoint ready for vLLM."""
-    from jsontune.training.merge import check_checkpoint
+    from jsontune.training.checkpoint import check_checkpoint
     from jsontune.training.merge import merge as run_merge
 
     if check is not None:

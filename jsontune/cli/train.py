@@ -69,7 +69,7 @@ def train(
 
     Any trl.SFTConfig or peft.LoraConfig setting goes in the recipe's sft: or lora: section.
     """
-    from jsontune.training.config import build_config
+    from jsontune.training.recipe import build_config
     from jsontune.training.sft import train as run_training
 
     cfg = build_config(

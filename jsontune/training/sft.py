@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from jsontune.errors import JsontuneError
-from jsontune.io import file_sha256, write_json_atomic
-from jsontune.manifest import library_versions
-from jsontune.prompts import PromptFormat, training_example
+from jsontune.io import write_json_atomic
+from jsontune.prompts import PromptFormat
 from jsontune.training.config import TrainConfig, construct
+from jsontune.training.data import load_data, training_dataset
+from jsontune.training.run_folder import finish_run_record, open_run_folder, run_record
 
 
 @dataclass
@@ -85,109 +85,6 @@ def resolve_precision(requested: str) -> str:
         return requested
     # Without including_emulation=False, a pre-Ampere GPU (T4, V100) says yes and trains in slow emulated bf16.
     return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
-
-
-def _describe(loaded) -> dict[str, Any]:
-    path = Path(loaded.path)
-    sha = file_sha256(path) if path.is_file() else None
-    return {
-        "path": str(path),
-        "sha256": sha,
-        "rows": len(loaded.records),
-        "skipped": loaded.skipped,
-        "notes": loaded.notes,
-    }
-
-
-def load_data(cfg: TrainConfig, on_event) -> tuple[list, list, dict[str, Any]]:
-    """Training records (augmented), the validation records the F1 eval uses, and what run.json records
-    about the data; skipped rows and loader notes go to `on_event`."""
-    from jsontune.data import load_records
-    from jsontune.data.augment import augment_records
-
-    cols = {"text_col": cfg.text_col, "target_col": cfg.target_col, "id_col": cfg.id_col}
-    splits = {"train": load_records(cfg.train, skip_bad_rows=cfg.skip_bad_rows, **cols)}
-    if cfg.val:
-        splits["val"] = load_records(cfg.val, skip_bad_rows=cfg.skip_bad_rows, **cols)
-    info: dict[str, Any] = {name: _describe(loaded) for name, loaded in splits.items()}
-    for name, loaded in splits.items():
-        if loaded.skipped:
-            skipped = f"{len(loaded.skipped)} bad {name} rows skipped: {_first(loaded.skipped, ' ')}"
-            on_event({"note": f"--skip-bad-rows: {skipped}"})
-        for note in loaded.notes:
-            on_event({"note": note})
-    records = splits["train"].records
-    if cfg.augment_factor > 1:
-        records, stats = augment_records(records, cfg.augment_factor, cfg.seed, cfg.augment_strategies)
-        info["augmentation"] = {"factor": cfg.augment_factor, **asdict(stats)}
-    if not records:
-        raise JsontuneError(f"{cfg.train} has no usable training rows.")
-    val = splits["val"].records if cfg.val else []
-    return records, (val[: cfg.eval_samples] if cfg.eval_samples else val), info
-
-
-def training_length(tokenizer, example: dict[str, Any]) -> int:
-    """Tokens in one training sequence as TRL builds it: the chat with its answer, thinking off."""
-    messages = example["prompt"] + example["completion"]
-    text = tokenizer.apply_chat_template(messages, tokenize=False, **example["chat_template_kwargs"])
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def drop_too_long(examples: list[dict[str, Any]], ids: list[str], tokenizer, max_length: int):
-    """The examples that fit in `max_length` tokens, and the ids of those that do not.
-
-    TRL would cut a longer one short, and a cut completion teaches JSON without its end (or, when the
-    prompt alone is too long, nothing at all). Such rows are left out, counted and named instead.
-    """
-    keep, dropped = [], []
-    for example, row_id in zip(examples, ids, strict=True):
-        if training_length(tokenizer, example) <= max_length:
-            keep.append(example)
-        else:
-            dropped.append(row_id)
-    return keep, dropped
-
-
-def _first(items: list[str], sep: str, k: int = 5) -> str:
-    """The first `k` items joined, and how many more there are."""
-    return sep.join(items[:k]) + (f"{sep}... ({len(items) - k} more)" if len(items) > k else "")
-
-
-def check_report_to(report_to: str) -> None:
-    """A tracker the user asked for must be installed: one sentence instead of the Trainer's traceback."""
-    import importlib.util
-
-    needs = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "trackio": ("trackio",)}
-    packages = needs.get(report_to, ())
-    if packages and not any(importlib.util.find_spec(p) for p in packages):
-        raise JsontuneError(f"--report-to {report_to} needs the {packages[0]} package: pip install {packages[0]}.")
-
-
-def last_checkpoint_step(checkpoints: Path) -> int | None:
-    """The step of the newest checkpoint-N in `checkpoints`, or None."""
-    steps = [int(p.name.split("-")[-1]) for p in checkpoints.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    return max(steps) if steps else None
-
-
-def keep_metrics_until(path: Path, step: int) -> None:
-    """Forget the metrics logged after `step` (all of them for 0): a resumed run logs those steps again."""
-    import json
-
-    from jsontune.io import write_text_atomic
-
-    if not path.is_file():
-        return
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-    def step_of(line: str) -> float:
-        try:
-            return json.loads(line).get("step", 0)
-        except ValueError:  # the line a hard kill tore in half: it goes
-            return float("inf")
-
-    kept = [line for line in lines if step_of(line) <= step] if step else []
-    if len(kept) != len(lines):
-        write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
 def load_model_for_training(cfg: TrainConfig, precision: str):
@@ -265,45 +162,6 @@ def adapter_manifest(cfg: TrainConfig, fmt: PromptFormat, sft: dict[str, Any], p
     }
 
 
-def open_run_folder(cfg: TrainConfig, main_process: bool, on_event) -> int | None:
-    """Make OUT ready and return the checkpoint step to resume from (None: from the start). A folder that
-    holds a run needs --resume; the metrics logged after its last checkpoint go, as they are logged again."""
-    run_dir = Path(cfg.out)
-    if main_process and run_dir.exists() and any(run_dir.iterdir()) and not cfg.resume:
-        raise JsontuneError(f"run folder {run_dir} already exists; pass --resume to continue it or pick another --out.")
-    check_report_to(cfg.report_to)
-    resume_step = last_checkpoint_step(run_dir / "checkpoints") if cfg.resume else None
-    if cfg.resume and resume_step is None:  # killed before its first checkpoint: nothing to keep
-        on_event({"note": f"--resume: {run_dir} has no checkpoint yet; starting from step 0."})
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if main_process:
-        keep_metrics_until(run_dir / "metrics.jsonl", resume_step or 0)
-    return resume_step
-
-
-def training_dataset(records: list, fmt: PromptFormat, tokenizer, max_length: int, on_event):
-    """The prompt/completion chats TRL trains on, without the rows over `max_length` tokens, and what
-    run.json records about those (each named in a note)."""
-    from datasets import Dataset
-
-    examples = [training_example(r.text, r.target, fmt) for r in records]
-    examples, too_long = drop_too_long(examples, [r.id for r in records], tokenizer, max_length)
-    if too_long:
-        message = f"{len(too_long)} training rows are longer than --max-length {max_length} tokens"
-        if not examples:
-            raise JsontuneError(f"{message}: all of them; raise --max-length.")
-        on_event(
-            {"note": f"{message} and are left out (ids {_first(too_long, ', ')}); raise --max-length to keep them."}
-        )
-    return Dataset.from_list(examples), {"max_length": max_length, "rows": len(too_long), "ids": too_long}
-
-
-def run_record(cfg: TrainConfig, manifest: dict[str, Any], precision: str, data_info: dict[str, Any]) -> dict:
-    """RUN/run.json: the adapter manifest, with every setting, the data files and hashes, and versions."""
-    settings = {"settings": cfg.to_dict(), "precision": precision, "seed": cfg.seed}
-    return {**manifest, **settings, "data": data_info, "versions": library_versions()}
-
-
 def f1_callback(cfg: TrainConfig, records: list, tokenizer, fmt: PromptFormat, manifest: dict[str, Any], logger):
     """The generation F1 eval every --eval-steps, which keeps the best adapter in RUN/best."""
     from jsontune.training.callbacks import GenerationEvalCallback
@@ -367,11 +225,3 @@ def summarize(trainer, evaluator, run_dir: Path, train_rows: int, seconds: float
         f1_before=evaluator.first_f1,
         last_f1=evaluator.last_f1,
     )
-
-
-def finish_run_record(run_dir: Path, run_info: dict[str, Any]) -> None:
-    """run.json with the summary, and curves.png from metrics.jsonl."""
-    from jsontune.training.curves import plot_curves
-
-    write_json_atomic(run_dir / "run.json", run_info)
-    plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")

@@ -5,7 +5,8 @@ import pytest
 import yaml
 
 from jsontune.errors import JsontuneError
-from jsontune.training.config import ALIASES, TrainConfig, build_config
+from jsontune.training.config import ALIASES, TrainConfig
+from jsontune.training.recipe import build_config
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 REQUIRED = {"model": "m", "train": "t.jsonl", "out": "runs/x"}
@@ -188,7 +189,7 @@ def test_target_modules_and_dropout_from_flags(tmp_path):
 def test_a_tracker_that_is_not_installed_is_one_sentence(monkeypatch):
     import importlib.util
 
-    from jsontune.training.sft import check_report_to
+    from jsontune.training.run_folder import check_report_to
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))

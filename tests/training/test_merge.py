@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from jsontune.cli.app import app
 from jsontune.errors import JsontuneError
-from jsontune.training.merge import check_checkpoint, merge, verify_merge
+from jsontune.training.checkpoint import check_checkpoint
+from jsontune.training.merge import merge, verify_merge
 
 
 @pytest.fixture(scope="module")

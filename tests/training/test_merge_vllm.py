@@ -32,7 +32,8 @@ def test_merged_qwen3_shape_loads_in_vllm(tmp_path):
 
     from jsontune.modeling import load_model, load_tokenizer
     from jsontune.offline import init_model
-    from jsontune.training.merge import check_checkpoint, merge
+    from jsontune.training.checkpoint import check_checkpoint
+    from jsontune.training.merge import merge
 
     base = init_model("qwen3-0.6b", tmp_path / "base")
     model = get_peft_model(

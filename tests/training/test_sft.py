@@ -9,8 +9,9 @@ import torch
 from transformers import TrainerCallback
 
 from jsontune.prompts import PromptFormat, render_prompt, training_example
-from jsontune.training.config import build_config
-from jsontune.training.sft import lora_config, sft_config, train, training_length
+from jsontune.training.data import training_length
+from jsontune.training.recipe import build_config
+from jsontune.training.sft import lora_config, sft_config, train
 
 STEPS = 6  # tests/conftest.py: train_config's max_steps
 
@@ -233,7 +234,7 @@ def test_training_is_reproducible_on_cpu(make_train_config, trained_run, tiny_mo
 
 
 def test_a_torn_metrics_line_does_not_stop_a_resume(tmp_path):
-    from jsontune.training.sft import keep_metrics_until
+    from jsontune.training.run_folder import keep_metrics_until
 
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"step": 1, "loss": 2.0}\n{"step": 4, "loss": 1.0}\n{"step": 5, "lo')
