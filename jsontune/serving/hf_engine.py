@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from jsontune.device import dtype_name
 from jsontune.errors import JsontuneError
 from jsontune.serving.base import Generation, GenerationParams, Progress
 
@@ -27,7 +28,7 @@ class HFEngine:
         self.name = "hf-seq" if sequential else "hf-batch"
         self.settings = {
             "device": str(model.device),
-            "dtype": str(model.dtype).removeprefix("torch."),
+            "dtype": dtype_name(str(model.dtype)),
             "batch_size": self.batch_size,
             "torch_threads": torch.get_num_threads(),
         }
