@@ -20,17 +20,20 @@ def pytest_collection_modifyitems(config, items):
     """The markers' skip conditions, defined once (the markers are listed in pyproject.toml): `gpu` needs
     CUDA, `cpu_only` needs its absence, `vllm` needs a vLLM that can run here. `make test` installs vLLM (its
     CPU build without a GPU) and sets JSONTUNE_REQUIRE_VLLM=1: there a vLLM that cannot run fails the session
-    instead of skipping its tests."""
+    instead of skipping its tests. `ray` needs Ray (`make` installs it; JSONTUNE_REQUIRE_RAY=1 likewise)."""
     from jsontune.serving.base import vllm_available
+    from jsontune.serving.ray_engine import ray_available
 
     cuda = cuda_available()
     missing = {
         "gpu": None if cuda else "needs a CUDA GPU",
         "cpu_only": "checks what happens without a GPU" if cuda else None,
         "vllm": vllm_available(),
+        "ray": ray_available(),
     }
-    if missing["vllm"] and os.environ.get("JSONTUNE_REQUIRE_VLLM") == "1":
-        raise pytest.UsageError(f"JSONTUNE_REQUIRE_VLLM=1 but vLLM cannot run: {missing['vllm']}")
+    for marker in ("vllm", "ray"):
+        if missing[marker] and os.environ.get(f"JSONTUNE_REQUIRE_{marker.upper()}") == "1":
+            raise pytest.UsageError(f"JSONTUNE_REQUIRE_{marker.upper()}=1 but it cannot run: {missing[marker]}")
     for item in items:
         for marker, reason in missing.items():
             if reason and marker in item.keywords:
@@ -118,6 +121,19 @@ def merged_run(format_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("merged") / "model"
     merge(format_run, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray for the whole session (`ray.init(num_cpus=2)`, seconds to start): its GCS address, which
+    a `jsontune predict --ray ADDRESS` in another process joins. In this process --ray uses it as it is."""
+    import ray
+
+    # A loopback cluster for this session only: no token, so a driver in another process joins it as it is.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
 
 
 @pytest.fixture(scope="session")

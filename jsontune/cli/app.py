@@ -11,7 +11,7 @@ import warnings
 import typer
 
 from jsontune.cli import bench, data, demo, eval, init_model, merge, predict, train
-from jsontune.cli.common import user_errors
+from jsontune.cli.common import RayCommand, user_errors
 
 app = typer.Typer(
     name="jsontune",
@@ -40,7 +40,7 @@ for name, fn in [
     ("bench", bench.bench),
     ("demo", demo.demo),
 ]:
-    app.command(name)(user_errors(fn))
+    app.command(name, cls=RayCommand if name in ("predict", "bench") else None)(user_errors(fn))
 
 
 def _interrupt(signum, frame) -> None:

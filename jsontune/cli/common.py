@@ -6,10 +6,12 @@ import functools
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperCommand
 
 from jsontune.errors import JsontuneError
 
@@ -32,6 +34,36 @@ TrustRemoteCode = Annotated[
     bool, typer.Option("--trust-remote-code", help="Run the model repository's own Python code (off).")
 ]
 Dtype = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16 (or bf16, fp16, fp32).")]
+# Scale-out on Ray (predict and bench). `--ray` may stand alone (a Ray on this machine): see RayCommand.
+RAY_HERE = "local"
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="[ADDRESS]",
+        help="Run replicas on Ray: alone, a Ray started on this machine; auto, the running cluster "
+        "(`ray start`); or HOST:PORT / ray://HOST:PORT.",
+    ),
+]
+Replicas = Annotated[int, typer.Option(help="With --ray: engine replicas, each holding one model.")]
+GpusPerReplica = Annotated[
+    float | None,
+    typer.Option(help="With --ray: GPUs per replica (default: vLLM --tensor-parallel-size, HF 1; 0 without GPUs)."),
+]
+CpusPerReplica = Annotated[float | None, typer.Option(help="With --ray: CPUs per replica (default 1).")]
+
+
+class RayCommand(TyperCommand):
+    """A verb whose `--ray` takes an optional ADDRESS: `--ray` alone, or before another option, means a Ray
+    started on this machine (typer has no option with an optional value)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = list(args)
+        for i in reversed(range(len(args))):
+            if args[i] == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+                args.insert(i + 1, RAY_HERE)
+        return super().parse_args(ctx, args)
+
 
 GpuMemoryUtilization = Annotated[float, typer.Option(help="vLLM on a GPU: share of its memory to use.")]
 MaxModelLen = Annotated[

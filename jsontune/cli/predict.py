@@ -12,11 +12,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from jsontune.cli.common import (
+    RAY_HERE,
+    CpusPerReplica,
     Dtype,
     GpuMemoryUtilization,
+    GpusPerReplica,
     IdCol,
     KvCacheGb,
     MaxModelLen,
+    RayAddress,
+    Replicas,
     SkipBadRows,
     TargetCol,
     TextCol,
@@ -29,6 +34,7 @@ from jsontune.errors import JsontuneError
 
 if TYPE_CHECKING:
     from jsontune.serving.predict import PredictSummary
+    from jsontune.serving.ray_engine import RayOptions
 
 
 def _engine_name(engine: str, sequential: bool) -> str:
@@ -37,6 +43,26 @@ def _engine_name(engine: str, sequential: bool) -> str:
     if sequential and engine == "vllm":
         raise JsontuneError("--sequential is the HF one-at-a-time baseline; drop it or use --engine hf.")
     return resolve_engine("hf" if sequential and engine == "auto" else engine)
+
+
+def _ray_options(address: str | None, replicas: int, gpus: float | None, cpus: float | None) -> RayOptions | None:
+    """--ray's settings, or None without --ray (where the replica flags are refused: they would do nothing)."""
+    from jsontune.serving.ray_engine import RayOptions
+
+    if address is None:
+        given = [
+            flag
+            for flag, on in (
+                ("--replicas", replicas != 1),
+                ("--gpus-per-replica", gpus is not None),
+                ("--cpus-per-replica", cpus is not None),
+            )
+            if on
+        ]
+        if given:
+            raise JsontuneError(f"{given[0]} needs --ray (the replicas run on a Ray cluster).")
+        return None
+    return RayOptions(None if address == RAY_HERE else address, replicas, gpus, cpus)
 
 
 def _print_summary(summary: PredictSummary) -> None:
@@ -112,8 +138,15 @@ def predict(
         int | None, typer.Option(help="Rows saved per chunk for --resume (default: hf 256, vllm 4096).")
     ] = None,
     trust_remote_code: TrustRemoteCode = False,
+    ray: RayAddress = None,
+    replicas: Replicas = 1,
+    gpus_per_replica: GpusPerReplica = None,
+    cpus_per_replica: CpusPerReplica = None,
 ) -> None:
-    """Predict JSON for every row of --input and write --out (CSV, input order, written atomically)."""
+    """Predict JSON for every row of --input and write --out (CSV, input order, written atomically).
+
+    With --ray, the engine runs in --replicas replicas on a Ray cluster; the CSV, its order and --resume
+    work as on one machine."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
     from jsontune.data import load_records
@@ -121,6 +154,7 @@ def predict(
     from jsontune.serving.predict import predict as run_predict
 
     name = _engine_name(engine, sequential)
+    ray_options = _ray_options(ray, replicas, gpus_per_replica, cpus_per_replica)
     columns = {"text_col": text_col, "target_col": target_col, "id_col": id_col}
     # A bad --gold fails here, before the model loads.
     golds = load_records(gold, **columns).records if gold else None
@@ -156,6 +190,7 @@ def predict(
             chunk_size=chunk_size,
             resume=resume,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            ray=ray_options,
         )
     _print_summary(summary)
     if gold and golds is not None:  # the same numbers and tables as `jsontune eval OUT --gold GOLD`

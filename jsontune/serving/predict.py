@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,8 @@ from jsontune.serving.schema import schema_valid_rate
 
 if TYPE_CHECKING:
     from jsontune.data import Record
-    from jsontune.serving.base import Engine, GenerationParams
+    from jsontune.serving.base import Engine, Generation, GenerationParams
+    from jsontune.serving.ray_engine import RayOptions
 
 COLUMNS = ("id", "prediction", "valid_json", "raw_output")
 CHUNK_SIZES = {"vllm": 4096, "hf": 256}  # vLLM batches a whole chunk at once; HF works batch by batch
@@ -169,19 +171,17 @@ def run_predictions(
     tick(0)
     output_tokens, start = 0, time.perf_counter()
     with partial.open("a", encoding="utf-8") as f:
-        for at in range(0, len(todo), chunk_size):
-            chunk = todo[at : at + chunk_size]
-            try:
-                generations = engine.generate([prompts[i] for i in chunk], params, progress=tick)
-            except JsontuneError as e:
-                raise JsontuneError(
-                    f"{e} The {len(done)} row(s) done so far are saved in {partial}; rerun with "
-                    "--resume to finish the rest."
-                ) from None
-            rows = [_done_row(records[i].id, g) for i, g in zip(chunk, generations, strict=True)]
-            _append(f, rows)
-            done.update((row["id"], row) for row in rows)
-            output_tokens += sum(g.output_tokens for g in generations)
+        try:
+            for batch in _batches(engine, prompts, todo, params, chunk_size, tick):
+                rows = [_done_row(records[i].id, g) for i, g in batch if records[i].id not in done]
+                _append(f, rows)
+                done.update((row["id"], row) for row in rows)
+                output_tokens += sum(row["output_tokens"] for row in rows)
+        except JsontuneError as e:
+            raise JsontuneError(
+                f"{e} The {len(done)} row(s) done so far are saved in {partial}; rerun with "
+                "--resume to finish the rest."
+            ) from None
     seconds = time.perf_counter() - start
     table = [csv_row(done[r.id]) for r in records]
     write_csv(out, table)
@@ -205,6 +205,21 @@ def run_predictions(
     )
     write_json_atomic(manifest_path(out), _manifest(summary, settings, schema))
     return summary
+
+
+def _batches(
+    engine: Engine, prompts: list[str], todo: list[int], params: GenerationParams, chunk_size: int, tick: Callable
+) -> Iterator[list[tuple[int, Generation]]]:
+    """(record position, generation) pairs for the positions in `todo`, a chunk at a time. An engine that
+    streams (Ray's replicas) yields each batch as it finishes, in any order; the others go chunk by chunk."""
+    if hasattr(engine, "stream"):
+        for rows in engine.stream([prompts[i] for i in todo], params, chunk_size):
+            tick(len(rows))
+            yield [(todo[j], generation) for j, generation in rows]
+        return
+    for at in range(0, len(todo), chunk_size):
+        chunk = todo[at : at + chunk_size]
+        yield list(zip(chunk, engine.generate([prompts[i] for i in chunk], params, progress=tick), strict=True))
 
 
 def _manifest(summary: PredictSummary, settings: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
@@ -251,10 +266,12 @@ def predict(
     chunk_size: int | None = None,
     resume: bool = False,
     progress: ProgressFn | None = None,
+    ray: RayOptions | None = None,
 ) -> PredictSummary:
     """Load the input and the model (plus --lora adapter), render prompts, and run `run_predictions`.
 
-    `engine` is "auto", "hf" or "vllm"; `engine_options` go to its constructor;
+    `engine` is "auto", "hf" or "vllm"; `engine_options` go to its constructor; with `ray`, that engine
+    runs in each of `ray.replicas` replicas on a Ray cluster (`ray_engine.py`), a chunk per batch.
     `columns` holds text_col / target_col / id_col for `load_records`.
     """
     from jsontune.data import load_records
@@ -294,7 +311,15 @@ def predict(
         options["max_model_len"] = fit_context(
             input_path, records, lengths, params.max_new_tokens, options.get("max_model_len")
         )
-    built = make_engine(engine, model, lora=lora, **options)
+    if ray is not None:
+        from jsontune.serving.ray_engine import RayEngine
+
+        built: Engine = RayEngine(engine, model, ray, lora=lora, **options)
+        # Batches small enough that every replica gets several: the load spreads, and a crash loses little.
+        spread = max(1, math.ceil(len(records) / (4 * ray.replicas)))
+        chunk_size = chunk_size or min(CHUNK_SIZES[engine], spread)
+    else:
+        built = make_engine(engine, model, lora=lora, **options)
     try:
         summary = run_predictions(
             built,
