@@ -38,6 +38,8 @@ class BenchConfig:
     target_col: str | None = None
     id_col: str | None = None
     skip_bad_rows: bool = False
+    ray: str | None = None  # --ray: its address ("local": a Ray started on this machine)
+    replicas: int = 1
 
     def __post_init__(self) -> None:
         if not self.engines or not set(self.engines) <= set(ENGINES) or len(set(self.engines)) < len(self.engines):
@@ -53,6 +55,7 @@ class BenchConfig:
             ("--batch-size", self.batch_size, 1),
             ("--seq-limit", self.seq_limit or 1, 1),
             ("--timeout-s", self.timeout_s, 1),
+            ("--replicas", self.replicas, 1),
         ]:
             if value < least:
                 raise JsontuneError(f"{flag} must be at least {least}, got {value}.")
@@ -62,6 +65,8 @@ class BenchConfig:
             from jsontune.device import dtype_name
 
             dtype_name(self.dtype)  # an unknown --dtype fails here, not once per worker
+        if self.replicas > 1 and self.ray is None:
+            raise JsontuneError("--replicas needs --ray (the replicas run on a Ray cluster).")
         if "vllm-guided" in self.engines and self.fixed_length:
             raise JsontuneError(
                 "vllm-guided decodes under the JSON schema, which ends the object where it ends; bench it with "
@@ -73,6 +78,12 @@ class BenchConfig:
                 "are forced past it)."
             )
 
+    def rows(self) -> list[tuple[str, str, int | None]]:
+        """(row name, engine, Ray replicas or None) for every row, in order: each engine in one process and,
+        with --ray, on 1 and on --replicas replicas, so that the scaling is measured."""
+        counts = sorted({1, self.replicas}) if self.ray is not None else []
+        return [(e, e, None) for e in self.engines] + [(f"{e}@ray×{k}", e, k) for e in self.engines for k in counts]
+
     def command(self) -> str:
         """The `jsontune bench` command line that reruns this configuration."""
         defaults = BenchConfig(model=self.model)
@@ -81,7 +92,7 @@ class BenchConfig:
             if name in ("model", "fixed_length") or value == getattr(defaults, name) or value is None:
                 continue
             flag = "-n" if name == "n" else "--" + name.replace("_", "-")
-            if isinstance(value, bool):  # an on/off flag such as --skip-bad-rows
+            if isinstance(value, bool) or (name == "ray" and value == "local"):  # --ray alone means "local"
                 parts.append(flag)
                 continue
             parts.append(f"{flag} {shlex.quote(','.join(value) if isinstance(value, tuple) else str(value))}")

@@ -151,6 +151,12 @@ def notes(result: BenchResult) -> list[str]:
             )
         if r.prompts_sha256 != result.prompts_sha256:
             said.append(f"{r.engine} ran different prompts (hash {r.prompts_sha256[:12]}); do not compare it.")
+    if any("@ray×" in r.engine for r in result.rows):
+        said.append(
+            "The @ray× rows run the engine on that many Ray replicas, as `predict --ray` does: every timed run "
+            "starts its replicas (each loads the model), so those seconds include the start; their RSS is the "
+            "worker and Ray's own processes once the run is over, not the replicas', which are gone by then."
+        )
     if not any(r.engine == "hf-seq" and r.ok for r in result.rows):
         said.append("No speedups: they are measured against a finished hf-seq row.")
     said.append(roofline_sentence(result))

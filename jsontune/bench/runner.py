@@ -76,9 +76,15 @@ def load_inputs(config: BenchConfig) -> tuple[list[Any], list[dict] | None, list
 
 
 def engine_spec(
-    name: str, config: BenchConfig, model: str, work: Path, schema: dict[str, Any] | None = None
+    name: str,
+    config: BenchConfig,
+    model: str,
+    work: Path,
+    schema: dict[str, Any] | None = None,
+    replicas: int | None = None,
 ) -> dict[str, Any]:
-    """What worker.py needs to run engine `name`; `schema` constrains vllm-guided's decoding."""
+    """What worker.py needs to run engine `name` (on `replicas` Ray replicas when given); `schema`
+    constrains vllm-guided's decoding."""
     t = config.max_new_tokens
     fixed = {"max_new_tokens": t, "min_new_tokens": t, "ignore_eos": True}  # HF and vLLM both honour one
     vllm = {
@@ -97,13 +103,15 @@ def engine_spec(
     natural: dict[str, Any] = {"max_new_tokens": t}
     if name == "vllm-guided":
         natural["json_schema"] = schema
+    ray = None if replicas is None else {"address": config.ray, "replicas": replicas}
     return {
-        "engine": name,
+        "engine": name if replicas is None else f"{name}@ray×{replicas}",
         "kind": ENGINES[name],
+        "ray": ray,
         "model": model,
         "options": options,
         "prompts": str(work / "prompts.json"),
-        "outputs": str(work / f"{name}.outputs.jsonl"),
+        "outputs": str(work / f"{name}{'' if replicas is None else f'.ray{replicas}'}.outputs.jsonl"),
         "params": fixed if config.fixed_length else natural,
         "fixed_length": config.fixed_length,
         "repeats": config.repeats,
@@ -273,20 +281,23 @@ def run_engines(
 ) -> list[BenchRow]:
     """One row per engine, in order: measured, failed or skipped, never lost."""
     from jsontune.serving.base import vllm_available
+    from jsontune.serving.ray_engine import ray_available
     from jsontune.serving.schema import schema_if_known
 
     schema = None if config.fixed_length else schema_if_known([model])
-    rows = []
-    for i, name in enumerate(config.engines, 1):
+    rows, planned = [], config.rows()
+    for i, (row_name, name, replicas) in enumerate(planned, 1):
         if on_engine:
-            on_engine(name, i, len(config.engines))
+            on_engine(row_name, i, len(planned))
         missing = vllm_available() if ENGINES[name] == "vllm" else None
+        if missing is None and replicas is not None:
+            missing = ray_available()
         if missing is None and name == "vllm-guided" and schema is None:
             missing = "no JSON schema: the model's manifest names no training data to infer one from."
         if missing:
-            rows.append(BenchRow(name, "skipped", reason=missing))
+            rows.append(BenchRow(row_name, "skipped", reason=missing))
             continue
-        row = run_worker(engine_spec(name, config, model, work, schema), work, config.timeout_s)
+        row = run_worker(engine_spec(name, config, model, work, schema, replicas), work, config.timeout_s)
         rows.append(with_quality(row, golds, schema) if row.ok and not config.fixed_length else row)
     return with_speedups(rows)
 

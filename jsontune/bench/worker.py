@@ -75,7 +75,15 @@ def measure(spec: dict[str, Any], prompts: list[str], gpu_used_at_start: int | N
 
     params = GenerationParams(**spec["params"])
     start = time.perf_counter()
-    engine = make_engine(spec["kind"], spec["model"], **spec["options"])
+    if spec.get("ray"):
+        from jsontune.serving.ray_engine import RayEngine, RayOptions
+
+        # Each generate call starts its replicas afresh (a Ray Data pipeline), as a `predict --ray` run does:
+        # the timed runs include their start, and a warm-up would warm nothing.
+        engine = RayEngine(spec["kind"], spec["model"], RayOptions(**spec["ray"]), **spec["options"])
+        spec = {**spec, "warmup": 0}
+    else:
+        engine = make_engine(spec["kind"], spec["model"], **spec["options"])
     load_s = time.perf_counter() - start
     try:
         start = time.perf_counter()

@@ -18,6 +18,8 @@ from jsontune.cli.common import (
     IdCol,
     KvCacheGb,
     MaxModelLen,
+    RayAddress,
+    Replicas,
     SkipBadRows,
     TargetCol,
     TextCol,
@@ -63,11 +65,14 @@ def bench(
     target_col: TargetCol = None,
     id_col: IdCol = None,
     skip_bad_rows: SkipBadRows = False,
+    ray: RayAddress = None,
+    replicas: Replicas = 1,
 ) -> None:
     """Time the same N prompts through each engine, each in its own process: load time, generation time
     (median of --repeats after a warm-up), examples/s, output tokens/s, speedup over hf-seq, peak memory,
-    and each engine's share of the GPU's roofline. Writes bench.json, bench.md and bench.png; the last
-    line printed is one JSON object.
+    and each engine's share of the GPU's roofline. With --ray, each engine also runs on 1 and on --replicas
+    Ray replicas (`predict --ray`), so the scaling is measured. Writes bench.json, bench.md and bench.png;
+    the last line printed is one JSON object.
     """
     from jsontune.bench import report
     from jsontune.bench.config import BenchConfig
@@ -97,6 +102,8 @@ def bench(
         target_col=target_col,
         id_col=id_col,
         skip_bad_rows=skip_bad_rows,
+        ray=ray,
+        replicas=replicas,
     )
     with err_console.status("bench: preparing the model and the prompts") as status:
         result = run_bench(config, on_engine=lambda name, i, total: status.update(f"bench {i}/{total}: {name}"))

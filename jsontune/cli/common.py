@@ -14,6 +14,7 @@ from rich.table import Table
 from typer.core import TyperCommand
 
 from jsontune.errors import JsontuneError
+from jsontune.serving.ray_engine import LOCAL
 
 console = Console()
 err_console = Console(stderr=True)
@@ -35,7 +36,6 @@ TrustRemoteCode = Annotated[
 ]
 Dtype = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16 (or bf16, fp16, fp32).")]
 # Scale-out on Ray (predict and bench). `--ray` may stand alone (a Ray on this machine): see RayCommand.
-RAY_HERE = "local"
 RayAddress = Annotated[
     str | None,
     typer.Option(
@@ -61,7 +61,7 @@ class RayCommand(TyperCommand):
         args = list(args)
         for i in reversed(range(len(args))):
             if args[i] == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-")):
-                args.insert(i + 1, RAY_HERE)
+                args.insert(i + 1, LOCAL)
         return super().parse_args(ctx, args)
 
 

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from jsontune.cli.common import (
-    RAY_HERE,
     CpusPerReplica,
     Dtype,
     GpuMemoryUtilization,
@@ -62,7 +61,7 @@ def _ray_options(address: str | None, replicas: int, gpus: float | None, cpus: f
         if given:
             raise JsontuneError(f"{given[0]} needs --ray (the replicas run on a Ray cluster).")
         return None
-    return RayOptions(None if address == RAY_HERE else address, replicas, gpus, cpus)
+    return RayOptions(address, replicas, gpus, cpus)
 
 
 def _print_summary(summary: PredictSummary) -> None:

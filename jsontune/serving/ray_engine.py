@@ -26,6 +26,7 @@ from typing import Any
 from jsontune.errors import JsontuneError
 from jsontune.serving.base import Generation, GenerationParams, Progress
 
+LOCAL = "local"  # Ray's own address for "start a Ray on this machine", which `--ray` alone means
 RAY_MISSING = "--ray needs Ray, which is not installed: pip install 'jsontune[ray]'."
 # Variables a replica needs to behave as this process does (offline hub, quiet tokenizers, vLLM's settings).
 _PASSED_ENV = ("HF_", "TRANSFORMERS_", "TOKENIZERS_", "VLLM_", "PYTORCH_NVML_", "OMP_")
@@ -40,7 +41,7 @@ def ray_available() -> str | None:
 class RayOptions:
     """Where the replicas run and what each one gets; None picks the default for the engine and machine."""
 
-    address: str | None = None  # None: a Ray started on this machine; "auto", "host:port" or "ray://...": a cluster
+    address: str = LOCAL  # LOCAL: a Ray started on this machine; "auto", "host:port" or "ray://...": a cluster
     replicas: int = 1
     gpus_per_replica: float | None = None  # default: vLLM --tensor-parallel-size, HF 1, on a machine with GPUs; else 0
     cpus_per_replica: float | None = None  # default 1
@@ -67,7 +68,7 @@ class RayEngine:
         self.gpus, self.cpus = replica_resources(engine, ray_options, options.get("tensor_parallel_size", 1))
         check_room(ray_options, self.gpus, self.cpus)
         self.settings: dict[str, Any] = {
-            "ray_address": ray_options.address or "local",
+            "ray_address": ray_options.address,
             "replicas": ray_options.replicas,
             "gpus_per_replica": self.gpus,
             "cpus_per_replica": self.cpus,
@@ -184,14 +185,14 @@ def _generations(batch: dict[str, Any]) -> list[tuple[int, Generation]]:
     return [(int(i), Generation(str(t), int(p), int(o), str(f))) for i, t, p, o, f in columns]
 
 
-def connect(address: str | None) -> bool:
-    """Join the Ray cluster at `address` (None: start one on this machine, or use the one this process
-    already has); True when this call started Ray, so that closing the engine stops it."""
+def connect(address: str) -> bool:
+    """Join the Ray cluster at `address` (LOCAL: start one on this machine), or use the one this process
+    already has; True when this call started Ray, so that closing the engine stops it."""
     import ray
 
     if ray.is_initialized():
         return False
-    if address not in (None, "auto") and not address.startswith("ray://"):
+    if address not in (LOCAL, "auto") and not address.startswith("ray://"):
         _check_listening(address)
         if "RAY_AUTH_MODE" not in os.environ and _has_token():
             # Ray enables its token auth by itself only for a cluster it finds; a given address needs it said.
@@ -202,9 +203,9 @@ def connect(address: str | None) -> bool:
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     try:
         with _stderr_silenced():  # the one line Ray prints to say that it read RAY_BACKEND_LOG_LEVEL
-            ray.init(address=address or "local", **quiet)
+            ray.init(address=address, **quiet)
     except Exception as e:
-        where = f"at {address}" if address else "on this machine"
+        where = "on this machine" if address == LOCAL else f"at {address}"
         raise JsontuneError(
             f"no Ray cluster answers {where} ({ray_error_reason(e)}); start one with `ray start --head`, "
             "or leave out the address to run Ray on this machine."

@@ -122,8 +122,8 @@ def test_no_roofline_on_cpu_and_the_reason_says_so(fixed_run):
 def test_a_crashing_engine_is_a_failed_row_and_the_others_survive(tiny_model, tmp_path, monkeypatch):
     real_spec = runner.engine_spec
 
-    def broken_batch(name, config, model, work, schema=None):
-        spec = real_spec(name, config, model, work, schema)
+    def broken_batch(name, config, model, work, schema=None, replicas=None):
+        spec = real_spec(name, config, model, work, schema, replicas)
         return {**spec, "model": str(tmp_path / "no-such-model")} if name == "hf-batch" else spec
 
     monkeypatch.setattr(runner, "engine_spec", broken_batch)
