@@ -29,7 +29,7 @@ from jsontune.serving.base import Generation, GenerationParams, Progress
 LOCAL = "local"  # Ray's own address for "start a Ray on this machine", which `--ray` alone means
 RAY_MISSING = "--ray needs Ray, which is not installed: pip install 'jsontune[ray]'."
 # Variables a replica needs to behave as this process does (offline hub, quiet tokenizers, vLLM's settings).
-_PASSED_ENV = ("HF_", "TRANSFORMERS_", "TOKENIZERS_", "VLLM_", "PYTORCH_NVML_", "OMP_")
+_PASSED_ENV = ("HF_", "TRANSFORMERS_", "TOKENIZERS_", "VLLM_", "PYTORCH_NVML_")
 
 
 def ray_available() -> str | None:
