@@ -15,7 +15,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -268,18 +268,15 @@ def predict(
     progress: ProgressFn | None = None,
     ray: RayOptions | None = None,
 ) -> PredictSummary:
-    """Load the input and the model (plus --lora adapter), render prompts, and run `run_predictions`.
+    """Load the input, load the model as an `Extractor` (plus --lora adapter), and run `run_predictions`.
 
     `engine` is "auto", "hf" or "vllm"; `engine_options` go to its constructor; with `ray`, that engine
     runs in each of `ray.replicas` replicas on a Ray cluster (`ray_engine.py`), a chunk per batch.
     `columns` holds text_col / target_col / id_col for `load_records`.
     """
     from jsontune.data import load_records
-    from jsontune.manifest import read_prompt_format
-    from jsontune.modeling import load_tokenizer
-    from jsontune.prompts import render_prompts, token_lengths
-    from jsontune.serving.base import GenerationParams
-    from jsontune.serving.registry import make_engine, resolve_engine
+    from jsontune.extractor import Extractor
+    from jsontune.serving.registry import resolve_engine
 
     if Path(out).is_dir():
         example = Path(out) / "predictions.csv"
@@ -287,101 +284,37 @@ def predict(
     if chunk_size is not None and chunk_size < 1:
         raise JsontuneError(f"--chunk-size must be at least 1, got {chunk_size}.")
     engine = resolve_engine(engine)
-    if lora and not (Path(lora) / "adapter_config.json").is_file():
-        raise JsontuneError(
-            f"--lora {lora} is not a PEFT adapter folder (no adapter_config.json); "
-            "give RUN/best or RUN/last of a `jsontune train` run."
-        )
-    if guided_json and engine != "vllm":
-        raise JsontuneError("--guided-json needs --engine vllm; HF generate here cannot constrain decoding.")
     loaded = load_records(input_path, require_target=False, skip_bad_rows=skip_bad_rows, **(columns or {}))
     records = loaded.records
-    params = params or GenerationParams()
-    options = dict(engine_options or {})
-    tokenizer = load_tokenizer(model, trust_remote_code=bool(options.get("trust_remote_code")))
-    # The adapter's manifest records the prompt format it was trained with; a merged model's its own.
-    prompts = render_prompts(tokenizer, [r.text for r in records], read_prompt_format(lora or model))
-    known_schema = _schema(schema, [str(f) for f in (lora, model) if f], required=guided_json)
-    notes = []
-    if guided_json:
-        params = replace(params, json_schema=known_schema)
-        notes += _check_room(tokenizer, known_schema, params.max_new_tokens)
-    if engine == "vllm":
-        lengths = token_lengths(tokenizer, prompts)
-        options["max_model_len"] = fit_context(
-            input_path, records, lengths, params.max_new_tokens, options.get("max_model_len")
-        )
-    if ray is not None:
-        from jsontune.serving.ray_engine import RayEngine
-
-        built: Engine = RayEngine(engine, model, ray, lora=lora, **options)
-        # Batches small enough that every replica gets several: the load spreads, and a crash loses little.
-        spread = max(1, math.ceil(len(records) / (4 * ray.replicas)))
-        chunk_size = chunk_size or min(CHUNK_SIZES[engine], spread)
-    else:
-        built = make_engine(engine, model, lora=lora, **options)
+    extractor = Extractor.load(
+        model,
+        engine,
+        lora=lora,
+        guided_json=guided_json,
+        schema=schema,
+        params=params,
+        ray=ray,
+        fit=(input_path, records),
+        **(engine_options or {}),
+    )
+    if chunk_size is None:
+        chunk_size = CHUNK_SIZES[engine]
+        if ray is not None:  # batches small enough that every replica gets several: a crash loses little
+            chunk_size = min(chunk_size, max(1, math.ceil(len(records) / (4 * ray.replicas))))
     try:
         summary = run_predictions(
-            built,
+            extractor.engine,
             records,
-            prompts,
+            extractor.prompts([r.text for r in records]),
             out,
-            params,
-            chunk_size=CHUNK_SIZES[engine] if chunk_size is None else chunk_size,
+            extractor.params,
+            chunk_size=chunk_size,
             resume=resume,
             progress=progress,
             settings={"model": str(model), "lora": str(lora) if lora else None, "engine": engine},
-            schema=known_schema,
+            schema=extractor.schema,
         )
     finally:
-        built.close()
-    summary.skipped, summary.notes = loaded.skipped, notes
+        extractor.close()
+    summary.skipped, summary.notes = loaded.skipped, extractor.notes
     return summary
-
-
-def _schema(schema_file: str | Path | None, folders: list[str], *, required: bool) -> dict[str, Any] | None:
-    """The schema outputs are checked against (and, with --guided-json, decoded under): --schema, else the
-    one inferred from the training data in the model's manifest; None when neither exists and none is needed."""
-    from jsontune.serving.schema import guided_json_schema, schema_if_known
-
-    return guided_json_schema(schema_file, folders) if required or schema_file else schema_if_known(folders)
-
-
-def _check_room(tokenizer: Any, schema: dict[str, Any], max_new_tokens: int) -> list[str]:
-    """Refuse a --max-new-tokens that cannot hold even the shortest object the schema allows; a note when
-    it is shorter than the longest one."""
-    from jsontune.serving.schema import longest_output, minimal_output
-
-    shortest = minimal_output(schema)
-    needed = len(tokenizer(shortest, add_special_tokens=False)["input_ids"]) + 1  # + the end-of-turn token
-    if max_new_tokens < needed:
-        raise JsontuneError(
-            f"--max-new-tokens {max_new_tokens} cannot hold even the shortest JSON the schema allows "
-            f"({shortest}, {needed} tokens with the end of turn); raise --max-new-tokens."
-        )
-    most = longest_output(schema)
-    if most is None or max_new_tokens > most:
-        return []
-    return [
-        f"the schema allows answers of up to {most} characters and --max-new-tokens is {max_new_tokens}: "
-        "an answer that long would be cut (counted as cut below)."
-    ]
-
-
-def fit_context(
-    input_path: str | Path, records: list[Record], lengths: list[int], max_new_tokens: int, asked: int | None
-) -> int:
-    """vLLM's context length for this job: --max-model-len when given (every prompt must leave room to
-    generate), else the longest prompt plus --max-new-tokens, so the KV cache is sized for the job and not
-    for the model's 40k-token maximum."""
-    if not lengths:
-        return asked or max_new_tokens + 1
-    if asked is None:
-        return max(lengths) + max_new_tokens
-    for record, n in zip(records, lengths, strict=True):
-        if n >= asked:
-            raise JsontuneError(
-                f"{input_path}: row {record.id!r} has a prompt of {n} tokens, which leaves no room to generate "
-                f"within --max-model-len {asked}; raise --max-model-len to {n + max_new_tokens}, or shorten that text."
-            )
-    return asked

@@ -74,9 +74,8 @@ class GenerationEvalCallback(TrainerCallback):
         self.best_step: int | None = saved.get("step")
 
     def evaluate(self, model, state) -> None:
-        from jsontune.extraction import extract_json
+        from jsontune.extractor import Extractor
         from jsontune.metrics import score
-        from jsontune.prompts import render_prompts
         from jsontune.serving.base import GenerationParams
         from jsontune.serving.hf_engine import HFEngine
 
@@ -85,11 +84,11 @@ class GenerationEvalCallback(TrainerCallback):
             return
         was_training = model.training
         model.eval()
-        prompts = render_prompts(self.tokenizer, [r.text for r in self.records], self.fmt)
         engine = HFEngine(model, self.tokenizer, batch_size=self.batch_size)
-        texts = [g.text for g in engine.generate(prompts, GenerationParams(max_new_tokens=self.max_new_tokens))]
+        params = GenerationParams(max_new_tokens=self.max_new_tokens)
+        predictions = Extractor(engine, self.tokenizer, self.fmt, params).extract([r.text for r in self.records])
         model.train(was_training)
-        result = score([extract_json(t) for t in texts], [r.target for r in self.records])
+        result = score(predictions, [r.target for r in self.records])
         record = {
             "step": state.global_step,
             "eval_f1": result["f1"],

@@ -187,7 +187,7 @@ def test_the_manifest_records_rates_cut_rows_and_the_engines_settings(records, t
 
 
 def test_vllm_context_is_the_longest_prompt_plus_new_tokens_or_the_row_that_does_not_fit(tmp_path):
-    from jsontune.serving.predict import fit_context
+    from jsontune.extractor import fit_context
 
     rows = [Record(id="short", text="x"), Record(id="long", text="y")]
     assert fit_context("in.jsonl", rows, [10, 120], 64, None) == 184
@@ -197,8 +197,8 @@ def test_vllm_context_is_the_longest_prompt_plus_new_tokens_or_the_row_that_does
 
 
 def test_max_new_tokens_is_checked_against_the_schema(tiny_model):
+    from jsontune.extractor import _check_room
     from jsontune.modeling import load_tokenizer
-    from jsontune.serving.predict import _check_room
     from jsontune.serving.schema import infer_schema, longest_output, minimal_output
 
     schema = infer_schema([{"producto": "tornillos", "cantidad": 100, "precio_unitario": 12.5}])

@@ -1,0 +1,89 @@
+"""`from jsontune import Extractor`: the model loaded once, and what `predict` writes for the same texts."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from jsontune import Extraction, Extractor
+from jsontune.cli.app import app
+from jsontune.data import load_records
+from jsontune.errors import JsontuneError
+
+runner = CliRunner()
+
+
+def _predicted(out) -> list[dict | None]:
+    with open(out, encoding="utf-8", newline="") as f:
+        return [json.loads(row["prediction"]) if row["prediction"] else None for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def test_orders(synth_dir):
+    return synth_dir / "test.jsonl"
+
+
+def test_extract_gives_what_predict_writes_on_hf(merged_run, test_orders, tmp_path):
+    out = tmp_path / "pred.csv"
+    args = ["predict", "--model", str(merged_run), "--input", str(test_orders), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--engine", "hf", "--max-new-tokens", "24"])
+    assert result.exit_code == 0, result.output
+    records = load_records(test_orders).records
+    with Extractor.load(merged_run, engine="hf", max_new_tokens=24) as extractor:
+        assert extractor.extract([r.text for r in records]) == _predicted(out)
+        extractions = extractor.extract_records(records)
+        assert extractor.extract(records[0].text) == [extractions[0].prediction]  # one text alone
+    assert extractor.engine.__dict__.get("model") is None  # closed on leaving the block: the model is freed
+    assert [e.id for e in extractions] == [r.id for r in records]
+    assert all(isinstance(e, Extraction) and e.output_tokens > 0 for e in extractions)
+    assert [e.valid_json for e in extractions] == [p is not None for p in _predicted(out)]
+
+
+def test_a_lora_adapter_is_served_as_predict_serves_it(tiny_model, trained_run, test_orders, tmp_path):
+    lora = trained_run[0] / "best"
+    out = tmp_path / "pred.csv"
+    args = ["predict", "--model", str(tiny_model), "--lora", str(lora), "--input", str(test_orders), "--out", str(out)]
+    assert runner.invoke(app, [*args, "--engine", "hf", "--max-new-tokens", "12"]).exit_code == 0
+    texts = [r.text for r in load_records(test_orders).records]
+    with Extractor.load(tiny_model, engine="hf", lora=lora, max_new_tokens=12) as extractor:
+        assert [e.raw_output for e in extractor.extract_records(texts)] == _raw(out)
+
+
+def _raw(out) -> list[str]:
+    with open(out, encoding="utf-8", newline="") as f:
+        return [row["raw_output"] for row in csv.DictReader(f)]
+
+
+def test_refusals_are_sentences(merged_run, tmp_path):
+    with pytest.raises(JsontuneError, match="--guided-json needs --engine vllm"):
+        Extractor.load(merged_run, engine="hf", guided_json=True)
+    with pytest.raises(JsontuneError, match="is not a PEFT adapter folder"):
+        Extractor.load(merged_run, engine="hf", lora=tmp_path)
+
+
+@pytest.mark.vllm
+def test_extract_gives_what_predict_writes_on_vllm(vllm_engine, merged_run, test_orders, tmp_path, monkeypatch):
+    """predict runs on the session's engine; the Extractor loads a vLLM of its own, guided, as a user would."""
+    from jsontune.serving import registry
+
+    class Shared:  # the session's engine, left running when predict closes it
+        name, settings = vllm_engine.name, vllm_engine.settings
+        generate, reset_cache = vllm_engine.generate, vllm_engine.reset_cache
+
+        def close(self):
+            pass
+
+    out = tmp_path / "pred.csv"
+    with monkeypatch.context() as patched:
+        patched.setattr(registry, "make_engine", lambda *a, **k: Shared())
+        args = ["predict", "--model", str(merged_run), "--input", str(test_orders), "--out", str(out)]
+        result = runner.invoke(app, [*args, "--engine", "vllm", "--guided-json", "--max-new-tokens", "24"])
+    assert result.exit_code == 0, result.output
+    texts = [r.text for r in load_records(test_orders).records]
+    with Extractor.load(merged_run, engine="vllm", guided_json=True, max_new_tokens=24, dtype="float32") as ex:
+        extractions = ex.extract_records(texts)
+    assert [e.raw_output for e in extractions] == _raw(out)
+    assert all(e.valid_json for e in extractions)
