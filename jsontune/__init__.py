@@ -1,7 +1,7 @@
 """jsontune: fine-tune a small language model to turn free text into JSON, and serve it fast.
 
-    from jsontune import Extractor
-    Extractor.load("runs/merged").extract(["Necesito 100 tornillos a 50 pesos"])
+from jsontune import Extractor
+Extractor.load("runs/merged").extract(["Necesito 100 tornillos a 50 pesos"])
 """
 
 from jsontune.extractor import Extraction, Extractor

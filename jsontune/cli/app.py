@@ -1,4 +1,4 @@
-"""`jsontune`: data -> train -> merge -> predict -> eval, and bench.
+"""`jsontune`: data -> train -> merge -> predict -> eval, and bench; serve and extract to use the model.
 
 Every verb lives in its own module; none imports torch at import time, so `jsontune --help` is fast.
 """
@@ -10,7 +10,7 @@ import warnings
 
 import typer
 
-from jsontune.cli import bench, data, demo, eval, init_model, merge, predict, train
+from jsontune.cli import bench, data, demo, eval, extract, init_model, merge, predict, serve, train
 from jsontune.cli.common import RayCommand, user_errors
 
 app = typer.Typer(
@@ -38,6 +38,8 @@ for name, fn in [
     ("predict", predict.predict),
     ("eval", eval.eval_cmd),
     ("bench", bench.bench),
+    ("serve", serve.serve),
+    ("extract", extract.extract),
     ("demo", demo.demo),
 ]:
     app.command(name, cls=RayCommand if name in ("predict", "bench") else None)(user_errors(fn))

@@ -43,64 +43,34 @@ class VLLMEngine:
         trust_remote_code: bool = False,
         seed: int = 0,
     ) -> None:
-        from jsontune.serving.base import vllm_build
-
-        self.device = "cpu" if vllm_build() == "cpu" else "cuda"
-        dtype = resolve_dtype(dtype, self.device)
-        if lora and dtype == "float32":
+        if lora and resolve_dtype(dtype, _device()) == "float32":
             raise JsontuneError(
                 "vLLM serves LoRA adapters in bfloat16 or float16 only; pass --dtype bfloat16, "
                 "or merge the adapter (jsontune merge) and serve that in float32."
             )
-        shape = _text_config(model, trust_remote_code)
-        max_model_len = _max_model_len(model, max_model_len, shape, self.device)
-        # A fresh interpreter for vLLM's engine process: a forked one inherits whatever CUDA state this
-        # process has (HF generation, a test's fixtures) and dies re-initialising it.
-        os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
-        options: dict[str, Any] = {"max_model_len": max_model_len}
-        self.settings: dict[str, Any] = {"device": self.device, "dtype": dtype, "max_model_len": max_model_len}
-        if self.device == "cpu":
-            if (os.cpu_count() or 1) <= _SMALL_CPU:
-                # vLLM keeps a core for its front end; on 2 cores that halves the compute (24 vs 41 tok/s).
-                os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
-                # Prefill in chunks of 1024 tokens, not 4096: 93 against 66 tok/s on 2 cores (0.6B, bf16).
-                options["max_num_batched_tokens"] = _SMALL_CPU_BATCHED_TOKENS
-            # Eager: no torch.compile at start-up. With an explicit KV cache too, vLLM skips its warm-up pass,
-            # which took minutes for a 0.6B model on 2 cores.
-            options.update(
-                enforce_eager=True,
-                kv_cache_memory_bytes=kv_cache_bytes(shape, dtype, max_model_len, kv_cache_gb, in_ram=True),
-            )
-            self.settings.update(cpu_settings(options))
-        else:
-            if kv_cache_gb is not None:
-                length = max_model_len or shape.get("max_position_embeddings") or _CPU_MAX_MODEL_LEN
-                options["kv_cache_memory_bytes"] = kv_cache_bytes(shape, dtype, length, kv_cache_gb, in_ram=False)
-            self.settings.update(gpu_memory_utilization=gpu_memory_utilization, kv_cache_gb=kv_cache_gb)
+        args, self.settings = engine_args(
+            model,
+            lora=lora,
+            dtype=dtype,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+            kv_cache_gb=kv_cache_gb,
+            tensor_parallel_size=tensor_parallel_size,
+            trust_remote_code=trust_remote_code,
+            seed=seed,
+        )
+        self.device = self.settings["device"]
         self.lora_request = None
         if lora:
             from vllm.lora.request import LoRARequest
 
-            options.update(enable_lora=True, max_lora_rank=_max_lora_rank(lora))
             self.lora_request = LoRARequest("adapter", 1, str(lora))
         from vllm import LLM
 
         log: list[str] = []
         try:
             with _output_copy(log):
-                self.llm = LLM(
-                    model=str(model),
-                    dtype=dtype,
-                    gpu_memory_utilization=gpu_memory_utilization,
-                    tensor_parallel_size=tensor_parallel_size,
-                    enable_prefix_caching=True,  # every prompt starts with the same instruction
-                    # --guided-json: compact JSON, as the model was trained to write, and no room to pad with
-                    # whitespace until max_new_tokens.
-                    structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
-                    trust_remote_code=trust_remote_code,
-                    seed=seed,
-                    **options,
-                )
+                self.llm = LLM(**args)
         except Exception as e:  # vLLM's own errors come in many types; each becomes one sentence
             raise JsontuneError(startup_error(e, model, self.settings, log)) from None
 
@@ -150,6 +120,70 @@ _CPU_KV_SEQUENCES = 64  # the automatic CPU KV cache holds this many full-length
 _CPU_KV_SHARE = 0.25  # ... but takes at most this share of the memory available at start
 _SMALL_CPU = 4  # up to this many CPUs, vLLM's engine computes on all of them (none kept for its front end)
 _SMALL_CPU_BATCHED_TOKENS = 1024  # ... and schedules at most this many tokens a step (chunked prefill)
+
+
+def _device() -> str:
+    from jsontune.serving.base import vllm_build
+
+    return "cpu" if vllm_build() == "cpu" else "cuda"
+
+
+def engine_args(
+    model: str,
+    *,
+    lora: str | None = None,
+    dtype: str = "auto",
+    gpu_memory_utilization: float = 0.9,
+    max_model_len: int | None = None,
+    kv_cache_gb: float | None = None,
+    tensor_parallel_size: int = 1,
+    trust_remote_code: bool = False,
+    seed: int = 0,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """vLLM's engine arguments for `model` on this machine (the names `LLM(...)` and `vllm serve` take), and
+    the settings to record. The offline engine and `jsontune serve` both start vLLM from them."""
+    device = _device()
+    dtype = resolve_dtype(dtype, device)
+    shape = _text_config(model, trust_remote_code)
+    max_model_len = _max_model_len(model, max_model_len, shape, device)
+    # A fresh interpreter for vLLM's engine process: a forked one inherits whatever CUDA state this
+    # process has (HF generation, a test's fixtures) and dies re-initialising it.
+    os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
+    args: dict[str, Any] = {
+        "model": str(model),
+        "dtype": dtype,
+        "max_model_len": max_model_len,
+        "gpu_memory_utilization": gpu_memory_utilization,
+        "tensor_parallel_size": tensor_parallel_size,
+        "enable_prefix_caching": True,  # every prompt starts with the same instruction
+        # Guided JSON: compact, as the model was trained to write, and no room to pad with whitespace until
+        # max_new_tokens.
+        "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True},
+        "trust_remote_code": trust_remote_code,
+        "seed": seed,
+    }
+    settings: dict[str, Any] = {"device": device, "dtype": dtype, "max_model_len": max_model_len}
+    if device == "cpu":
+        if (os.cpu_count() or 1) <= _SMALL_CPU:
+            # vLLM keeps a core for its front end; on 2 cores that halves the compute (24 vs 41 tok/s).
+            os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+            # Prefill in chunks of 1024 tokens, not 4096: 93 against 66 tok/s on 2 cores (0.6B, bf16).
+            args["max_num_batched_tokens"] = _SMALL_CPU_BATCHED_TOKENS
+        # Eager: no torch.compile at start-up. With an explicit KV cache too, vLLM skips its warm-up pass,
+        # which took minutes for a 0.6B model on 2 cores.
+        args.update(
+            enforce_eager=True,
+            kv_cache_memory_bytes=kv_cache_bytes(shape, dtype, max_model_len, kv_cache_gb, in_ram=True),
+        )
+        settings.update(cpu_settings(args))
+    else:
+        if kv_cache_gb is not None:
+            length = max_model_len or shape.get("max_position_embeddings") or _CPU_MAX_MODEL_LEN
+            args["kv_cache_memory_bytes"] = kv_cache_bytes(shape, dtype, length, kv_cache_gb, in_ram=False)
+        settings.update(gpu_memory_utilization=gpu_memory_utilization, kv_cache_gb=kv_cache_gb)
+    if lora:
+        args.update(enable_lora=True, max_lora_rank=_max_lora_rank(lora))
+    return args, settings
 
 
 def resolve_dtype(dtype: str, device: str) -> str:

@@ -1,0 +1,147 @@
+"""`jsontune serve` (vLLM's OpenAI server, on its CPU build here) and its client `jsontune extract`, on loopback.
+
+One server for the module; the last test stops it the way Ctrl-C does and checks that no process is left.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from typer.testing import CliRunner
+
+from jsontune.cli.app import app
+
+pytestmark = pytest.mark.vllm
+runner = CliRunner()
+KEY = "test-key"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(merged_run, tmp_path_factory):
+    """(url, the `jsontune serve` process) once it says it is serving."""
+    folder = tmp_path_factory.mktemp("serve")
+    port = _free_port()
+    args = ["serve", str(merged_run), "--port", str(port), "--api-key", KEY, "--dtype", "float32"]
+    log = folder / "serve.out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jsontune.cli.app", *args, "--log-dir", str(folder)],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 300
+    while "Ctrl-C stops" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "Ctrl-C stops" in log.read_text(), log.read_text()[-2000:]
+    yield f"http://127.0.0.1:{port}", process, log
+    if process.poll() is None:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def orders(synth_dir, tmp_path_factory):
+    """40 orders: more than the 16 requests kept in flight."""
+    lines = (synth_dir / "train.jsonl").read_text(encoding="utf-8").splitlines()[:40]
+    path = tmp_path_factory.mktemp("extract") / "orders.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _rows(out):
+    with open(out, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_serve_prints_the_model_and_its_schema(server, merged_run):
+    _, _, log = server
+    printed = log.read_text()
+    assert f"serving {merged_run.name} at" in printed
+    schema_line = next(line for line in printed.splitlines() if line.startswith("{"))
+    assert json.loads(schema_line)["required"] == ["producto", "cantidad", "precio_unitario"]
+
+
+def test_extract_many_at_once_gives_offline_guided_predictions(server, vllm_engine, merged_run, orders, tmp_path):
+    from jsontune.data import load_records
+    from jsontune.manifest import read_prompt_format
+    from jsontune.modeling import load_tokenizer
+    from jsontune.prompts import render_prompts
+    from jsontune.serving.base import GenerationParams
+    from jsontune.serving.schema import guided_json_schema
+
+    url = server[0]
+    out = tmp_path / "pred.csv"
+    args = ["extract", "--url", url, "--api-key", KEY, "--input", str(orders), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--model", str(merged_run), "--concurrency", "16", "--max-new-tokens", "24"])
+    assert result.exit_code == 0, result.output
+    rows = _rows(out)
+    records = load_records(orders).records
+    assert [r["id"] for r in rows] == [r.id for r in records]
+    prompts = render_prompts(load_tokenizer(merged_run), [r.text for r in records], read_prompt_format(merged_run))
+    params = GenerationParams(max_new_tokens=24, json_schema=guided_json_schema(None, [str(merged_run)]))
+    assert [r["raw_output"] for r in rows] == [g.text for g in vllm_engine.generate(prompts, params)]
+    assert all(r["valid_json"] == "true" for r in rows)  # 100 % parse
+
+
+def test_extract_texts_prints_one_json_per_line(server):
+    result = runner.invoke(app, ["extract", "--url", server[0] + "/v1", "--api-key", KEY, "Necesito 100 tornillos"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and isinstance(json.loads(lines[0]), dict)  # the prompt format came from the server
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "says"),
+    [
+        ("dead", KEY, "no server answers at http://127.0.0.1:"),
+        ("live", "wrong-key", "refused the API key (401)"),
+    ],
+)
+def test_a_dead_server_or_a_wrong_key_is_one_sentence_and_the_csv_is_untouched(
+    server, orders, tmp_path, where, key, says
+):
+    url = server[0] if where == "live" else f"http://127.0.0.1:{_free_port()}"
+    out = tmp_path / "pred.csv"
+    out.write_text("id,prediction,valid_json,raw_output\nkept,,false,\n")
+    before = out.read_bytes()
+    result = runner.invoke(app, ["extract", "--url", url, "--api-key", key, "--input", str(orders), "--out", str(out)])
+    assert result.exit_code == 1
+    assert says in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert out.read_bytes() == before and not (tmp_path / "pred.csv.partial.jsonl").exists()
+
+
+def test_stopping_the_server_leaves_no_process(server):
+    _, process, log = server
+    cli = psutil.Process(process.pid)
+    family = [cli, *cli.children(recursive=True)]  # the CLI, vLLM's server, its engine core and worker
+    assert len(family) >= 3
+    process.send_signal(signal.SIGTERM)  # what Ctrl-C does too
+    assert process.wait(timeout=60) == 0
+    deadline = time.monotonic() + 30
+    while _alive(family) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(family)
+    assert "stopped the server." in log.read_text()
+
+
+def _alive(processes: list[psutil.Process]) -> list[int]:
+    alive = []
+    for p in processes:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
