@@ -145,3 +145,26 @@ def _alive(processes: list[psutil.Process]) -> list[int]:
         except psutil.NoSuchProcess:
             continue
     return alive
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_the_server_command_line_serves_what_predict_would(tiny_model, trained_run, lora):
+    """No server started: the flags, for a merged checkpoint and for base + adapter."""
+    from jsontune.serving.server import served_name, server_argv
+    from jsontune.serving.vllm_engine import engine_args
+
+    adapter = str(trained_run[0] / "best") if lora else None
+    args, _ = engine_args(str(tiny_model), lora=adapter, dtype="bfloat16")
+    name = served_name(str(tiny_model), adapter)
+    argv = server_argv(args, "127.0.0.1", 8123, name, adapter)
+    assert argv[1:3] == ["-m", "vllm.entrypoints.openai.api_server"] and "--enforce-eager" in argv
+    assert json.loads(argv[argv.index("--default-chat-template-kwargs") + 1]) == {"enable_thinking": False}
+    assert json.loads(argv[argv.index("--structured-outputs-config") + 1])["disable_any_whitespace"] is True
+    assert argv[argv.index("--dtype") + 1] == "bfloat16" and argv[argv.index("--host") + 1] == "127.0.0.1"
+    if lora:
+        assert name == trained_run[0].name  # RUN/best is served as RUN's name
+        assert argv[argv.index("--lora-modules") + 1] == f"{name}={adapter}" and "--enable-lora" in argv
+        assert argv[argv.index("--served-model-name") + 1] == tiny_model.name
+    else:
+        assert name == tiny_model.name and "--lora-modules" not in argv
+    assert "api" not in " ".join(argv).lower().replace("api_server", "")  # the key travels in VLLM_API_KEY
