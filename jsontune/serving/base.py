@@ -7,7 +7,7 @@ imported here; the engines are built by name in `registry.py`.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -43,6 +43,17 @@ class Generation:
     output_tokens: int  # new tokens up to and including the end-of-sequence token
     finish_reason: str  # "stop" (end-of-sequence token) or "length" (ran out of new tokens)
     token_ids: tuple[int, ...] = ()  # the new tokens, to compare engines token for token
+
+
+def in_order(batches: Iterable[list[tuple[int, Generation]]], n: int, progress: Progress | None) -> list[Generation]:
+    """The generations of a stream of (position, generation) batches (an engine's `stream`), in position order."""
+    results: list[Generation | None] = [None] * n
+    for batch in batches:
+        for i, generation in batch:
+            results[i] = generation
+        if progress:
+            progress(len(batch))
+    return results  # type: ignore[return-value]
 
 
 class Engine(Protocol):

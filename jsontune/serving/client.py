@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 from jsontune.errors import JsontuneError
-from jsontune.serving.base import Generation, GenerationParams, Progress
+from jsontune.serving.base import Generation, GenerationParams, Progress, in_order
 
 if TYPE_CHECKING:
     from jsontune.prompts import PromptFormat
@@ -133,13 +133,7 @@ class ServerEngine:
     def generate(
         self, texts: list[str], params: GenerationParams, progress: Progress | None = None
     ) -> list[Generation]:
-        results: list[Generation | None] = [None] * len(texts)
-        for batch in self.stream(texts, params, self.concurrency):
-            for i, generation in batch:
-                results[i] = generation
-            if progress:
-                progress(len(batch))
-        return results  # type: ignore[return-value]
+        return in_order(self.stream(texts, params, self.concurrency), len(texts), progress)
 
     def reset_cache(self) -> None:
         """The server's cache is the server's."""

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from jsontune.errors import JsontuneError
-from jsontune.serving.base import Generation, GenerationParams, Progress
+from jsontune.serving.base import Generation, GenerationParams, Progress, in_order
 
 LOCAL = "local"  # Ray's own address for "start a Ray on this machine", which `--ray` alone means
 RAY_MISSING = "--ray needs Ray, which is not installed: pip install 'jsontune[ray]'."
@@ -129,14 +129,8 @@ class RayEngine:
     def generate(
         self, prompts: list[str], params: GenerationParams, progress: Progress | None = None
     ) -> list[Generation]:
-        results: list[Generation | None] = [None] * len(prompts)
         per_batch = max(1, math.ceil(len(prompts) / (2 * self.ray_options.replicas)))
-        for rows in self.stream(prompts, params, per_batch):
-            for i, generation in rows:
-                results[i] = generation
-            if progress:
-                progress(len(rows))
-        return results  # type: ignore[return-value]
+        return in_order(self.stream(prompts, params, per_batch), len(prompts), progress)
 
     def reset_cache(self) -> None:
         """Each `stream` starts fresh replicas: there is no cache left between calls."""

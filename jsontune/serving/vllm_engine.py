@@ -30,35 +30,14 @@ _LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_
 class VLLMEngine:
     name = "vllm"
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        lora: str | None = None,
-        dtype: str = "auto",
-        gpu_memory_utilization: float = 0.9,
-        max_model_len: int | None = None,
-        kv_cache_gb: float | None = None,
-        tensor_parallel_size: int = 1,
-        trust_remote_code: bool = False,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, model: str, *, lora: str | None = None, dtype: str = "auto", **options: Any) -> None:
+        """`options` are `engine_args`' (gpu_memory_utilization, max_model_len, kv_cache_gb, ...)."""
         if lora and resolve_dtype(dtype, _device()) == "float32":
             raise JsontuneError(
                 "vLLM serves LoRA adapters in bfloat16 or float16 only; pass --dtype bfloat16, "
                 "or merge the adapter (jsontune merge) and serve that in float32."
             )
-        args, self.settings = engine_args(
-            model,
-            lora=lora,
-            dtype=dtype,
-            gpu_memory_utilization=gpu_memory_utilization,
-            max_model_len=max_model_len,
-            kv_cache_gb=kv_cache_gb,
-            tensor_parallel_size=tensor_parallel_size,
-            trust_remote_code=trust_remote_code,
-            seed=seed,
-        )
+        args, self.settings = engine_args(model, lora=lora, dtype=dtype, **options)
         self.device = self.settings["device"]
         self.lora_request = None
         if lora:
