@@ -57,6 +57,7 @@ class Extractor:
         self.engine, self.tokenizer, self.fmt, self.params = engine, tokenizer, fmt, params
         self.schema = schema  # what outputs are checked against (and, when guided, decoded under)
         self.notes = notes or []  # e.g. that --max-new-tokens may cut the longest answer the schema allows
+        self.fit_prompts: list[str] = []  # the prompts of `load`'s `fit` records, rendered once
 
     @classmethod
     def load(
@@ -76,7 +77,8 @@ class Extractor:
         """Load `model` (a merged checkpoint, or a base with a `lora` adapter) on `engine` ("auto", "hf" or
         "vllm"; with `ray`, on that many Ray replicas). `guided_json` constrains vLLM's decoding to `schema`
         (a JSON schema file; default: inferred from the training data the manifest names). `fit` is
-        (input path, its records): vLLM's context is then sized to their longest prompt. Other keyword
+        (input path, its records): their prompts are rendered once (`fit_prompts`), and vLLM's context is
+        sized to the longest. Other keyword
         arguments go to the engine (batch_size, dtype, device, max_model_len, kv_cache_gb, ...)."""
         from jsontune.manifest import read_prompt_format
         from jsontune.modeling import load_tokenizer
@@ -101,22 +103,26 @@ class Extractor:
         if guided_json:
             params = replace(params, json_schema=known_schema)
             notes += _check_room(tokenizer, known_schema, params.max_new_tokens)
-        options = dict(engine_options)
-        if engine == "vllm" and fit is not None:
+        options, fit_prompts = dict(engine_options), []
+        if fit is not None:
             from jsontune.prompts import render_prompts, token_lengths
 
             input_path, records = fit
-            lengths = token_lengths(tokenizer, render_prompts(tokenizer, [r.text for r in records], fmt))
-            options["max_model_len"] = fit_context(
-                input_path, records, lengths, params.max_new_tokens, options.get("max_model_len")
-            )
+            fit_prompts = render_prompts(tokenizer, [r.text for r in records], fmt)
+            if engine == "vllm":
+                lengths = token_lengths(tokenizer, fit_prompts)
+                options["max_model_len"] = fit_context(
+                    input_path, records, lengths, params.max_new_tokens, options.get("max_model_len")
+                )
         if ray is not None:
             from jsontune.serving.ray_engine import RayEngine
 
             built: Engine = RayEngine(engine, model, ray, lora=lora, **options)
         else:
             built = make_engine(engine, model, lora=lora, **options)
-        return cls(built, tokenizer, fmt, params, known_schema, notes)
+        extractor = cls(built, tokenizer, fmt, params, known_schema, notes)
+        extractor.fit_prompts = fit_prompts
+        return extractor
 
     def prompts(self, texts: list[str]) -> list[str]:
         """The exact strings the engine is given: the chat template, thinking off, in the trained format."""

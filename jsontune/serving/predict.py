@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -299,13 +298,13 @@ def predict(
     )
     if chunk_size is None:
         chunk_size = CHUNK_SIZES[engine]
-        if ray is not None:  # batches small enough that every replica gets several: a crash loses little
-            chunk_size = min(chunk_size, max(1, math.ceil(len(records) / (4 * ray.replicas))))
+        if ray is not None:
+            chunk_size = extractor.engine.batch_size(len(records), cap=chunk_size)
     try:
         summary = run_predictions(
             extractor.engine,
             records,
-            extractor.prompts([r.text for r in records]),
+            extractor.fit_prompts,
             out,
             extractor.params,
             chunk_size=chunk_size,

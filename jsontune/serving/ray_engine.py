@@ -129,8 +129,13 @@ class RayEngine:
     def generate(
         self, prompts: list[str], params: GenerationParams, progress: Progress | None = None
     ) -> list[Generation]:
-        per_batch = max(1, math.ceil(len(prompts) / (2 * self.ray_options.replicas)))
-        return in_order(self.stream(prompts, params, per_batch), len(prompts), progress)
+        return in_order(self.stream(prompts, params, self.batch_size(len(prompts))), len(prompts), progress)
+
+    def batch_size(self, rows: int, cap: int | None = None) -> int:
+        """Rows per batch for `rows`: small enough that every replica gets several (the load spreads, and a
+        crash loses little), at most `cap`."""
+        spread = max(1, math.ceil(rows / (4 * self.ray_options.replicas)))
+        return min(spread, cap) if cap else spread
 
     def reset_cache(self) -> None:
         """Each `stream` starts fresh replicas: there is no cache left between calls."""

@@ -46,7 +46,7 @@ class Server:
 def served_name(model: str, lora: str | None) -> str:
     """The name clients ask for: the checkpoint folder's name, or the adapter's run folder's (runs/run1/best
     is "run1"), so that two servers of one machine do not look alike."""
-    path = Path(lora or model).resolve() if Path(lora or model).exists() else Path(lora or model)
+    path = Path(lora or model).absolute()
     return path.parent.name if path.name in ("best", "last") and path.parent.name else path.name
 
 
