@@ -139,7 +139,7 @@ class Extractor:
 
     def extract_records(self, records: list[Record] | list[str]) -> list[Extraction]:
         """Each record's (or text's) Extraction: the JSON, the raw output, its token counts and finish reason."""
-        from jsontune.extraction import extract_json
+        from jsontune.parsing import extract_json
 
         ids = [str(i) if isinstance(r, str) else r.id for i, r in enumerate(records)]
         texts = [r if isinstance(r, str) else r.text for r in records]
@@ -162,7 +162,7 @@ class Extractor:
 def _schema(schema_file: str | os.PathLike | None, folders: list[str], *, required: bool) -> dict[str, Any] | None:
     """The schema outputs are checked against (and, with --guided-json, decoded under): --schema, else the
     one inferred from the training data in the model's manifest; None when neither exists and none is needed."""
-    from jsontune.serving.schema import guided_json_schema, schema_if_known
+    from jsontune.schema import guided_json_schema, schema_if_known
 
     return guided_json_schema(schema_file, folders) if required or schema_file else schema_if_known(folders)
 
@@ -170,7 +170,7 @@ def _schema(schema_file: str | os.PathLike | None, folders: list[str], *, requir
 def _check_room(tokenizer: Any, schema: dict[str, Any], max_new_tokens: int) -> list[str]:
     """Refuse a --max-new-tokens that cannot hold even the shortest object the schema allows; a note when
     it is shorter than the longest one."""
-    from jsontune.serving.schema import longest_output, minimal_output
+    from jsontune.schema import longest_output, minimal_output
 
     shortest = minimal_output(schema)
     needed = len(tokenizer(shortest, add_special_tokens=False)["input_ids"]) + 1  # + the end-of-turn token

@@ -1,6 +1,6 @@
 """The only place a record becomes model input.
 
-Training (`training/sft.py`), predict (`serving/predict.py`) and bench all call these functions, so
+Training (`training/sft.py`), predict (`predict.py`) and bench all call these functions, so
 the prompt a model is trained on is byte-identical to the prompt it is asked at inference. Qwen3's
 thinking is switched off (`enable_thinking=False`): its chat template then renders an empty
 `<think>\n\n</think>\n\n` block both after the generation prompt and before a trained answer.

@@ -95,3 +95,46 @@ def test_a_cli_verb_imports_the_library_and_the_shared_options_only():
             assert others <= {"jsontune.cli.data_augment"} if name == "jsontune.cli.data" else not others, (
                 f"{name} imports {sorted(others)}"
             )
+
+
+# The layers of DESIGN.md, top first. A module imports from its own layer or the ones below it, never above:
+# the CLI drives the jobs, a job drives the Extractor, the Extractor drives the engines, and everything stands
+# on the data, prompt and pure modules at the bottom.
+LAYERS = (
+    ("jsontune.cli",),
+    ("jsontune.training", "jsontune.predict", "jsontune.bench", "jsontune.evaluation"),
+    ("jsontune.extractor", "jsontune"),  # the package's __init__ re-exports the Extractor
+    ("jsontune.serving",),
+)
+
+
+def layer_of(module: str) -> int:
+    """The index in LAYERS of the layer `module` belongs to; below every listed layer for the rest."""
+    for i, prefixes in enumerate(LAYERS):
+        if any(module == p or (p != "jsontune" and module.startswith(p + ".")) for p in prefixes):
+            return i
+    return len(LAYERS)
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{name} (layer {layer_of(name)}) imports {target} (layer {layer_of(target)})"
+        for name, imported in graph.items()
+        for target in imported
+        if layer_of(target) < layer_of(name)
+    )
+
+
+def test_the_layer_check_finds_an_engine_that_imports_a_job():
+    graph = {"jsontune.serving.hf_engine": {"jsontune.predict"}, "jsontune.predict": {"jsontune.serving.base"}}
+    assert upward_imports(graph) == ["jsontune.serving.hf_engine (layer 3) imports jsontune.predict (layer 1)"]
+
+
+def test_no_module_imports_from_a_layer_above_it():
+    assert not upward_imports(import_graph()), "\n".join(upward_imports(import_graph()))
+
+
+def test_serving_holds_engines_only():
+    engines = {"base", "registry", "hf_engine", "vllm_engine", "ray_engine", "server", "client", "settings"}
+    found = {p.stem for p in (PACKAGE / "serving").glob("*.py")} - {"__init__"}
+    assert found <= engines, f"serving/ holds more than engines: {sorted(found - engines)}"

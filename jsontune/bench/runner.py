@@ -166,9 +166,9 @@ def run_worker(spec: dict[str, Any], work: Path, timeout_s: float) -> BenchRow:
 def with_quality(row: BenchRow, golds: list[dict] | None, schema: dict[str, Any] | None = None) -> BenchRow:
     """Natural mode: `row` with the shares of its outputs with valid JSON, that fit the schema (when one is
     known) and that ran into --max-new-tokens, and F1 / exact match against gold when given."""
-    from jsontune.extraction import extract_json
+    from jsontune.parsing import extract_json
     from jsontune.metrics import score
-    from jsontune.serving.schema import schema_valid_rate
+    from jsontune.schema import schema_valid_rate
 
     lines = [json.loads(x) for x in Path(row.outputs).read_text(encoding="utf-8").split("\n") if x.strip()]
     predictions = [extract_json(line["text"]) for line in lines]
@@ -282,7 +282,7 @@ def run_engines(
     """One row per engine, in order: measured, failed or skipped, never lost."""
     from jsontune.serving.base import vllm_available
     from jsontune.serving.ray_engine import ray_available
-    from jsontune.serving.schema import schema_if_known
+    from jsontune.schema import schema_if_known
 
     schema = None if config.fixed_length else schema_if_known([model])
     rows, planned = [], config.rows()

@@ -43,7 +43,7 @@ def extract(
 ) -> None:
     """Extract JSON through a served model: TEXT... prints one JSON object per line (null: none), and
     --input FILE --out FILE.csv writes predict's CSV (resumable)."""
-    from jsontune.extraction import extract_json
+    from jsontune.parsing import extract_json
     from jsontune.serving.base import GenerationParams
     from jsontune.serving.client import connect
 
@@ -71,7 +71,7 @@ def _extract_file(engine, params, input, out, resume, chunk_size, text_col, targ
 
     from jsontune.cli.common import console, print_load_report
     from jsontune.data import load_records
-    from jsontune.serving.predict import run_predictions
+    from jsontune.predict import run_predictions
 
     loaded = load_records(
         input,

@@ -32,7 +32,7 @@ from jsontune.cli.common import (
 from jsontune.errors import JsontuneError
 
 if TYPE_CHECKING:
-    from jsontune.serving.predict import PredictSummary
+    from jsontune.predict import PredictSummary
     from jsontune.serving.ray_engine import RayOptions
 
 
@@ -67,7 +67,7 @@ def _ray_options(address: str | None, replicas: int, gpus: float | None, cpus: f
 def _print_summary(summary: PredictSummary) -> None:
     from rich.table import Table
 
-    from jsontune.serving.predict import manifest_path
+    from jsontune.predict import manifest_path
 
     table = Table(title=f"predict{' --guided-json' if summary.guided else ''} → {summary.out}")
     columns = ("engine", "rows", "valid JSON", "schema-valid", "cut", "examples/s", "tokens/s")
@@ -150,7 +150,7 @@ def predict(
 
     from jsontune.data import load_records
     from jsontune.serving.base import GenerationParams
-    from jsontune.serving.predict import predict as run_predict
+    from jsontune.predict import predict as run_predict
 
     name = _engine_name(engine, sequential)
     ray_options = _ray_options(ray, replicas, gpus_per_replica, cpus_per_replica)

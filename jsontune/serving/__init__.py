@@ -1,4 +1,5 @@
-"""Serving: engines behind one small Protocol (HF `generate`, vLLM) and the predict verb's library.
+"""Serving: the engines and nothing else: the Protocol (base.py), the registry, HF, vLLM, Ray, the server
+process and its HTTP client. The jobs that run them (predict, bench, training's eval) live above.
 
 Light to import: torch and vLLM load only when an engine is built (`make_engine`).
 """

@@ -179,7 +179,7 @@ def connect(
 
     from jsontune.manifest import read_prompt_format
     from jsontune.prompts import PromptFormat
-    from jsontune.serving.schema import load_schema, schema_if_known
+    from jsontune.schema import load_schema, schema_if_known
 
     engine = ServerEngine(url, PromptFormat(), **client)
     folder = str(model) if model else engine.root if engine.root and Path(engine.root).is_dir() else None

@@ -25,7 +25,7 @@ from jsontune.errors import JsontuneError
 
 def test_natural_with_gold_scores_every_engine(tiny_model, synth_dir, tmp_path):
     from jsontune.data import load_records
-    from jsontune.extraction import extract_json
+    from jsontune.parsing import extract_json
     from jsontune.metrics import score
 
     test = synth_dir / "test.jsonl"
@@ -270,7 +270,7 @@ def test_every_engine_gets_one_dtype_and_auto_follows_vllm_on_a_gpu(tiny_model, 
 
 def test_natural_rows_report_schema_validity_and_cut_outputs(tmp_path):
     """Guided vs free decoding is compared on three rates: valid JSON, schema-valid and cut by length."""
-    from jsontune.serving.schema import infer_schema
+    from jsontune.schema import infer_schema
 
     schema = infer_schema([{"producto": "A", "cantidad": 1}])
     texts = [

@@ -11,7 +11,7 @@ import pytest
 from jsontune.data import Record
 from jsontune.errors import JsontuneError
 from jsontune.serving.base import Generation, GenerationParams
-from jsontune.serving.predict import COLUMNS, partial_path, run_predictions
+from jsontune.predict import COLUMNS, partial_path, run_predictions
 
 ANSWERS = {
     "a": '{"producto": "A", "cantidad": 100}',
@@ -164,8 +164,8 @@ def test_resume_keeps_rows_whose_text_holds_unicode_line_breaks(records, tmp_pat
 
 
 def test_the_manifest_records_rates_cut_rows_and_the_engines_settings(records, tmp_path):
-    from jsontune.serving.predict import manifest_path
-    from jsontune.serving.schema import infer_schema
+    from jsontune.predict import manifest_path
+    from jsontune.schema import infer_schema
 
     class CutEngine(ScriptedEngine):
         def generate(self, prompts, params, progress=None):
@@ -199,7 +199,7 @@ def test_vllm_context_is_the_longest_prompt_plus_new_tokens_or_the_row_that_does
 def test_max_new_tokens_is_checked_against_the_schema(tiny_model):
     from jsontune.extractor import _check_room
     from jsontune.modeling import load_tokenizer
-    from jsontune.serving.schema import infer_schema, longest_output, minimal_output
+    from jsontune.schema import infer_schema, longest_output, minimal_output
 
     schema = infer_schema([{"producto": "tornillos", "cantidad": 100, "precio_unitario": 12.5}])
     assert minimal_output(schema) == '{"producto":"","cantidad":0,"precio_unitario":0}'

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from jsontune.cli.app import app
 from jsontune.serving import registry
 from jsontune.serving.base import Generation, GenerationParams
-from jsontune.serving.predict import partial_path, predict
+from jsontune.predict import partial_path, predict
 
 runner = CliRunner()
 

@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from jsontune.cli.app import app
-from jsontune.serving.predict import manifest_path, partial_path
+from jsontune.predict import manifest_path, partial_path
 
 pytestmark = pytest.mark.ray
 runner = CliRunner()
@@ -141,7 +141,7 @@ def test_vllm_replicas_decode_like_vllm_in_one_process(ray_cluster, vllm_engine,
     from jsontune.modeling import load_tokenizer
     from jsontune.prompts import render_prompts
     from jsontune.serving.base import GenerationParams
-    from jsontune.serving.schema import guided_json_schema
+    from jsontune.schema import guided_json_schema
 
     out = tmp_path / "vllm.csv"
     extra = ["--engine", "vllm", "--dtype", "float32", "--guided-json", "--ray", "--replicas", "2"]

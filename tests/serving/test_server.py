@@ -79,7 +79,7 @@ def test_extract_many_at_once_gives_offline_guided_predictions(server, vllm_engi
     from jsontune.modeling import load_tokenizer
     from jsontune.prompts import render_prompts
     from jsontune.serving.base import GenerationParams
-    from jsontune.serving.schema import guided_json_schema
+    from jsontune.schema import guided_json_schema
 
     url = server[0]
     out = tmp_path / "pred.csv"

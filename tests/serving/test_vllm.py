@@ -182,8 +182,8 @@ def test_vllm_greedy_equals_hf_greedy(vllm_engine, merged_run, order_prompts):
 def test_guided_json_always_parses_and_fits_the_schema(vllm_engine, merged_run, order_prompts):
     from jsonschema import Draft202012Validator
 
-    from jsontune.extraction import extract_json
-    from jsontune.serving.schema import guided_json_schema, longest_output, schema_valid_rate
+    from jsontune.parsing import extract_json
+    from jsontune.schema import guided_json_schema, longest_output, schema_valid_rate
 
     schema = guided_json_schema(None, [str(merged_run)])  # inferred from the run's training data, every field bounded
     params = GenerationParams(max_new_tokens=longest_output(schema))  # room for the longest answer allowed
@@ -248,7 +248,7 @@ def test_predict_on_vllm_killed_then_resumed(vllm_engine, merged_run, synth_dir,
     from jsontune.data import load_records
     from jsontune.manifest import read_prompt_format
     from jsontune.serving import registry
-    from jsontune.serving.predict import partial_path
+    from jsontune.predict import partial_path
 
     source = synth_dir / "train.jsonl"
     out = tmp_path / "pred.csv"
@@ -311,7 +311,7 @@ def test_predict_guided_reports_its_rates_and_settings(vllm_engine, merged_run, 
 
     from jsontune.cli.app import app
     from jsontune.serving import registry
-    from jsontune.serving.predict import manifest_path
+    from jsontune.predict import manifest_path
 
     monkeypatch.setattr(registry, "make_engine", lambda *a, **k: _Counting(vllm_engine))
     found = {}

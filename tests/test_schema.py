@@ -8,7 +8,7 @@ import pytest
 
 from jsontune.errors import JsontuneError
 from jsontune.manifest import write_manifest
-from jsontune.serving.schema import guided_json_schema, infer_schema
+from jsontune.schema import guided_json_schema, infer_schema
 
 
 def test_flat_orders():

@@ -1,6 +1,6 @@
 import pytest
 
-from jsontune.extraction import extract_json, has_thinking, strip_thinking
+from jsontune.parsing import extract_json, has_thinking, strip_thinking
 
 ORDER = {"producto": "A", "cantidad": 100, "precio_unitario": 50}
 ORDER_JSON = '{"producto": "A", "cantidad": 100, "precio_unitario": 50}'

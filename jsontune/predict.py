@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jsontune.errors import JsontuneError
-from jsontune.extraction import extract_json, has_thinking
+from jsontune.parsing import extract_json, has_thinking
 from jsontune.io import atomic_path, write_json_atomic, write_jsonl_atomic
 from jsontune.prompts import completion_text
-from jsontune.serving.schema import schema_valid_rate
+from jsontune.schema import schema_valid_rate
 
 if TYPE_CHECKING:
     from jsontune.data import Record
