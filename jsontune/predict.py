@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jsontune.errors import JsontuneError
-from jsontune.parsing import extract_json, has_thinking
 from jsontune.io import atomic_path, write_json_atomic, write_jsonl_atomic
+from jsontune.parsing import extract_json, has_thinking
 from jsontune.prompts import completion_text
 from jsontune.schema import schema_valid_rate
 

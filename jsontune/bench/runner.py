@@ -166,8 +166,8 @@ def run_worker(spec: dict[str, Any], work: Path, timeout_s: float) -> BenchRow:
 def with_quality(row: BenchRow, golds: list[dict] | None, schema: dict[str, Any] | None = None) -> BenchRow:
     """Natural mode: `row` with the shares of its outputs with valid JSON, that fit the schema (when one is
     known) and that ran into --max-new-tokens, and F1 / exact match against gold when given."""
-    from jsontune.parsing import extract_json
     from jsontune.metrics import score
+    from jsontune.parsing import extract_json
     from jsontune.schema import schema_valid_rate
 
     lines = [json.loads(x) for x in Path(row.outputs).read_text(encoding="utf-8").split("\n") if x.strip()]
@@ -280,9 +280,9 @@ def run_engines(
     config: BenchConfig, model: str, work: Path, golds: list[dict] | None, on_engine: OnEngine | None
 ) -> list[BenchRow]:
     """One row per engine, in order: measured, failed or skipped, never lost."""
+    from jsontune.schema import schema_if_known
     from jsontune.serving.base import vllm_available
     from jsontune.serving.ray_engine import ray_available
-    from jsontune.schema import schema_if_known
 
     schema = None if config.fixed_length else schema_if_known([model])
     rows, planned = [], config.rows()

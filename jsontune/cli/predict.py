@@ -149,8 +149,8 @@ def predict(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
     from jsontune.data import load_records
-    from jsontune.serving.base import GenerationParams
     from jsontune.predict import predict as run_predict
+    from jsontune.serving.base import GenerationParams
 
     name = _engine_name(engine, sequential)
     ray_options = _ray_options(ray, replicas, gpus_per_replica, cpus_per_replica)

@@ -83,8 +83,8 @@ def start_server(
 ) -> Server:
     """Start the server and return once it answers /health; one sentence (with the log's last error) if it
     dies or does not answer within `timeout_s`. `engine` goes to `vllm_engine.engine_args`."""
-    from jsontune.serving.base import vllm_available
     from jsontune.schema import schema_if_known
+    from jsontune.serving.base import vllm_available
     from jsontune.serving.vllm_engine import engine_args
 
     if (missing := vllm_available()) is not None:

@@ -25,8 +25,8 @@ from jsontune.errors import JsontuneError
 
 def test_natural_with_gold_scores_every_engine(tiny_model, synth_dir, tmp_path):
     from jsontune.data import load_records
-    from jsontune.parsing import extract_json
     from jsontune.metrics import score
+    from jsontune.parsing import extract_json
 
     test = synth_dir / "test.jsonl"
     args = [

@@ -10,8 +10,8 @@ import pytest
 
 from jsontune.data import Record
 from jsontune.errors import JsontuneError
-from jsontune.serving.base import Generation, GenerationParams
 from jsontune.predict import COLUMNS, partial_path, run_predictions
+from jsontune.serving.base import Generation, GenerationParams
 
 ANSWERS = {
     "a": '{"producto": "A", "cantidad": 100}',

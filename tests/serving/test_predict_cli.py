@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from jsontune.cli.app import app
+from jsontune.predict import partial_path, predict
 from jsontune.serving import registry
 from jsontune.serving.base import Generation, GenerationParams
-from jsontune.predict import partial_path, predict
 
 runner = CliRunner()
 

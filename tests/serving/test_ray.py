@@ -140,8 +140,8 @@ def test_vllm_replicas_decode_like_vllm_in_one_process(ray_cluster, vllm_engine,
     from jsontune.manifest import read_prompt_format
     from jsontune.modeling import load_tokenizer
     from jsontune.prompts import render_prompts
-    from jsontune.serving.base import GenerationParams
     from jsontune.schema import guided_json_schema
+    from jsontune.serving.base import GenerationParams
 
     out = tmp_path / "vllm.csv"
     extra = ["--engine", "vllm", "--dtype", "float32", "--guided-json", "--ray", "--replicas", "2"]

@@ -78,8 +78,8 @@ def test_extract_many_at_once_gives_offline_guided_predictions(server, vllm_engi
     from jsontune.manifest import read_prompt_format
     from jsontune.modeling import load_tokenizer
     from jsontune.prompts import render_prompts
-    from jsontune.serving.base import GenerationParams
     from jsontune.schema import guided_json_schema
+    from jsontune.serving.base import GenerationParams
 
     url = server[0]
     out = tmp_path / "pred.csv"

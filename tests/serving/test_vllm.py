@@ -247,8 +247,8 @@ def test_predict_on_vllm_killed_then_resumed(vllm_engine, merged_run, synth_dir,
     from jsontune.cli.app import app
     from jsontune.data import load_records
     from jsontune.manifest import read_prompt_format
-    from jsontune.serving import registry
     from jsontune.predict import partial_path
+    from jsontune.serving import registry
 
     source = synth_dir / "train.jsonl"
     out = tmp_path / "pred.csv"
@@ -310,8 +310,8 @@ def test_predict_guided_reports_its_rates_and_settings(vllm_engine, merged_run, 
     from typer.testing import CliRunner
 
     from jsontune.cli.app import app
-    from jsontune.serving import registry
     from jsontune.predict import manifest_path
+    from jsontune.serving import registry
 
     monkeypatch.setattr(registry, "make_engine", lambda *a, **k: _Counting(vllm_engine))
     found = {}
