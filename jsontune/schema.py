@@ -1,7 +1,10 @@
-"""The JSON schema that --guided-json constrains decoding to, inferred from training targets.
+r"""The JSON schema that --guided-json constrains decoding to, inferred from training targets.
 
-    >>> infer_schema([{"producto": "A", "cantidad": 100}, {"producto": "B", "cantidad": 2.5}])["properties"]
-    {'producto': {'type': 'string', 'maxLength': 16}, 'cantidad': {'type': 'number', 'minimum': 0, 'maximum': 100000}}
+    >>> schema = infer_schema([{"producto": "A", "cantidad": 100}, {"producto": "B", "cantidad": 2.5}])
+    >>> schema["properties"]["producto"]
+    {'type': 'string', 'pattern': '^[^\\x00-\\x1f]{0,16}$'}
+    >>> schema["properties"]["cantidad"]
+    {'type': 'number', 'minimum': 0, 'maximum': 100000}
 
 A key is required when every target has it; keys never seen are not allowed, so a guided model
 cannot invent fields. A field that is sometimes an integer and sometimes not is a "number".
@@ -11,11 +14,20 @@ runs out. A string may be twice as long as the longest seen (at least 16 charact
 reach 100 times the next power of ten above the largest seen (never negative when none was), which
 also bounds its decimals (xgrammar writes a ranged number with a bounded fraction, and no exponent).
 Pass --schema FILE for other bounds.
+
+A string's bound is a `pattern`, `^[^\x00-\x1f]{0,N}$`, not `maxLength: N`: xgrammar (vLLM's guided
+decoding backend) writes a `maxLength` string with raw control characters in it (a barely trained model
+writes \x00, \x07, \x11), which is not JSON: a client's `json.loads` refuses it. Under the pattern
+xgrammar writes no control character, no quote and no backslash inside a string, so every guided output
+is strict JSON, with its length still bounded. (xgrammar ignores `maxLength` beside a `pattern`, and vLLM
+refuses the two together, so the pattern carries the bound alone.) A --schema FILE with `maxLength` works
+as before; its bound is read the same way.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +47,21 @@ _TYPES = (
 
 
 MIN_MAX_LENGTH = 16
+_BOUNDED = re.compile(r"\^\[\^\\x00-\\x1f\]\{0,(\d+)\}\$")  # the pattern string_pattern writes
+
+
+def string_pattern(max_length: int) -> str:
+    """A JSON string of at most `max_length` characters and no control character: strict JSON under xgrammar."""
+    return f"^[^\\x00-\\x1f]{{0,{max_length}}}$"
+
+
+def max_length(node: dict[str, Any]) -> int | None:
+    """The most characters a string node allows: its `maxLength`, else the bound of a pattern
+    `string_pattern` wrote; None where neither bounds it."""
+    if "maxLength" in node:
+        return node["maxLength"]
+    bound = _BOUNDED.fullmatch(node.get("pattern", ""))
+    return int(bound.group(1)) if bound else None
 
 
 def _json_type(value: Any) -> str:
@@ -49,7 +76,7 @@ def _schema_of(values: list[Any]) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": types[0] if len(types) == 1 else types}
     strings = [v for v in values if isinstance(v, str)]
     if strings:
-        schema["maxLength"] = max(MIN_MAX_LENGTH, 2 * max(len(v) for v in strings))
+        schema["pattern"] = string_pattern(max(MIN_MAX_LENGTH, 2 * max(len(v) for v in strings)))
     numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
     if numbers:
         bound = 10 ** (len(str(int(max(abs(v) for v in numbers)))) + 2)
@@ -156,7 +183,8 @@ def _longest_of(kind: str, node: dict[str, Any], longest: Any) -> int | None:
         digits = max(len(str(int(abs(node[b])))) for b in ("minimum", "maximum"))
         return 1 + digits + (0 if kind == "integer" else 1 + _FRACTION_DIGITS)  # sign, digits, point, fraction
     if kind == "string":
-        return node["maxLength"] + 2 if "maxLength" in node else None  # an escape (\n) writes a char as two
+        most = max_length(node)
+        return None if most is None else most + 2  # the quotes
     if kind == "object":
         properties = node.get("properties", {})
         values = [longest(v) for v in properties.values()]

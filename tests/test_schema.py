@@ -8,7 +8,9 @@ import pytest
 
 from jsontune.errors import JsontuneError
 from jsontune.manifest import write_manifest
-from jsontune.schema import guided_json_schema, infer_schema
+from jsontune.schema import guided_json_schema, infer_schema, longest_output, max_length, string_pattern
+
+STRING_16 = {"type": "string", "pattern": "^[^\\x00-\\x1f]{0,16}$"}
 
 
 def test_flat_orders():
@@ -21,7 +23,7 @@ def test_flat_orders():
     assert schema == {
         "type": "object",
         "properties": {
-            "producto": {"type": "string", "maxLength": 16},
+            "producto": STRING_16,
             "cantidad": {"type": "integer", "minimum": 0, "maximum": 100_000},  # 100: 10^3, times 100
             "precio_unitario": {"type": "number", "minimum": 0, "maximum": 10_000},  # an int, then a float
             "urgente": {"type": "boolean"},
@@ -40,15 +42,15 @@ def test_nested_objects_lists_and_nulls():
     )
     assert schema["properties"]["cliente"] == {
         "type": "object",
-        "properties": {"nombre": {"type": "string", "maxLength": 16}, "rfc": {"type": "string", "maxLength": 16}},
+        "properties": {"nombre": STRING_16, "rfc": STRING_16},
         "required": ["nombre"],
         "additionalProperties": False,
     }
     assert schema["properties"]["items"]["items"]["properties"] == {
-        "sku": {"type": "string", "maxLength": 16},
+        "sku": STRING_16,
         "n": {"type": "integer", "minimum": 0, "maximum": 1000},
     }
-    assert schema["properties"]["nota"] == {"type": ["null", "string"], "maxLength": 16}
+    assert schema["properties"]["nota"] == {"type": ["null", "string"], "pattern": string_pattern(16)}
 
 
 def test_needs_objects():
@@ -77,7 +79,7 @@ def test_schema_comes_from_the_training_data_in_the_manifest(tmp_path):
     model = tmp_path / "model"
     model.mkdir()
     write_manifest(model, "adapter", data={"train": str(train)})
-    assert guided_json_schema(None, [str(model)])["properties"] == {"producto": {"type": "string", "maxLength": 16}}
+    assert guided_json_schema(None, [str(model)])["properties"] == {"producto": STRING_16}
 
 
 def test_no_source_asks_for_schema(tmp_path):
@@ -89,8 +91,8 @@ def test_strings_are_bounded_with_headroom():
     """A guided model cannot write inside a string forever: twice the longest seen, at least 16."""
     long_name = "tornillos hexagonales de acero inoxidable"
     schema = infer_schema([{"producto": long_name, "nota": None}, {"producto": "A", "nota": "x"}])
-    assert schema["properties"]["producto"]["maxLength"] == 2 * len(long_name)
-    assert schema["properties"]["nota"] == {"type": ["null", "string"], "maxLength": 16}
+    assert schema["properties"]["producto"]["pattern"] == string_pattern(2 * len(long_name))
+    assert schema["properties"]["nota"] == {"type": ["null", "string"], "pattern": string_pattern(16)}
 
 
 def test_numbers_are_bounded_with_headroom():
@@ -110,3 +112,47 @@ def test_every_inferred_bound_admits_the_targets_it_came_from():
     targets = [r.target for r in generate_orders(300, seed=3)]
     validator = Draft202012Validator(infer_schema(targets))
     assert all(validator.is_valid(t) for t in targets)
+
+
+def test_the_string_bound_is_a_pattern_that_refuses_control_characters():
+    """jsonschema reads the bound as xgrammar does: at most N characters, any but a control character."""
+    from jsonschema import Draft202012Validator
+
+    schema = infer_schema([{"producto": "tornillos"}])  # 9 characters: bound 18
+    assert schema["properties"]["producto"] == {"type": "string", "pattern": "^[^\\x00-\\x1f]{0,18}$"}
+    validator = Draft202012Validator(schema)
+    assert validator.is_valid({"producto": "cañería de 3/4 €"})
+    assert validator.is_valid({"producto": "x" * 18}) and not validator.is_valid({"producto": "x" * 19})
+    for control in ("\x00", "\x07", "\x11", "\t", "\n", "\x1f"):
+        assert not validator.is_valid({"producto": f"tor{control}nillo"}), repr(control)
+
+
+def test_the_bound_is_read_from_the_pattern_or_from_a_users_max_length():
+    assert max_length({"type": "string", "pattern": string_pattern(40)}) == 40
+    assert max_length({"type": "string", "maxLength": 40}) == 40
+    assert max_length({"type": "string", "pattern": "^[a-z]+$"}) is None  # a user's own pattern bounds nothing known
+    assert max_length({"type": "string"}) is None
+    inferred = infer_schema([{"producto": "tornillos"}])
+    given = {**inferred, "properties": {"producto": {"type": "string", "maxLength": 18}}}
+    assert longest_output(inferred) == longest_output(given) == 2 + len('"producto":') + 18 + 2
+    assert longest_output({**inferred, "properties": {"producto": {"type": "string"}}}) is None
+
+
+def test_xgrammar_writes_strict_json_strings_under_the_inferred_schema():
+    """The grammar vLLM builds from the inferred schema (compact, as vllm_engine asks) admits no control
+    character, quote or backslash inside a string, and still bounds its length."""
+    xgrammar = pytest.importorskip("xgrammar")
+    from xgrammar.testing import _is_grammar_accept_string
+
+    schema = infer_schema([{"producto": "tornillos", "cantidad": 3}])  # producto: at most 18 characters
+    grammar = xgrammar.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"))
+
+    def accepts(producto: str) -> bool:
+        return _is_grammar_accept_string(grammar, f'{{"producto":"{producto}","cantidad":3}}')
+
+    assert accepts("cañería de 3/4 €") and accepts("x" * 18)
+    assert not accepts("x" * 19)
+    for inside in ("tor\x00nillo", "tor\x07nillo", "tor\x11nillo", "tor\nnillo", 'a\\"b', "a\\\\b", "a\\u0041"):
+        assert not accepts(inside), repr(inside)
+    for text in ('{"producto":"cañería de 3/4 €","cantidad":3}', '{"producto":"","cantidad":0}'):
+        assert _is_grammar_accept_string(grammar, text) and json.loads(text)

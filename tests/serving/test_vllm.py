@@ -196,10 +196,75 @@ def test_guided_json_always_parses_and_fits_the_schema(vllm_engine, merged_run, 
             f"{schema_valid_rate(values, schema):.0%}, cut {sum(g.finish_reason == 'length' for g in outputs)}"
         )
     assert [g.finish_reason for g in guided] == ["stop"] * len(guided), "a guided output ran into the cap"
-    values = [json.loads(g.text, strict=False) for g in guided]  # whole documents, no repair (control chars ok)
+    values = [json.loads(g.text) for g in guided]  # whole documents, strict JSON, no repair
     assert values == [extract_json(g.text) for g in guided]  # and the pipeline's parser reads the same
     validator = Draft202012Validator(schema)
     assert all(validator.is_valid(v) for v in values)
+
+
+@pytest.fixture(scope="module")
+def barely_trained(trained_run, tmp_path_factory):
+    """`trained_run` (6 steps: it still writes noise, control characters included, inside its strings) merged
+    into one float32 checkpoint for vLLM; its manifest names the training data the schema is inferred from."""
+    from jsontune.training.merge import merge
+
+    out = tmp_path_factory.mktemp("merged") / "barely"
+    merge(trained_run[0], out)
+    return out
+
+
+ODD_ORDERS = [
+    "necesito\tcosas: 3 de eso y 2 de lo otro, luego vemos el precio",
+    "¿Me mandan 1.000.000 de tornillos a 0,0001 € c/u? Gracias!!!",
+    'PEDIDO URGENTE >>> 12 cajas {de} guantes "talla M" a $1,250.50',
+    "hola",
+    "",
+    '\\ " {} [] ñandú 🙏 €€€ \u2028 x',
+    "Producto: —\nCantidad: cero\nPrecio unitario: gratis",
+    "quiero 7 litros de pintura blanca marca Ñ&Q (ref #A-12/7) por 99,99 pesos cada uno, sin IVA",
+]
+
+
+@pytest.mark.vllm
+def test_guided_output_is_strict_json_on_a_barely_trained_model(barely_trained, synth_dir, tmp_path):
+    """What a client's plain `json.loads` reads, on every row: texts the model never saw, through the predict
+    job, decoded under the inferred schema by a model that has not learned what belongs in a string."""
+    import csv
+
+    from jsontune.data import Record, load_records
+    from jsontune.data.synth import generate_orders
+    from jsontune.manifest import read_prompt_format
+    from jsontune.predict import run_predictions
+    from jsontune.schema import guided_json_schema, longest_output
+
+    seen = {r.text for split in ("train", "val", "test") for r in load_records(synth_dir / f"{split}.jsonl").records}
+    unseen = [r for r in generate_orders(60, seed=2024) if r.text not in seen][:40]
+    records = unseen + [Record(id=f"odd-{i}", text=text) for i, text in enumerate(ODD_ORDERS)]
+    prompts = render_prompts(
+        load_tokenizer(barely_trained), [r.text for r in records], read_prompt_format(barely_trained)
+    )
+    schema = guided_json_schema(None, [str(barely_trained)])
+    # Characters, not tokens, bound an answer: a token of a multi-byte character may be one byte of it.
+    params = GenerationParams(max_new_tokens=4 * longest_output(schema), json_schema=schema)
+    engine = make_engine("vllm", str(barely_trained), dtype="float32", max_model_len=1024, gpu_memory_utilization=0.3)
+    try:
+        summary = run_predictions(engine, records, prompts, tmp_path / "pred.csv", params)
+    finally:
+        engine.close()
+    with (tmp_path / "pred.csv").open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    not_strict = []
+    for row in rows:
+        try:
+            json.loads(row["raw_output"])
+        except ValueError as e:
+            not_strict.append(f"{row['id']}: {row['raw_output']!r} ({e})")
+    print(f"\nguided, 6-step model, {len(rows)} unseen texts: {len(not_strict)} not strict JSON")
+    assert not not_strict, f"{len(not_strict)} of {len(rows)} raw outputs are not strict JSON:\n" + "\n".join(
+        not_strict[:5]
+    )
+    assert [row["valid_json"] for row in rows] == ["true"] * len(rows)
+    assert summary.valid_json_rate == 1.0
 
 
 @pytest.mark.vllm
