@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any
 from jsontune.errors import JsontuneError
 
 if TYPE_CHECKING:
-    from jsontune.data import Record
+    from jsontune.data import LoadResult, Record
     from jsontune.prompts import PromptFormat
     from jsontune.serving.base import Engine, Generation, GenerationParams
+    from jsontune.serving.client import ServerClient
     from jsontune.serving.ray_engine import RayOptions
+    from jsontune.serving.settings import EngineSettings
 
 
 @dataclass(frozen=True)
@@ -42,22 +44,63 @@ class Extraction:
         return self.prediction is not None
 
 
+@dataclass(frozen=True)
+class Prompting:
+    """How texts are asked: the tokenizer, the prompt format the model was trained with, the decoding and the
+    schema outputs are checked against (and, when guided, decoded under). Resolved once, by `resolve`."""
+
+    tokenizer: Any
+    fmt: PromptFormat
+    params: GenerationParams
+    schema: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()  # e.g. that --max-new-tokens may cut the longest answer the schema allows
+
+    @classmethod
+    def resolve(
+        cls,
+        folder: str,
+        lora: str | None = None,
+        *,
+        guided_json: bool = False,
+        schema: str | os.PathLike | None = None,
+        params: GenerationParams | None = None,
+        schema_required: bool | None = None,
+        trust_remote_code: bool = False,
+    ) -> Prompting:
+        """The tokenizer of `folder`, the prompt format the adapter's (else the model's) manifest records, and the
+        schema: `schema`, else inferred from the training data the manifest names (`schema_required`, default
+        `guided_json`: one sentence when there is none). `guided_json` decodes under it."""
+        from jsontune.manifest import read_prompt_format
+        from jsontune.modeling import load_tokenizer
+        from jsontune.serving.base import GenerationParams
+
+        params = params or GenerationParams()
+        tokenizer = load_tokenizer(folder, trust_remote_code=trust_remote_code)
+        fmt = read_prompt_format(lora or folder)
+        required = guided_json if schema_required is None else schema_required
+        known = _schema(schema, [f for f in (lora, folder) if f], required=required)
+        notes: list[str] = []
+        if guided_json and known is not None:
+            params = replace(params, json_schema=known)
+            notes += _check_room(tokenizer, known, params.max_new_tokens)
+        return cls(tokenizer, fmt, params, known, tuple(notes))
+
+    def prompts(self, texts: list[str]) -> list[str]:
+        """The exact strings an engine is given: the chat template, thinking off, in the trained format."""
+        from jsontune.prompts import render_prompts
+
+        return render_prompts(self.tokenizer, texts, self.fmt)
+
+
 class Extractor:
     """An engine with the tokenizer, prompt format and decoding settings it is asked with."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        tokenizer: Any,
-        fmt: PromptFormat,
-        params: GenerationParams,
-        schema: dict[str, Any] | None = None,
-        notes: list[str] | None = None,
-    ) -> None:
-        self.engine, self.tokenizer, self.fmt, self.params = engine, tokenizer, fmt, params
-        self.schema = schema  # what outputs are checked against (and, when guided, decoded under)
-        self.notes = notes or []  # e.g. that --max-new-tokens may cut the longest answer the schema allows
-        self.fit_prompts: list[str] = []  # the prompts of `load`'s `fit` records, rendered once
+    def __init__(self, engine: Engine, prompting: Prompting, prompts: list[str] | None = None) -> None:
+        self.engine, self.prompting = engine, prompting
+        self.tokenizer, self.fmt, self.params = prompting.tokenizer, prompting.fmt, prompting.params
+        self.schema = prompting.schema  # what outputs are checked against (and, when guided, decoded under)
+        self.notes = list(prompting.notes)
+        self.fitted_prompts = prompts or []  # the prompts of the records `load` fitted the engine to, rendered once
 
     @classmethod
     def load(
@@ -68,67 +111,67 @@ class Extractor:
         lora: str | os.PathLike | None = None,
         guided_json: bool = False,
         schema: str | os.PathLike | None = None,
-        max_new_tokens: int = 64,
         params: GenerationParams | None = None,
+        settings: EngineSettings | None = None,
         ray: RayOptions | None = None,
-        fit: tuple[str | os.PathLike, list[Record]] | None = None,
-        **engine_options: Any,
+        fit: LoadResult | None = None,
     ) -> Extractor:
         """Load `model` (a merged checkpoint, or a base with a `lora` adapter) on `engine` ("auto", "hf" or
-        "vllm"; with `ray`, on that many Ray replicas). `guided_json` constrains vLLM's decoding to `schema`
-        (a JSON schema file; default: inferred from the training data the manifest names). `fit` is
-        (input path, its records): their prompts are rendered once (`fit_prompts`), and vLLM's context is
-        sized to the longest. Other keyword
-        arguments go to the engine (batch_size, dtype, device, max_model_len, kv_cache_gb, ...)."""
-        from jsontune.manifest import read_prompt_format
-        from jsontune.modeling import load_tokenizer
-        from jsontune.serving.base import GenerationParams
-        from jsontune.serving.registry import make_engine, resolve_engine
+        "vllm"; with `ray`, on that many Ray replicas), as `settings` say. `guided_json` constrains vLLM's
+        decoding to `schema` (a JSON schema file; default: inferred from the training data the manifest
+        names). `fit` is the job's input: its prompts are rendered once (`fitted_prompts`), and vLLM's context
+        is sized to the longest."""
+        from jsontune.prompts import token_lengths
 
-        model, lora = str(model), str(lora) if lora else None
-        engine = resolve_engine(engine)
-        if lora and not (Path(lora) / "adapter_config.json").is_file():
+        kind, settings = _engine_and_settings(engine, settings, guided_json)
+        lora = _adapter(lora)
+        prompting = Prompting.resolve(
+            str(model),
+            lora,
+            guided_json=guided_json,
+            schema=schema,
+            params=params,
+            trust_remote_code=settings.trust_remote_code,
+        )
+        prompts = prompting.prompts([r.text for r in fit.records]) if fit is not None else []
+        if fit is not None and kind == "vllm":
+            lengths = token_lengths(prompting.tokenizer, prompts)
+            settings = fit_context(settings, fit, lengths, prompting.params.max_new_tokens)
+        return cls(build_engine(kind, str(model), settings, lora=lora, ray=ray), prompting, prompts)
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        *,
+        model: str | os.PathLike | None = None,
+        schema: str | os.PathLike | None = None,
+        guided: bool = True,
+        params: GenerationParams | None = None,
+        client: ServerClient | None = None,
+    ) -> Extractor:
+        """The model that `jsontune serve` (or any vLLM OpenAI server of it) serves at `url`, asked as `load`'s
+        engines are: the prompt rendered here in the format of `model` (the checkpoint or adapter folder;
+        default: the folder the server reports), sent to the completions endpoint. `guided` sends the schema
+        (`schema`, else the one inferred from the training data the manifest names) when one is known."""
+        from jsontune.serving.client import ServerClient, ServerEngine, served_model
+
+        client = client or ServerClient()
+        name, root = served_model(url, client)
+        folder = str(model) if model else root
+        if not folder:
             raise JsontuneError(
-                f"--lora {lora} is not a PEFT adapter folder (no adapter_config.json); "
-                "give RUN/best or RUN/last of a `jsontune train` run."
+                f"{url} does not say which checkpoint it serves; pass --model FOLDER (the served checkpoint or "
+                "adapter), so that the prompts are rendered in its format."
             )
-        if guided_json and engine != "vllm":
-            raise JsontuneError("--guided-json needs --engine vllm; HF generate here cannot constrain decoding.")
-        params = params or GenerationParams(max_new_tokens=max_new_tokens)
-        tokenizer = load_tokenizer(model, trust_remote_code=bool(engine_options.get("trust_remote_code")))
-        # The adapter's manifest records the prompt format it was trained with; a merged model's its own.
-        fmt = read_prompt_format(lora or model)
-        known_schema = _schema(schema, [f for f in (lora, model) if f], required=guided_json)
-        notes = []
-        if guided_json:
-            params = replace(params, json_schema=known_schema)
-            notes += _check_room(tokenizer, known_schema, params.max_new_tokens)
-        options, fit_prompts = dict(engine_options), []
-        if fit is not None:
-            from jsontune.prompts import render_prompts, token_lengths
-
-            input_path, records = fit
-            fit_prompts = render_prompts(tokenizer, [r.text for r in records], fmt)
-            if engine == "vllm":
-                lengths = token_lengths(tokenizer, fit_prompts)
-                options["max_model_len"] = fit_context(
-                    input_path, records, lengths, params.max_new_tokens, options.get("max_model_len")
-                )
-        if ray is not None:
-            from jsontune.serving.ray_engine import RayEngine
-
-            built: Engine = RayEngine(engine, model, ray, lora=lora, **options)
-        else:
-            built = make_engine(engine, model, lora=lora, **options)
-        extractor = cls(built, tokenizer, fmt, params, known_schema, notes)
-        extractor.fit_prompts = fit_prompts
-        return extractor
+        prompting = Prompting.resolve(folder, guided_json=guided, schema=schema, params=params, schema_required=False)
+        engine = ServerEngine(url, prompting.tokenizer, name, client)
+        engine.settings.update(prompt_format_from=folder, guided=prompting.params.json_schema is not None)
+        return cls(engine, prompting)
 
     def prompts(self, texts: list[str]) -> list[str]:
         """The exact strings the engine is given: the chat template, thinking off, in the trained format."""
-        from jsontune.prompts import render_prompts
-
-        return render_prompts(self.tokenizer, texts, self.fmt)
+        return self.prompting.prompts(texts)
 
     def generate(self, texts: list[str]) -> list[Generation]:
         return self.engine.generate(self.prompts(texts), self.params)
@@ -157,6 +200,39 @@ class Extractor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _engine_and_settings(engine: str, settings: EngineSettings | None, guided_json: bool) -> tuple[str, EngineSettings]:
+    """The engine --engine NAME means here, and the settings for it (one sentence for one it does not take)."""
+    from jsontune.serving.registry import resolve_engine
+    from jsontune.serving.settings import EngineSettings
+
+    kind = resolve_engine(engine)
+    if guided_json and kind != "vllm":
+        raise JsontuneError("--guided-json needs --engine vllm; HF generate here cannot constrain decoding.")
+    return kind, (settings or EngineSettings()).for_engine(kind)
+
+
+def _adapter(lora: str | os.PathLike | None) -> str | None:
+    if lora and not (Path(lora) / "adapter_config.json").is_file():
+        raise JsontuneError(
+            f"--lora {lora} is not a PEFT adapter folder (no adapter_config.json); "
+            "give RUN/best or RUN/last of a `jsontune train` run."
+        )
+    return str(lora) if lora else None
+
+
+def build_engine(
+    kind: str, model: str, settings: EngineSettings, *, lora: str | None = None, ray: RayOptions | None = None
+) -> Engine:
+    """Engine `kind` for `model`: in this process, or with `ray` on that many Ray replicas."""
+    if ray is not None:
+        from jsontune.serving.ray_engine import RayEngine
+
+        return RayEngine(kind, model, ray, settings, lora=lora)
+    from jsontune.serving.registry import make_engine
+
+    return make_engine(kind, model, settings, lora=lora)
 
 
 def _schema(schema_file: str | os.PathLike | None, folders: list[str], *, required: bool) -> dict[str, Any] | None:
@@ -188,20 +264,19 @@ def _check_room(tokenizer: Any, schema: dict[str, Any], max_new_tokens: int) -> 
     ]
 
 
-def fit_context(
-    input_path: str | os.PathLike, records: list[Record], lengths: list[int], max_new_tokens: int, asked: int | None
-) -> int:
-    """vLLM's context length for this job: --max-model-len when given (every prompt must leave room to
-    generate), else the longest prompt plus --max-new-tokens, so the KV cache is sized for the job and not
-    for the model's 40k-token maximum."""
+def fit_context(settings: EngineSettings, inputs: LoadResult, lengths: list[int], new_tokens: int) -> EngineSettings:
+    """`settings` with vLLM's context length for a job whose prompts (of `inputs`' records) are `lengths` tokens
+    long: --max-model-len when given (every prompt must leave room to generate), else the longest prompt plus
+    `new_tokens`, so the KV cache is sized for the job and not for the model's 40k-token maximum."""
+    asked = settings.max_model_len
     if not lengths:
-        return asked or max_new_tokens + 1
+        return replace(settings, max_model_len=asked or new_tokens + 1)
     if asked is None:
-        return max(lengths) + max_new_tokens
-    for record, n in zip(records, lengths, strict=True):
+        return replace(settings, max_model_len=max(lengths) + new_tokens)
+    for record, n in zip(inputs.records, lengths, strict=True):
         if n >= asked:
             raise JsontuneError(
-                f"{input_path}: row {record.id!r} has a prompt of {n} tokens, which leaves no room to generate "
-                f"within --max-model-len {asked}; raise --max-model-len to {n + max_new_tokens}, or shorten that text."
+                f"{inputs.path}: row {record.id!r} has a prompt of {n} tokens, which leaves no room to generate "
+                f"within --max-model-len {asked}; raise --max-model-len to {n + new_tokens}, or shorten that text."
             )
-    return asked
+    return settings

@@ -25,12 +25,13 @@ from jsontune.prompts import completion_text
 from jsontune.schema import schema_valid_rate
 
 if TYPE_CHECKING:
-    from jsontune.data import Record
+    from jsontune.data import InputColumns, LoadResult, Record
+    from jsontune.extractor import Extractor
     from jsontune.serving.base import Engine, Generation, GenerationParams
     from jsontune.serving.ray_engine import RayOptions
+    from jsontune.serving.settings import EngineSettings
 
 COLUMNS = ("id", "prediction", "valid_json", "raw_output")
-CHUNK_SIZES = {"vllm": 4096, "hf": 256}  # vLLM batches a whole chunk at once; HF works batch by batch
 
 ProgressFn = Callable[[int, int], None]
 """Called with (rows done, rows in the input)."""
@@ -209,16 +210,10 @@ def run_predictions(
 def _batches(
     engine: Engine, prompts: list[str], todo: list[int], params: GenerationParams, chunk_size: int, tick: Callable
 ) -> Iterator[list[tuple[int, Generation]]]:
-    """(record position, generation) pairs for the positions in `todo`, a chunk at a time. An engine that
-    streams (Ray's replicas) yields each batch as it finishes, in any order; the others go chunk by chunk."""
-    if hasattr(engine, "stream"):
-        for rows in engine.stream([prompts[i] for i in todo], params, chunk_size):
-            tick(len(rows))
-            yield [(todo[j], generation) for j, generation in rows]
-        return
-    for at in range(0, len(todo), chunk_size):
-        chunk = todo[at : at + chunk_size]
-        yield list(zip(chunk, engine.generate([prompts[i] for i in chunk], params, progress=tick), strict=True))
+    """(record position, generation) pairs for the positions in `todo`, a batch at a time as the engine's
+    stream yields them (Ray's replicas and the server's requests in any order)."""
+    for rows in engine.stream([prompts[i] for i in todo], params, chunk_size, progress=tick):
+        yield [(todo[j], generation) for j, generation in rows]
 
 
 def _manifest(summary: PredictSummary, settings: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
@@ -256,35 +251,26 @@ def predict(
     *,
     engine: str = "auto",
     params: GenerationParams | None = None,
-    engine_options: dict[str, Any] | None = None,
+    settings: EngineSettings | None = None,
     lora: str | None = None,
     guided_json: bool = False,
     schema: str | Path | None = None,
-    columns: dict[str, str | None] | None = None,
-    skip_bad_rows: bool = False,
+    columns: InputColumns | None = None,
     chunk_size: int | None = None,
     resume: bool = False,
     progress: ProgressFn | None = None,
     ray: RayOptions | None = None,
 ) -> PredictSummary:
-    """Load the input, load the model as an `Extractor` (plus --lora adapter), and run `run_predictions`.
-
-    `engine` is "auto", "hf" or "vllm"; `engine_options` go to its constructor; with `ray`, that engine
-    runs in each of `ray.replicas` replicas on a Ray cluster (`ray_engine.py`), a chunk per batch.
-    `columns` holds text_col / target_col / id_col for `load_records`.
-    """
+    """Load the input (read by `columns`), load the model as an `Extractor` fitted to it (`engine` "auto", "hf"
+    or "vllm", as `settings` say, plus a --lora adapter; with `ray`, on `ray.replicas` Ray replicas), and
+    predict every row (`predict_with`)."""
     from jsontune.data import load_records
     from jsontune.extractor import Extractor
     from jsontune.serving.registry import resolve_engine
 
-    if Path(out).is_dir():
-        example = Path(out) / "predictions.csv"
-        raise JsontuneError(f"--out {out} is a folder; give the CSV file to write, e.g. {example}.")
-    if chunk_size is not None and chunk_size < 1:
-        raise JsontuneError(f"--chunk-size must be at least 1, got {chunk_size}.")
+    check_out(out, chunk_size)
     engine = resolve_engine(engine)
-    loaded = load_records(input_path, require_target=False, skip_bad_rows=skip_bad_rows, **(columns or {}))
-    records = loaded.records
+    loaded = load_records(input_path, columns, require_target=False)
     extractor = Extractor.load(
         model,
         engine,
@@ -292,28 +278,50 @@ def predict(
         guided_json=guided_json,
         schema=schema,
         params=params,
+        settings=settings,
         ray=ray,
-        fit=(input_path, records),
-        **(engine_options or {}),
+        fit=loaded,
     )
-    if chunk_size is None:
-        chunk_size = CHUNK_SIZES[engine]
-        if ray is not None:
-            chunk_size = extractor.engine.batch_size(len(records), cap=chunk_size)
-    try:
-        summary = run_predictions(
-            extractor.engine,
-            records,
-            extractor.fit_prompts,
-            out,
-            extractor.params,
-            chunk_size=chunk_size,
-            resume=resume,
-            progress=progress,
-            settings={"model": str(model), "lora": str(lora) if lora else None, "engine": engine},
-            schema=extractor.schema,
-        )
-    finally:
-        extractor.close()
+    with extractor:
+        identity = {"model": str(model), "lora": str(lora) if lora else None, "engine": engine}
+        return predict_with(extractor, loaded, out, identity, chunk_size=chunk_size, resume=resume, progress=progress)
+
+
+def check_out(out: str | Path, chunk_size: int | None) -> None:
+    """Refuse, before a model loads, an --out that is a folder and a --chunk-size below 1."""
+    if Path(out).is_dir():
+        example = Path(out) / "predictions.csv"
+        raise JsontuneError(f"--out {out} is a folder; give the CSV file to write, e.g. {example}.")
+    if chunk_size is not None and chunk_size < 1:
+        raise JsontuneError(f"--chunk-size must be at least 1, got {chunk_size}.")
+
+
+def predict_with(
+    extractor: Extractor,
+    loaded: LoadResult,
+    out: str | Path,
+    identity: dict[str, Any],
+    *,
+    chunk_size: int | None = None,
+    resume: bool = False,
+    progress: ProgressFn | None = None,
+) -> PredictSummary:
+    """Predict every record of `loaded` with `extractor` (`run_predictions`), a chunk of the engine's size at
+    a time unless `chunk_size` says otherwise. `identity` (what model, on what) goes in the resume sidecar:
+    --resume refuses to mix runs."""
+    records = loaded.records
+    prompts = extractor.fitted_prompts or extractor.prompts([r.text for r in records])
+    summary = run_predictions(
+        extractor.engine,
+        records,
+        prompts,
+        out,
+        extractor.params,
+        chunk_size=chunk_size or extractor.engine.chunk_size(len(records)),
+        resume=resume,
+        progress=progress,
+        settings=identity,
+        schema=extractor.schema,
+    )
     summary.skipped, summary.notes = loaded.skipped, extractor.notes
     return summary

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from jsontune.device import cuda_available, probe_cuda_with_nvml
+from jsontune.serving.settings import EngineSettings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -124,6 +125,17 @@ def merged_run(format_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def barely_trained(trained_run, tmp_path_factory):
+    """`trained_run` (6 steps: it still writes noise, control characters and bytes of unfinished characters
+    included) merged into one float32 checkpoint; its manifest names the training data the schema is inferred from."""
+    from jsontune.training.merge import merge
+
+    out = tmp_path_factory.mktemp("merged") / "barely"
+    merge(trained_run[0], out, dtype="float32")
+    return out
+
+
+@pytest.fixture(scope="session")
 def ray_cluster():
     """One local Ray for the whole session (`ray.init(num_cpus=2)`, seconds to start): its GCS address, which
     a `jsontune predict --ray ADDRESS` in another process joins. In this process --ray uses it as it is."""
@@ -141,6 +153,8 @@ def vllm_engine(merged_run):
     """One vLLM engine (float32) over `merged_run` for the whole session: a start costs ~20 s on 2 CPUs."""
     from jsontune.serving.registry import make_engine
 
-    engine = make_engine("vllm", str(merged_run), dtype="float32", max_model_len=512, gpu_memory_utilization=0.3)
+    engine = make_engine(
+        "vllm", str(merged_run), EngineSettings(dtype="float32", max_model_len=512, gpu_memory_utilization=0.3)
+    )
     yield engine
     engine.close()

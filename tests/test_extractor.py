@@ -12,6 +12,8 @@ from jsontune import Extraction, Extractor
 from jsontune.cli.app import app
 from jsontune.data import load_records
 from jsontune.errors import JsontuneError
+from jsontune.serving.base import GenerationParams
+from jsontune.serving.settings import EngineSettings
 
 runner = CliRunner()
 
@@ -32,7 +34,7 @@ def test_extract_gives_what_predict_writes_on_hf(merged_run, test_orders, tmp_pa
     result = runner.invoke(app, [*args, "--engine", "hf", "--max-new-tokens", "24"])
     assert result.exit_code == 0, result.output
     records = load_records(test_orders).records
-    with Extractor.load(merged_run, engine="hf", max_new_tokens=24) as extractor:
+    with Extractor.load(merged_run, engine="hf", params=GenerationParams(max_new_tokens=24)) as extractor:
         assert extractor.extract([r.text for r in records]) == _predicted(out)
         extractions = extractor.extract_records(records)
         assert extractor.extract(records[0].text) == [extractions[0].prediction]  # one text alone
@@ -48,7 +50,7 @@ def test_a_lora_adapter_is_served_as_predict_serves_it(tiny_model, trained_run, 
     args = ["predict", "--model", str(tiny_model), "--lora", str(lora), "--input", str(test_orders), "--out", str(out)]
     assert runner.invoke(app, [*args, "--engine", "hf", "--max-new-tokens", "12"]).exit_code == 0
     texts = [r.text for r in load_records(test_orders).records]
-    with Extractor.load(tiny_model, engine="hf", lora=lora, max_new_tokens=12) as extractor:
+    with Extractor.load(tiny_model, engine="hf", lora=lora, params=GenerationParams(max_new_tokens=12)) as extractor:
         assert [e.raw_output for e in extractor.extract_records(texts)] == _raw(out)
 
 
@@ -72,6 +74,7 @@ def test_extract_gives_what_predict_writes_on_vllm(vllm_engine, merged_run, test
     class Shared:  # the session's engine, left running when predict closes it
         name, settings = vllm_engine.name, vllm_engine.settings
         generate, reset_cache = vllm_engine.generate, vllm_engine.reset_cache
+        stream, chunk_size = vllm_engine.stream, vllm_engine.chunk_size
 
         def close(self):
             pass
@@ -83,7 +86,8 @@ def test_extract_gives_what_predict_writes_on_vllm(vllm_engine, merged_run, test
         result = runner.invoke(app, [*args, "--engine", "vllm", "--guided-json", "--max-new-tokens", "24"])
     assert result.exit_code == 0, result.output
     texts = [r.text for r in load_records(test_orders).records]
-    with Extractor.load(merged_run, engine="vllm", guided_json=True, max_new_tokens=24, dtype="float32") as ex:
+    params, settings = GenerationParams(max_new_tokens=24), EngineSettings(dtype="float32")
+    with Extractor.load(merged_run, engine="vllm", guided_json=True, params=params, settings=settings) as ex:
         extractions = ex.extract_records(texts)
     assert [e.raw_output for e in extractions] == _raw(out)
     assert all(e.valid_json for e in extractions)

@@ -6,7 +6,9 @@ import shlex
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from jsontune.data.records import InputColumns
 from jsontune.errors import JsontuneError
+from jsontune.serving.settings import EngineSettings
 
 ENGINES = {"hf-seq": "hf", "hf-batch": "hf", "vllm": "vllm", "vllm-guided": "vllm"}  # bench name -> engine
 
@@ -23,23 +25,15 @@ class BenchConfig:
     fixed_length: bool = True
     repeats: int = 3
     warmup: int = 4
-    batch_size: int = 8
     seq_limit: int | None = None
     gold: Path | None = None
-    seed: int = 0
     timeout_s: float = 3600.0
-    gpu_memory_utilization: float = 0.9
-    max_model_len: int | None = None
-    kv_cache_gb: float | None = None
-    dtype: str = "auto"
     out: Path = Path("runs/bench")
     models_dir: Path = Path("runs/bench-models")
-    text_col: str | None = None
-    target_col: str | None = None
-    id_col: str | None = None
-    skip_bad_rows: bool = False
     ray: str | None = None  # --ray: its address ("local": a Ray started on this machine)
     replicas: int = 1
+    settings: EngineSettings = EngineSettings()  # every engine's flags; each row takes the ones its engine does
+    columns: InputColumns = InputColumns()  # --input's columns
 
     def __post_init__(self) -> None:
         if not self.engines or not set(self.engines) <= set(ENGINES) or len(set(self.engines)) < len(self.engines):
@@ -52,19 +46,12 @@ class BenchConfig:
             ("--max-new-tokens", self.max_new_tokens, 1),
             ("--repeats", self.repeats, 1),
             ("--warmup", self.warmup, 0),
-            ("--batch-size", self.batch_size, 1),
             ("--seq-limit", self.seq_limit or 1, 1),
             ("--timeout-s", self.timeout_s, 1),
             ("--replicas", self.replicas, 1),
         ]:
             if value < least:
                 raise JsontuneError(f"{flag} must be at least {least}, got {value}.")
-        if not 0 < self.gpu_memory_utilization <= 1:
-            raise JsontuneError(f"--gpu-memory-utilization is a share in (0, 1], got {self.gpu_memory_utilization}.")
-        if self.dtype != "auto":
-            from jsontune.device import dtype_name
-
-            dtype_name(self.dtype)  # an unknown --dtype fails here, not once per worker
         if self.replicas > 1 and self.ray is None:
             raise JsontuneError("--replicas needs --ray (the replicas run on a Ray cluster).")
         if "vllm-guided" in self.engines and self.fixed_length:
@@ -88,8 +75,11 @@ class BenchConfig:
         """The `jsontune bench` command line that reruns this configuration."""
         defaults = BenchConfig(model=self.model)
         parts = ["jsontune bench", f"--model {shlex.quote(self.model)}"]
-        for name, value in asdict(self).items():
-            if name in ("model", "fixed_length") or value == getattr(defaults, name) or value is None:
+        flat = {k: v for k, v in asdict(self).items() if k not in ("settings", "columns")}
+        given = {**flat, **asdict(self.settings), **asdict(self.columns)}
+        default = {**asdict(defaults), **asdict(defaults.settings), **asdict(defaults.columns)}
+        for name, value in given.items():
+            if name in ("model", "fixed_length") or value == default[name] or value is None:
                 continue
             flag = "-n" if name == "n" else "--" + name.replace("_", "-")
             if isinstance(value, bool) or (name == "ray" and value == "local"):  # --ray alone means "local"

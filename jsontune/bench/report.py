@@ -144,7 +144,7 @@ def notes(result: BenchResult) -> list[str]:
                 f"{tokens} tokens, so its run was not fixed-length."
             )
         if r.engine == "vllm" and r.gpu_nvml_gb is not None:
-            share = result.config.gpu_memory_utilization
+            share = result.config.settings.gpu_memory_utilization
             said.append(
                 f"vllm's GPU memory is what it reserves up front (--gpu-memory-utilization {share}: weights, "
                 "then KV cache blocks filling the rest), not what this job needed; lower it to share the GPU."

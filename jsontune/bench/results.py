@@ -99,7 +99,7 @@ class BenchResult:
 
     @property
     def input_label(self) -> str:
-        return str(self.config.input) if self.config.input else f"synthetic orders (seed {self.config.seed})"
+        return str(self.config.input) if self.config.input else f"synthetic orders (seed {self.config.settings.seed})"
 
     def to_json(self) -> dict[str, Any]:
         """bench.json: {"config": the flags and the job, "rows": one object per engine, "roofline": ...}."""

@@ -51,13 +51,12 @@ def load_inputs(config: BenchConfig) -> tuple[list[Any], list[dict] | None, list
     --input row that --skip-bad-rows skipped."""
     from jsontune.data import load_records
 
-    columns = {"text_col": config.text_col, "target_col": config.target_col, "id_col": config.id_col}
     if config.input is None:
         from jsontune.data.synth import generate_orders
 
-        records, skipped = generate_orders(config.n, config.seed), []
+        records, skipped = generate_orders(config.n, config.settings.seed), []
     else:
-        loaded = load_records(config.input, require_target=False, skip_bad_rows=config.skip_bad_rows, **columns)
+        loaded = load_records(config.input, config.columns, require_target=False)
         records, skipped = loaded.records[: config.n], loaded.skipped
         if not records:
             raise JsontuneError(f"--input {config.input} has no rows to bench; give a file with texts.")
@@ -65,7 +64,7 @@ def load_inputs(config: BenchConfig) -> tuple[list[Any], list[dict] | None, list
         # --natural on a labelled input (synthetic orders too) scores against its own targets
         labelled = not config.fixed_length and all(r.target is not None for r in records)
         return records, [r.target for r in records] if labelled else None, skipped
-    golds = {g.id: g.target for g in load_records(config.gold, **columns).records}
+    golds = {g.id: g.target for g in load_records(config.gold, config.columns).records}
     missing = [r.id for r in records if r.id not in golds]
     if missing:
         raise JsontuneError(
@@ -87,19 +86,9 @@ def engine_spec(
     constrains vllm-guided's decoding."""
     t = config.max_new_tokens
     fixed = {"max_new_tokens": t, "min_new_tokens": t, "ignore_eos": True}  # HF and vLLM both honour one
-    vllm = {
-        "dtype": config.dtype,
-        "gpu_memory_utilization": config.gpu_memory_utilization,
-        "max_model_len": config.max_model_len,
-        "kv_cache_gb": config.kv_cache_gb,
-        "seed": config.seed,
-    }
-    options: dict[str, Any] = {
-        "hf-seq": {"sequential": True, "dtype": config.dtype},
-        "hf-batch": {"batch_size": config.batch_size, "dtype": config.dtype},
-        "vllm": vllm,
-        "vllm-guided": vllm,
-    }[name]
+    settings = config.settings.only(ENGINES[name])  # one set of flags, each engine takes its own
+    if name == "hf-seq":
+        settings = replace(settings, sequential=True)
     natural: dict[str, Any] = {"max_new_tokens": t}
     if name == "vllm-guided":
         natural["json_schema"] = schema
@@ -109,7 +98,7 @@ def engine_spec(
         "kind": ENGINES[name],
         "ray": ray,
         "model": model,
-        "options": options,
+        "settings": settings.to_dict(),  # typed again in the worker
         "prompts": str(work / "prompts.json"),
         "outputs": str(work / f"{name}{'' if replicas is None else f'.ray{replicas}'}.outputs.jsonl"),
         "params": fixed if config.fixed_length else natural,
@@ -246,17 +235,6 @@ def with_roofline_shares(rows: list[BenchRow], roof: dict[str, Any]) -> list[Ben
     return [replace(r, roofline_share=r.output_tokens_per_s / ceiling) if r.ok and r.gpu else r for r in rows]
 
 
-def render(model: str, records: list[Any]) -> tuple[list[str], list[int]]:
-    """The prompts prompts.py makes for `records` in the model's own format, and their token counts."""
-    from jsontune.manifest import read_prompt_format
-    from jsontune.modeling import load_tokenizer
-    from jsontune.prompts import render_prompts, token_lengths
-
-    tokenizer = load_tokenizer(model)
-    prompts = render_prompts(tokenizer, [r.text for r in records], read_prompt_format(model))
-    return prompts, token_lengths(tokenizer, prompts)
-
-
 def engine_dtype(model: str, requested: str) -> str:
     """The one dtype every engine is given, so that they all compute alike.
 
@@ -304,18 +282,26 @@ def run_engines(
 
 def run_bench(config: BenchConfig, on_engine: OnEngine | None = None) -> BenchResult:
     """Bench every engine of `config` on the same prompts; the workers' files go under config.out/workers."""
+    from jsontune.data import LoadResult
+    from jsontune.extractor import Prompting, fit_context
     from jsontune.io import write_json_atomic
+    from jsontune.prompts import token_lengths
+    from jsontune.serving.base import GenerationParams
 
     records, golds, skipped = load_inputs(config)  # bad input or gold fails before any model is built
     model, random_weights = resolve_model(config.model, config.models_dir)
-    run_dtype = engine_dtype(model, config.dtype)
-    prompts, lengths = render(model, records)
+    run_dtype = engine_dtype(model, config.settings.dtype)
+    # The prompts and vLLM's context come from what predict uses: the model's prompt format, rendered once, and
+    # the context sized to the longest prompt plus the new tokens (or --max-model-len, checked on every row).
+    prompting = Prompting.resolve(model, params=GenerationParams(max_new_tokens=config.max_new_tokens))
+    prompts = prompting.prompts([r.text for r in records])
+    lengths = token_lengths(prompting.tokenizer, prompts)
     prompt_tokens = statistics.mean(lengths)
+    inputs = LoadResult(config.input or "the synthetic orders", records)
+    settings = fit_context(replace(config.settings, dtype=run_dtype), inputs, lengths, config.max_new_tokens)
     work = Path(config.out) / "workers"
     write_json_atomic(work / "prompts.json", prompts)
-    # vLLM's context: the job's longest prompt plus the new tokens, unless --max-model-len says otherwise
-    context = config.max_model_len or max(lengths) + config.max_new_tokens
-    rows = run_engines(replace(config, dtype=run_dtype, max_model_len=context), model, work, golds, on_engine)
+    rows = run_engines(replace(config, settings=settings), model, work, golds, on_engine)
     roof = job_roofline(rows, model, run_dtype, len(prompts), prompt_tokens, config.max_new_tokens)
     return BenchResult(
         config=config,  # as asked: bench.json and the rerun command show the flags, not the resolved values

@@ -70,20 +70,20 @@ def cpu_name() -> str:
 
 def measure(spec: dict[str, Any], prompts: list[str], gpu_used_at_start: int | None) -> tuple[dict, list]:
     """Load, warm up, time `repeats` runs; the row's timing fields and the last run's generations."""
+    from jsontune.extractor import build_engine
     from jsontune.serving.base import GenerationParams
-    from jsontune.serving.registry import make_engine
+    from jsontune.serving.ray_engine import RayOptions
+    from jsontune.serving.settings import EngineSettings
 
     params = GenerationParams(**spec["params"])
-    start = time.perf_counter()
-    if spec.get("ray"):
-        from jsontune.serving.ray_engine import RayEngine, RayOptions
-
+    ray = RayOptions(**spec["ray"]) if spec.get("ray") else None
+    if ray is not None:
         # Each generate call starts its replicas afresh (a Ray Data pipeline), as a `predict --ray` run does:
         # the timed runs include their start, and a warm-up would warm nothing.
-        engine = RayEngine(spec["kind"], spec["model"], RayOptions(**spec["ray"]), **spec["options"])
         spec = {**spec, "warmup": 0}
-    else:
-        engine = make_engine(spec["kind"], spec["model"], **spec["options"])
+    start = time.perf_counter()
+    # The engine `predict` would build, with the settings the runner resolved (dtype, vLLM's context).
+    engine = build_engine(spec["kind"], spec["model"], EngineSettings.from_dict(spec["settings"]), ray=ray)
     load_s = time.perf_counter() - start
     try:
         start = time.perf_counter()

@@ -12,23 +12,14 @@ from typing import Annotated
 
 import typer
 
-from jsontune.cli.common import (
-    Dtype,
-    GpuMemoryUtilization,
-    IdCol,
-    KvCacheGb,
-    MaxModelLen,
-    RayAddress,
-    Replicas,
-    SkipBadRows,
-    TargetCol,
-    TextCol,
-    console,
-    err_console,
-)
+from jsontune.cli.common import RayAddress, Replicas, console, engine_options, err_console, input_options
+from jsontune.data import InputColumns
 from jsontune.errors import JsontuneError
+from jsontune.serving.settings import EngineSettings
 
 
+@engine_options()
+@input_options
 def bench(
     model: Annotated[
         str,
@@ -47,26 +38,18 @@ def bench(
     out: Annotated[Path, typer.Option(help="Folder for bench.json, bench.md, bench.png.")] = Path("runs/bench"),
     repeats: Annotated[int, typer.Option(help="Timed runs per engine; the median is reported.")] = 3,
     warmup: Annotated[int, typer.Option(help="Prompts generated once before timing (not timed).")] = 4,
-    batch_size: Annotated[int, typer.Option(help="hf-batch: prompts per batch.")] = 8,
     seq_limit: Annotated[
         int | None, typer.Option(help="hf-seq: time only the first K prompts and scale to N (flagged).")
     ] = None,
     gold: Annotated[Path | None, typer.Option(help="Gold records (with --natural): F1 per engine.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic orders (and vLLM).")] = 0,
     timeout_s: Annotated[float, typer.Option(help="Seconds one engine may take before it is stopped.")] = 3600.0,
-    gpu_memory_utilization: GpuMemoryUtilization = 0.9,
-    max_model_len: MaxModelLen = None,
-    kv_cache_gb: KvCacheGb = None,
-    dtype: Dtype = "auto",
     models_dir: Annotated[Path, typer.Option(help="Where preset models are built and reused.")] = Path(
         "runs/bench-models"
     ),
-    text_col: TextCol = None,
-    target_col: TargetCol = None,
-    id_col: IdCol = None,
-    skip_bad_rows: SkipBadRows = False,
     ray: RayAddress = None,
     replicas: Replicas = 1,
+    columns: InputColumns = InputColumns(),  # the --text-col, ... flags (@input_options)
+    settings: EngineSettings = EngineSettings(),  # the engine flags (@engine_options)
 ) -> None:
     """Time the same N prompts through each engine, each in its own process: load time, generation time
     (median of --repeats after a warm-up), examples/s, output tokens/s, speedup over hf-seq, peak memory,
@@ -87,23 +70,15 @@ def bench(
         fixed_length=fixed_length,
         repeats=repeats,
         warmup=warmup,
-        batch_size=batch_size,
         seq_limit=seq_limit,
         gold=gold,
-        seed=seed,
         timeout_s=timeout_s,
-        gpu_memory_utilization=gpu_memory_utilization,
-        max_model_len=max_model_len,
-        kv_cache_gb=kv_cache_gb,
-        dtype=dtype,
         out=out,
         models_dir=models_dir,
-        text_col=text_col,
-        target_col=target_col,
-        id_col=id_col,
-        skip_bad_rows=skip_bad_rows,
         ray=ray,
         replicas=replicas,
+        settings=settings,
+        columns=columns,
     )
     with err_console.status("bench: preparing the model and the prompts") as status:
         result = run_bench(config, on_engine=lambda name, i, total: status.update(f"bench {i}/{total}: {name}"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -23,18 +24,9 @@ _EVAL_SUMMARY = ("precision", "recall", "f1", "exact_match", "json_valid_rate")
 F = TypeVar("F", bound=Callable)
 
 # Options several verbs share, defined once: the same flag means the same thing everywhere.
-TextCol = Annotated[str | None, typer.Option(help="Text column, if not found by name (text, input, texto, ...).")]
-TargetCol = Annotated[
-    str | None, typer.Option(help="Target JSON column, if not found by name (target, output, json, ...).")
-]
-IdCol = Annotated[str | None, typer.Option(help="Id column, if not found by name (else the row numbers).")]
-SkipBadRows = Annotated[
-    bool, typer.Option("--skip-bad-rows", help="Skip bad rows (each named and counted) instead of stopping.")
-]
 TrustRemoteCode = Annotated[
     bool, typer.Option("--trust-remote-code", help="Run the model repository's own Python code (off).")
 ]
-Dtype = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16 (or bf16, fp16, fp32).")]
 # Scale-out on Ray (predict and bench). `--ray` may stand alone (a Ray on this machine): see RayCommand.
 RayAddress = Annotated[
     str | None,
@@ -65,14 +57,71 @@ class RayCommand(TyperCommand):
         return super().parse_args(ctx, args)
 
 
-GpuMemoryUtilization = Annotated[float, typer.Option(help="vLLM on a GPU: share of its memory to use.")]
-MaxModelLen = Annotated[
-    int | None, typer.Option(help="vLLM: context length (default: the longest prompt + --max-new-tokens).")
-]
-KvCacheGb = Annotated[
-    float | None,
-    typer.Option(help="vLLM: GiB of KV cache (default on a CPU: 64 full-length sequences, at most 1/4 of free RAM)."),
-]
+def options_from(cls: type, name: str, engines: tuple[str, ...] | None = None) -> Callable[[F], F]:
+    """A decorator that gives a verb one option per field of settings dataclass `cls` (for those of `engines`
+    when given: `serve` takes vLLM's only), with the field's type, default and help, and calls the verb with
+    the options gathered into one `cls` object as its parameter `name`. The flags are made from the
+    declaration, so every verb that takes a setting spells and explains it alike."""
+    options = _declared(cls, engines)
+
+    def decorate(fn: F) -> F:
+        signature = inspect.signature(fn, eval_str=True)
+        kept = [p for p in signature.parameters.values() if p.name != name]
+        made = [
+            inspect.Parameter(
+                option,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=default,
+                annotation=Annotated[kind, typer.Option(*_option_names(option, kind), help=help)],
+            )
+            for option, kind, default, help in options
+        ]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {option: kwargs.pop(option) for option, *_ in options if option in kwargs}
+            return fn(*args, **kwargs, **{name: cls(**values)})
+
+        wrapper.__signature__ = signature.replace(parameters=[*kept, *made])  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in [*kept, *made]}
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _option_names(option: str, kind: Any) -> list[str]:
+    """A bool field is an on-switch (--sequential), not the --x/--no-x pair typer makes by default."""
+    return ["--" + option.replace("_", "-")] if kind is bool else []
+
+
+def _declared(cls: type, engines: tuple[str, ...] | None) -> list[tuple[str, Any, Any, str]]:
+    """(name, type, default, help) of each field of dataclass `cls` that has a default and a help (and, with
+    `engines`, that one of them takes)."""
+    from dataclasses import MISSING, fields
+    from typing import get_type_hints
+
+    hints = get_type_hints(cls)
+    return [
+        (f.name, hints[f.name], f.default, f.metadata["help"])
+        for f in fields(cls)
+        if f.default is not MISSING
+        and "help" in f.metadata
+        and (engines is None or set(engines) & set(f.metadata.get("engines", engines)))
+    ]
+
+
+def engine_options(*engines: str) -> Callable[[F], F]:
+    """The verb's engine flags, from `EngineSettings`; it is called with `settings: EngineSettings`."""
+    from jsontune.serving.settings import EngineSettings
+
+    return options_from(EngineSettings, "settings", engines or None)
+
+
+def input_options(fn: F) -> F:
+    """The verb's input-column flags (--text-col, ...), from `InputColumns`; it is called with `columns`."""
+    from jsontune.data.records import InputColumns
+
+    return options_from(InputColumns, "columns")(fn)
 
 
 def print_load_report(loaded: Any, skipped_label: str) -> None:

@@ -14,8 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from jsontune.cli import data_augment
-from jsontune.cli.common import IdCol, SkipBadRows, TargetCol, TextCol, console, print_load_report, user_errors
-from jsontune.data import load_records
+from jsontune.cli.common import console, input_options, print_load_report, user_errors
+from jsontune.data import InputColumns, load_records
 from jsontune.data.synth import split_sizes, write_splits
 
 app = typer.Typer(help="Make, check and augment datasets.", no_args_is_help=True)
@@ -35,23 +35,14 @@ def synth(
     console.print(table)
 
 
+@input_options
 def check(
     file: Annotated[str, typer.Argument(help=".jsonl, .json, .csv, .parquet, a save_to_disk folder or a Hub id.")],
-    text_col: TextCol = None,
-    target_col: TargetCol = None,
-    id_col: IdCol = None,
+    columns: InputColumns = InputColumns(),  # the --text-col, ... flags (@input_options)
     require_target: Annotated[bool, typer.Option(help="Every row must have a target.")] = True,
-    skip_bad_rows: SkipBadRows = False,
 ) -> None:
     """Validate a dataset file; exits 1 if any row is bad, naming the file and the row."""
-    result = load_records(
-        file,
-        text_col=text_col,
-        target_col=target_col,
-        id_col=id_col,
-        require_target=require_target,
-        skip_bad_rows=skip_bad_rows,
-    )
+    result = load_records(file, columns, require_target=require_target)
     print_load_report(result, "bad row")
     columns = f"text: {result.text_col}, target: {result.target_col or '-'}, id: {result.id_col or 'row number'}"
     console.print(

@@ -12,13 +12,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from jsontune.cli.common import IdCol, SkipBadRows, TargetCol, TextCol, console, print_load_report
-from jsontune.data import load_records
+from jsontune.cli.common import console, input_options, print_load_report
+from jsontune.data import InputColumns, load_records
 from jsontune.data.augment import augment_records, resolve_strategies
 from jsontune.errors import JsontuneError
 from jsontune.io import write_jsonl_atomic
 
 
+@input_options
 def augment(
     input: Annotated[Path, typer.Option("--input", help="Dataset to augment (.jsonl, .json, .csv, .parquet, ...).")],
     out: Annotated[Path, typer.Option(help="JSONL file to write: the original rows, then the variants.")],
@@ -33,16 +34,13 @@ def augment(
             "number_format, case, whitespace."
         ),
     ] = None,
-    text_col: TextCol = None,
-    target_col: TargetCol = None,
-    id_col: IdCol = None,
-    skip_bad_rows: SkipBadRows = False,
+    columns: InputColumns = InputColumns(),  # the --text-col, ... flags (@input_options)
 ) -> None:
     """Write INPUT's rows plus variants reworded so that every target value is still in the text."""
     if factor < 1:
         raise JsontuneError(f"--factor must be at least 1 (got {factor}): it counts rows out per row in.")
     chosen = resolve_strategies(strategies.split(",") if strategies is not None else None)
-    loaded = load_records(input, text_col=text_col, target_col=target_col, id_col=id_col, skip_bad_rows=skip_bad_rows)
+    loaded = load_records(input, columns)
     print_load_report(loaded, "skipped")
     rows, stats = augment_records(loaded.records, factor, seed, chosen)
     write_jsonl_atomic(out, [r.to_dict() for r in rows])

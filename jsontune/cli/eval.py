@@ -12,17 +12,11 @@ from typing import Annotated
 
 import typer
 
-from jsontune.cli.common import (
-    IdCol,
-    SkipBadRows,
-    TargetCol,
-    TextCol,
-    err_console,
-    print_eval_report,
-    print_load_report,
-)
+from jsontune.cli.common import err_console, input_options, print_eval_report, print_load_report
+from jsontune.data import InputColumns
 
 
+@input_options
 def eval_cmd(
     pred: Annotated[
         Path,
@@ -35,10 +29,7 @@ def eval_cmd(
     strict: Annotated[
         bool, typer.Option(help='Compare values exactly (1500 != 1500.0 != "1500", case and accents count).')
     ] = False,
-    text_col: TextCol = None,
-    target_col: TargetCol = None,
-    id_col: IdCol = None,
-    skip_bad_rows: SkipBadRows = False,
+    columns: InputColumns = InputColumns(),  # the --text-col, ... flags (@input_options)
 ) -> None:
     """Score predictions against gold JSON: field-level precision, recall, F1, exact match, JSON validity.
 
@@ -47,7 +38,7 @@ def eval_cmd(
     from jsontune.data import load_records
     from jsontune.evaluation import evaluate, first_ids
 
-    loaded = load_records(gold, text_col=text_col, target_col=target_col, id_col=id_col, skip_bad_rows=skip_bad_rows)
+    loaded = load_records(gold, columns)
     print_load_report(loaded, "skipped gold row")
     evaluation = evaluate(pred, gold, loaded.records, strict=strict)
     result, missing = evaluation.metrics, evaluation.missing

@@ -13,23 +13,18 @@ import typer
 
 from jsontune.cli.common import (
     CpusPerReplica,
-    Dtype,
-    GpuMemoryUtilization,
     GpusPerReplica,
-    IdCol,
-    KvCacheGb,
-    MaxModelLen,
     RayAddress,
     Replicas,
-    SkipBadRows,
-    TargetCol,
-    TextCol,
-    TrustRemoteCode,
     console,
+    engine_options,
     err_console,
+    input_options,
     print_eval_report,
 )
+from jsontune.data import InputColumns
 from jsontune.errors import JsontuneError
+from jsontune.serving.settings import EngineSettings
 
 if TYPE_CHECKING:
     from jsontune.predict import PredictSummary
@@ -108,13 +103,13 @@ def _print_summary(summary: PredictSummary) -> None:
             err_console.print(f"  {sentence}", highlight=False)
 
 
+@engine_options()
+@input_options
 def predict(
     model: Annotated[str, typer.Option(help="Model folder or Hub id (with --lora: the adapter's base).")],
     input: Annotated[Path, typer.Option(help="Texts: .jsonl/.json/.csv/.parquet or a saved dataset.")],
     out: Annotated[Path, typer.Option(help="CSV to write: id, prediction, valid_json, raw_output.")],
     engine: Annotated[str, typer.Option(help="auto (vLLM when it can run, else hf), vllm or hf.")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="HF: prompts per batch (halved on out-of-memory).")] = 8,
-    sequential: Annotated[bool, typer.Option(help="HF: one prompt at a time (the naive baseline).")] = False,
     max_new_tokens: Annotated[int, typer.Option(help="Most tokens generated per row.")] = 64,
     lora: Annotated[str | None, typer.Option(help="PEFT adapter folder to serve on top of --model.")] = None,
     guided_json: Annotated[
@@ -123,24 +118,15 @@ def predict(
     schema: Annotated[Path | None, typer.Option(help="JSON schema file for --guided-json.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run; skip ids done.")] = False,
     gold: Annotated[Path | None, typer.Option(help="Gold records: also print eval's metrics.")] = None,
-    text_col: TextCol = None,
-    target_col: TargetCol = None,
-    id_col: IdCol = None,
-    skip_bad_rows: SkipBadRows = False,
-    gpu_memory_utilization: GpuMemoryUtilization = 0.9,
-    max_model_len: MaxModelLen = None,
-    kv_cache_gb: KvCacheGb = None,
-    tensor_parallel_size: Annotated[int, typer.Option(help="vLLM: GPUs to shard the model over.")] = 1,
-    dtype: Dtype = "auto",
-    device: Annotated[str | None, typer.Option(help="HF: cuda, cuda:N, mps or cpu (default: best).")] = None,
     chunk_size: Annotated[
         int | None, typer.Option(help="Rows saved per chunk for --resume (default: hf 256, vllm 4096).")
     ] = None,
-    trust_remote_code: TrustRemoteCode = False,
     ray: RayAddress = None,
     replicas: Replicas = 1,
     gpus_per_replica: GpusPerReplica = None,
     cpus_per_replica: CpusPerReplica = None,
+    columns: InputColumns = InputColumns(),  # the --text-col, ... flags (@input_options)
+    settings: EngineSettings = EngineSettings(),  # the engine flags (@engine_options)
 ) -> None:
     """Predict JSON for every row of --input and write --out (CSV, input order, written atomically).
 
@@ -152,22 +138,10 @@ def predict(
     from jsontune.predict import predict as run_predict
     from jsontune.serving.base import GenerationParams
 
-    name = _engine_name(engine, sequential)
+    name = _engine_name(engine, settings.sequential)
     ray_options = _ray_options(ray, replicas, gpus_per_replica, cpus_per_replica)
-    columns = {"text_col": text_col, "target_col": target_col, "id_col": id_col}
     # A bad --gold fails here, before the model loads.
-    golds = load_records(gold, **columns).records if gold else None
-    if name == "hf":
-        options = {"batch_size": batch_size, "sequential": sequential, "dtype": dtype, "device": device}
-    else:
-        options = {
-            "dtype": dtype,
-            "gpu_memory_utilization": gpu_memory_utilization,
-            "max_model_len": max_model_len,
-            "kv_cache_gb": kv_cache_gb,
-            "tensor_parallel_size": tensor_parallel_size,
-        }
-    options["trust_remote_code"] = trust_remote_code
+    golds = load_records(gold, columns).records if gold else None
     bar_columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     progress_bar = Progress(
         "[progress.description]{task.description}", *bar_columns, console=err_console, transient=True
@@ -180,12 +154,11 @@ def predict(
             out,
             engine=name,
             params=GenerationParams(max_new_tokens=max_new_tokens),
-            engine_options=options,
+            settings=settings,
             lora=lora,
             guided_json=guided_json,
             schema=schema,
             columns=columns,
-            skip_bad_rows=skip_bad_rows,
             chunk_size=chunk_size,
             resume=resume,
             progress=lambda done, total: bar.update(task, completed=done, total=total),

@@ -13,17 +13,11 @@ from typing import Annotated
 
 import typer
 
-from jsontune.cli.common import (
-    Dtype,
-    GpuMemoryUtilization,
-    KvCacheGb,
-    MaxModelLen,
-    TrustRemoteCode,
-    console,
-    err_console,
-)
+from jsontune.cli.common import console, engine_options, err_console
+from jsontune.serving.settings import VLLM, EngineSettings
 
 
+@engine_options(VLLM)
 def serve(
     model: Annotated[str, typer.Argument(help="A merged checkpoint folder (or, with --lora, the adapter's base).")],
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -34,11 +28,7 @@ def serve(
     ] = None,
     log_dir: Annotated[Path, typer.Option(help="Where the server's log and schema.json go.")] = Path("runs/serve"),
     timeout_s: Annotated[float, typer.Option(help="Seconds to wait for the server to answer /health.")] = 600.0,
-    dtype: Dtype = "auto",
-    max_model_len: MaxModelLen = None,
-    kv_cache_gb: KvCacheGb = None,
-    gpu_memory_utilization: GpuMemoryUtilization = 0.9,
-    trust_remote_code: TrustRemoteCode = False,
+    settings: EngineSettings = EngineSettings(),  # vLLM's flags, as predict and bench take them (@engine_options)
 ) -> None:
     """Serve MODEL with vLLM's OpenAI-compatible server (chat completions, thinking off, guided JSON) and
     stop it, with every process it started, on Ctrl-C or SIGTERM."""
@@ -48,17 +38,13 @@ def serve(
     with err_console.status(f"starting vLLM's server for {model} (this takes a while on a CPU)"):
         server = start_server(
             model,
+            settings,
             host=host,
             port=port,
             lora=str(lora) if lora else None,
             api_key=api_key,
             log_dir=log_dir,
             timeout_s=timeout_s,
-            dtype=dtype,
-            max_model_len=max_model_len,
-            kv_cache_gb=kv_cache_gb,
-            gpu_memory_utilization=gpu_memory_utilization,
-            trust_remote_code=trust_remote_code,
         )
     console.print(f"serving [bold]{server.model_name}[/bold] at {server.url}", highlight=False)
     console.print(f"log: {server.log}", highlight=False)

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from jsontune.cli.common import SkipBadRows, TargetCol, TextCol, TrustRemoteCode, console
+from jsontune.cli.common import TrustRemoteCode, console, input_options
+from jsontune.data import InputColumns
 
 Opt = typer.Option
 
@@ -33,6 +34,7 @@ def _show_event(record: dict) -> None:
         console.print(f"step {step} loss {record['loss']:.4f}  lr {record.get('learning_rate', 0):.2e}")
 
 
+@input_options
 def train(
     model: Annotated[str | None, Opt(help="Base model: a Hugging Face id or a local folder.")] = None,
     train_file: Annotated[Path | None, Opt("--train", help="Training data (.jsonl/.json/.csv/.parquet).")] = None,
@@ -59,9 +61,7 @@ def train(
     gradient_checkpointing: Annotated[
         bool | None, Opt("--gradient-checkpointing/--no-gradient-checkpointing", help="Default: on with a GPU.")
     ] = None,
-    text_col: TextCol = None,
-    target_col: TargetCol = None,
-    skip_bad_rows: SkipBadRows = False,
+    columns: InputColumns = InputColumns(),  # the --text-col, ... flags (@input_options)
     resume: Annotated[bool, Opt("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
     trust_remote_code: TrustRemoteCode = False,
 ) -> None:
@@ -94,9 +94,10 @@ def train(
         seed=seed,
         report_to=report_to,
         gradient_checkpointing=gradient_checkpointing,
-        text_col=text_col,
-        target_col=target_col,
-        skip_bad_rows=skip_bad_rows or None,
+        text_col=columns.text_col,
+        target_col=columns.target_col,
+        id_col=columns.id_col,
+        skip_bad_rows=columns.skip_bad_rows or None,
         resume=resume or None,
         trust_remote_code=trust_remote_code or None,
     )

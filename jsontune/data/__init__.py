@@ -4,6 +4,6 @@ Light to import: pandas, pyarrow and datasets load only inside the functions tha
 """
 
 from jsontune.data.loading import load_records
-from jsontune.data.records import LoadResult, Record
+from jsontune.data.records import InputColumns, LoadResult, Record
 
-__all__ = ["LoadResult", "Record", "load_records"]
+__all__ = ["InputColumns", "LoadResult", "Record", "load_records"]

@@ -10,7 +10,7 @@ the id from the id column, else their 0-based position in the file, so ids stay 
 are skipped.
 
 Problems with a row (bad JSON, empty text, duplicate id, ...) name the file and the row; they raise
-unless `skip_bad_rows=True`, in which case each skipped row is one sentence in `LoadResult.skipped`.
+unless `InputColumns.skip_bad_rows`, in which case each skipped row is one sentence in `LoadResult.skipped`.
 Problems with the whole file always raise. Nothing is dropped silently.
 """
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jsontune.data.records import LoadResult, Record
+from jsontune.data.records import InputColumns, LoadResult, Record
 from jsontune.errors import JsontuneError
 
 TEXT_NAMES = (
@@ -79,25 +79,27 @@ class _BadRow(Exception):
 
 
 def load_records(
-    path: str | os.PathLike,
-    *,
-    text_col: str | None = None,
-    target_col: str | None = None,
-    id_col: str | None = None,
-    require_target: bool = True,
-    skip_bad_rows: bool = False,
+    path: str | os.PathLike, columns: InputColumns | None = None, *, require_target: bool = True
 ) -> LoadResult:
-    """Load and validate every row of `path`; see the module docstring for formats and rules."""
+    """Load and validate every row of `path`, read by `columns` (default: found by name, a bad row stops);
+    see the module docstring for formats and rules."""
+    columns = columns or InputColumns()
+    text_col, target_col, id_col, skip_bad_rows = (
+        columns.text_col,
+        columns.target_col,
+        columns.id_col,
+        columns.skip_bad_rows,
+    )
     source = str(path)
     rows = _read_rows(path)
     if not rows:
         raise JsontuneError(f"{source} has no rows; check that it is the right file.")
     if all(row.values is None for row in rows):
         raise JsontuneError(f"{source}, {rows[0].where}: {rows[0].problem}; no row of the file could be read.")
-    columns = list(dict.fromkeys(key for row in rows for key in (row.values or {})))
-    text_col = _pick(source, columns, text_col, TEXT_NAMES, "text", required=True)
-    target_col = _pick(source, columns, target_col, TARGET_NAMES, "target", required=require_target)
-    id_col = _pick(source, columns, id_col, ID_NAMES, "id", required=False)
+    found = list(dict.fromkeys(key for row in rows for key in (row.values or {})))
+    text_col = _pick(source, found, text_col, TEXT_NAMES, "text", required=True)
+    target_col = _pick(source, found, target_col, TARGET_NAMES, "target", required=require_target)
+    id_col = _pick(source, found, id_col, ID_NAMES, "id", required=False)
 
     records: list[Record] = []
     skipped: list[str] = []
@@ -130,7 +132,7 @@ def load_records(
         records=records,
         skipped=skipped,
         notes=notes,
-        columns=columns,
+        columns=found,
         text_col=text_col,
         target_col=target_col,
         id_col=id_col,

@@ -1,4 +1,5 @@
-"""The two shapes every stage shares: one example (`Record`) and one loaded file (`LoadResult`)."""
+"""The shapes every stage shares: one example (`Record`), one loaded file (`LoadResult`) and the columns a
+file is read by (`InputColumns`, the flags of every verb that reads records)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,22 @@ class LoadResult:
     text_col: str = "text"
     target_col: str | None = None
     id_col: str | None = None
+
+
+@dataclass(frozen=True)
+class InputColumns:
+    """Which columns hold the text, the target and the id (None: found by name), and what to do with a bad row.
+    Every verb that reads records takes these flags, made from these fields (`cli/common.py`)."""
+
+    text_col: str | None = field(
+        default=None, metadata={"help": "Text column, if not found by name (text, input, texto, ...)."}
+    )
+    target_col: str | None = field(
+        default=None, metadata={"help": "Target JSON column, if not found by name (target, output, json, ...)."}
+    )
+    id_col: str | None = field(
+        default=None, metadata={"help": "Id column, if not found by name (else the row numbers)."}
+    )
+    skip_bad_rows: bool = field(
+        default=False, metadata={"help": "Skip bad rows (each named and counted) instead of stopping."}
+    )

@@ -7,7 +7,7 @@ imported here; the engines are built by name in `registry.py`.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,18 +45,56 @@ class Generation:
     token_ids: tuple[int, ...] = ()  # the new tokens, to compare engines token for token
 
 
-def in_order(batches: Iterable[list[tuple[int, Generation]]], n: int, progress: Progress | None) -> list[Generation]:
+def decode_output(tokenizer: Any, token_ids: Sequence[int], *, stopped: bool = False) -> str:
+    """The text of generated `token_ids`, the one decoding of every engine (a Generation's text, predict's
+    raw_output): for the same ids, the text vLLM's incremental detokenizer gives (`tokenizers`' DecodeStream with
+    skip_special_tokens, as `LLM.generate` runs it), computed from the ids alone.
+
+    - Special tokens are skipped, nothing else is cleaned up. With `stopped`, the last id is the end-of-sequence
+      token the generation stopped on; like vLLM, it is not decoded even if it is not a special token.
+    - The text is that of the longest run of leading tokens whose text does not end in U+FFFD. A generation cut
+      inside a multi-byte character (its first bytes decode to U+FFFD) loses those bytes and whatever else their
+      tokens hold: a last token of a space and the byte 0xC3 loses its space too. That is vLLM's rule: it holds
+      text back while it ends in U+FFFD and drops what it holds when the generation ends, so a last invalid byte,
+      or a last U+FFFD character itself, goes as well.
+    - Invalid bytes before that stay, as U+FFFD (one per maximal invalid sequence, as the decoder writes them).
+
+    Cheap: one `decode`; only a text that ends in U+FFFD is decoded again, one token shorter each time.
+    """
+    ids = list(token_ids[:-1] if stopped else token_ids)
+    text = tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    while text.endswith("\ufffd"):
+        ids.pop()
+        text = tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    return text
+
+
+Batches = Iterator[list[tuple[int, Generation]]]
+"""A stream's output: batches of (position in the prompts, generation), in whatever order they finish."""
+
+
+def chunked(
+    engine: Engine, prompts: list[str], params: GenerationParams, chunk_size: int, progress: Progress | None
+) -> Batches:
+    """`stream` for an engine that generates a whole list at once (HF, vLLM): one `generate` a chunk."""
+    for at in range(0, len(prompts), chunk_size):
+        chunk = prompts[at : at + chunk_size]
+        yield list(enumerate(engine.generate(chunk, params, progress), start=at))
+
+
+def in_order(batches: Batches, n: int) -> list[Generation]:
     """The generations of a stream of (position, generation) batches (an engine's `stream`), in position order."""
     results: list[Generation | None] = [None] * n
     for batch in batches:
         for i, generation in batch:
             results[i] = generation
-        if progress:
-            progress(len(batch))
     return results  # type: ignore[return-value]
 
 
 class Engine(Protocol):
+    """What every engine does. Every engine takes the same input: prompts rendered by `jsontune.prompts` (the
+    chat template applied, thinking off), and gives one Generation per prompt."""
+
     name: str
     settings: dict[str, Any]  # what the engine chose (device, dtype, ...), for manifests and bench rows
 
@@ -64,6 +102,17 @@ class Engine(Protocol):
         self, prompts: list[str], params: GenerationParams, progress: Progress | None = None
     ) -> list[Generation]:
         """One Generation per prompt, in the prompts' order."""
+        ...
+
+    def stream(
+        self, prompts: list[str], params: GenerationParams, chunk_size: int, progress: Progress | None = None
+    ) -> Batches:
+        """The generations as they finish, at most `chunk_size` a batch: what a job saves (and resumes from)
+        as it goes. `progress` hears of every prompt that finishes."""
+        ...
+
+    def chunk_size(self, rows: int) -> int:
+        """Rows per `stream` batch for a job of `rows` rows: what --resume can lose at most."""
         ...
 
     def reset_cache(self) -> None:

@@ -3,24 +3,24 @@
     jsontune extract --url http://127.0.0.1:8000 "Necesito 100 tornillos a 50 pesos"
     jsontune extract --url http://127.0.0.1:8000 --input orders.jsonl --out pred.csv --concurrency 32
 
-Each text becomes the chat messages `prompts.py` builds (in the format the model's manifest records) and one
-chat completion, greedy, with `response_format` set to the JSON schema, many in flight at once (the `openai`
-client, which retries connection errors, timeouts and 5xx with backoff). `ServerEngine` is an Engine like
-the others, so the CSV, its resume sidecar and its manifest are `predict`'s (`run_predictions`).
+`ServerEngine` is an Engine like the others: it takes the prompts `prompts.py` rendered (in the format the
+model's manifest records; `Extractor.connect` resolves it) and sends each as one completion request, greedy,
+with `response_format` set to the JSON schema, asking for the generated token ids too, many in flight at once
+(the `openai` client, which retries connection errors, timeouts and 5xx with backoff). The CSV, its resume
+sidecar and its manifest are `predict`'s.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 from jsontune.errors import JsontuneError
-from jsontune.serving.base import Generation, GenerationParams, Progress, in_order
+from jsontune.serving.base import Batches, Generation, GenerationParams, Progress, in_order
 
-if TYPE_CHECKING:
-    from jsontune.prompts import PromptFormat
+CHUNK_SIZE = 256  # rows a job saves at once
 
 
 def base_url(url: str) -> str:
@@ -29,93 +29,109 @@ def base_url(url: str) -> str:
     return url if url.endswith("/v1") else url + "/v1"
 
 
+@dataclass(frozen=True)
+class ServerClient:
+    """How the client talks to the server: `jsontune extract`'s flags are made from these fields."""
+
+    model_name: str | None = field(
+        default=None, metadata={"help": "The served model to ask (default: the adapter, else the model)."}
+    )
+    api_key: str | None = field(default=None, metadata={"help": "The server's --api-key (default: $JSONTUNE_API_KEY)."})
+    concurrency: int = field(default=16, metadata={"help": "Requests in flight at once."})
+    timeout_s: float = field(default=120.0, metadata={"help": "Seconds one request may take (per try)."})
+    retries: int = field(default=3, metadata={"help": "Retries of a request on connection errors, timeouts and 5xx."})
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise JsontuneError(f"--concurrency must be at least 1, got {self.concurrency}.")
+
+    def open(self, url: str) -> Any:
+        """An `openai.OpenAI` client for the server at `url` (its retries and timeout as set here)."""
+        from openai import OpenAI
+
+        key = self.api_key or os.environ.get("JSONTUNE_API_KEY") or "none"  # vLLM without --api-key takes any
+        return OpenAI(base_url=base_url(url), api_key=key, timeout=self.timeout_s, max_retries=self.retries)
+
+
+def served_model(url: str, client: ServerClient) -> tuple[str, str | None]:
+    """(the model to ask for, the checkpoint or adapter it was loaded from, as the server reports it): the
+    client's model_name, else the only model served, else the LoRA adapter (the model with a parent). One
+    sentence for a dead server, a refused key or a bad name."""
+    api = client.open(url)
+    try:
+        models = list(api.models.list())
+    except Exception as e:
+        raise JsontuneError(api_error(e, base_url(url))) from None
+    finally:
+        api.close()
+    names = [m.id for m in models]
+    if client.model_name is not None:
+        if client.model_name not in names:
+            raise JsontuneError(f"{base_url(url)} serves no model {client.model_name!r}; it serves {', '.join(names)}.")
+        chosen = next(m for m in models if m.id == client.model_name)
+    else:
+        adapters = [m for m in models if getattr(m, "parent", None)]
+        chosen = adapters[0] if adapters else models[0]
+    return chosen.id, getattr(chosen, "root", None)
+
+
 class ServerEngine:
-    """Chat completions from a served model; `generate`/`stream` take the texts themselves (the messages are
-    built here, the server applies the chat template)."""
+    """Completions from a served model, for prompts rendered here (`prompts.py`), as every engine takes them: the
+    server tokenizes the prompt as it stands (no special tokens added) and decodes greedily."""
 
     name = "server"
 
-    def __init__(
-        self,
-        url: str,
-        fmt: PromptFormat,
-        *,
-        model_name: str | None = None,
-        api_key: str | None = None,
-        concurrency: int = 16,
-        timeout_s: float = 120.0,
-        retries: int = 3,
-    ) -> None:
-        if concurrency < 1:
-            raise JsontuneError(f"--concurrency must be at least 1, got {concurrency}.")
-        from openai import OpenAI
+    def __init__(self, url: str, tokenizer: Any, model_name: str, client: ServerClient | None = None) -> None:
+        self.client = client or ServerClient()
+        self.url, self.tokenizer, self.model_name = base_url(url), tokenizer, model_name
+        self.concurrency = self.client.concurrency
+        self.api = self.client.open(url)
+        self.settings: dict[str, Any] = {"url": self.url, "model_name": model_name, "concurrency": self.concurrency}
 
-        self.url, self.fmt, self.concurrency = base_url(url), fmt, concurrency
-        key = api_key or os.environ.get("JSONTUNE_API_KEY") or "none"  # vLLM without --api-key takes any
-        self.client = OpenAI(base_url=self.url, api_key=key, timeout=timeout_s, max_retries=retries)
-        self.model_name, self.root = self._served_model(model_name)
-        self.settings: dict[str, Any] = {"url": self.url, "model_name": self.model_name, "concurrency": concurrency}
-
-    def _served_model(self, asked: str | None) -> tuple[str, str | None]:
-        """(the model to ask for, its folder on the server): `asked`, else the only model served, else the
-        LoRA adapter (the model with a parent). One sentence for a dead server, a refused key or a bad name."""
-        try:
-            models = list(self.client.models.list())
-        except Exception as e:
-            raise JsontuneError(api_error(e, self.url)) from None
-        names = [m.id for m in models]
-        if asked is not None:
-            if asked not in names:
-                raise JsontuneError(f"{self.url} serves no model {asked!r}; it serves {', '.join(names)}.")
-            chosen = next(m for m in models if m.id == asked)
-        else:
-            adapters = [m for m in models if getattr(m, "parent", None)]
-            chosen = adapters[0] if adapters else models[0]
-        return chosen.id, getattr(chosen, "root", None)
-
-    def _one(self, text: str, params: GenerationParams) -> Generation:
-        from jsontune.prompts import build_messages
-
-        extra: dict[str, Any] = {"chat_template_kwargs": self.fmt.chat_template_kwargs}
+    def _one(self, prompt: str, params: GenerationParams) -> Generation:
+        extra: dict[str, Any] = {"add_special_tokens": False, "return_token_ids": True}
         if params.json_schema is not None:
-            response_format = {
+            extra["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "extraction", "schema": params.json_schema},
             }
-        else:
-            response_format = None
-        answer = self.client.chat.completions.create(
+        answer = self.api.completions.create(
             model=self.model_name,
-            messages=build_messages(text, self.fmt),
+            prompt=prompt,
             temperature=0.0,
             max_tokens=params.max_new_tokens,
-            **({"response_format": response_format} if response_format else {}),
             extra_body=extra,
         )
         choice = answer.choices[0]
+        token_ids = tuple((choice.model_extra or {}).get("token_ids") or ())
         usage = answer.usage
         return Generation(
-            choice.message.content or "",
+            choice.text or "",
             usage.prompt_tokens if usage else 0,
-            usage.completion_tokens if usage else 0,
+            usage.completion_tokens if usage else len(token_ids),
             "length" if choice.finish_reason == "length" else "stop",
+            token_ids,
         )
 
     def stream(
-        self, texts: list[str], params: GenerationParams, batch_size: int
-    ) -> Iterator[list[tuple[int, Generation]]]:
-        """(position, generation) pairs as requests finish, `concurrency` in flight; the first request that
-        fails for good (after the client's retries) stops the rest and is one sentence."""
-        pending = iter(enumerate(texts))
+        self, prompts: list[str], params: GenerationParams, chunk_size: int, progress: Progress | None = None
+    ) -> Batches:
+        """(position, generation) pairs as requests finish, `concurrency` in flight, at most `chunk_size` a batch;
+        the first request that fails for good (after the client's retries) stops the rest and is one sentence."""
+        pending = iter(enumerate(prompts))
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            running = {}
-            for i, text in pending:
-                running[pool.submit(self._one, text, params)] = i
-                if len(running) >= self.concurrency:
-                    break
+            running: dict[Any, int] = {}
+
+            def fill() -> None:
+                for i, prompt in pending:
+                    running[pool.submit(self._one, prompt, params)] = i
+                    if len(running) >= self.concurrency:
+                        return
+
+            fill()
+            batch: list[tuple[int, Generation]] = []
             while running:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                batch = []
                 for future in finished:
                     i = running.pop(future)
                     try:
@@ -124,22 +140,26 @@ class ServerEngine:
                         for other in running:
                             other.cancel()
                         raise JsontuneError(api_error(e, self.url)) from None
-                for i, text in pending:
-                    running[pool.submit(self._one, text, params)] = i
-                    if len(running) >= self.concurrency:
-                        break
-                yield batch
+                fill()
+                if progress:
+                    progress(len(finished))
+                if len(batch) >= chunk_size or not running:
+                    yield batch
+                    batch = []
 
     def generate(
-        self, texts: list[str], params: GenerationParams, progress: Progress | None = None
+        self, prompts: list[str], params: GenerationParams, progress: Progress | None = None
     ) -> list[Generation]:
-        return in_order(self.stream(texts, params, self.concurrency), len(texts), progress)
+        return in_order(self.stream(prompts, params, self.concurrency, progress), len(prompts))
+
+    def chunk_size(self, rows: int) -> int:
+        return min(rows, CHUNK_SIZE) or 1
 
     def reset_cache(self) -> None:
         """The server's cache is the server's."""
 
     def close(self) -> None:
-        self.client.close()
+        self.api.close()
 
 
 def api_error(error: BaseException, url: str) -> str:
@@ -163,28 +183,3 @@ def _message(error: Any) -> str:
     body = getattr(error, "body", None)
     message = body.get("message") if isinstance(body, dict) else None
     return " ".join(str(message or error).split())[:200]
-
-
-def connect(
-    url: str,
-    model: str | os.PathLike | None = None,
-    schema: str | os.PathLike | None = None,
-    guided: bool = True,
-    **client: Any,
-) -> tuple[ServerEngine, dict[str, Any] | None]:
-    """The engine for the server at `url`, in the prompt format of `model` (the checkpoint or adapter folder;
-    default: the folder the server reports, where it exists here), and the schema to send as
-    `response_format` (`schema`, else the one inferred from the training data the manifest names)."""
-    from pathlib import Path
-
-    from jsontune.manifest import read_prompt_format
-    from jsontune.prompts import PromptFormat
-    from jsontune.schema import load_schema, schema_if_known
-
-    engine = ServerEngine(url, PromptFormat(), **client)
-    folder = str(model) if model else engine.root if engine.root and Path(engine.root).is_dir() else None
-    if folder:
-        engine.fmt = read_prompt_format(folder)
-    known = load_schema(schema) if schema else schema_if_known([folder]) if folder else None
-    engine.settings.update(prompt_format_from=folder, guided=guided and known is not None)
-    return engine, known if guided else None

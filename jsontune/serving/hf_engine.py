@@ -12,7 +12,10 @@ import torch
 
 from jsontune.device import dtype_name
 from jsontune.errors import JsontuneError
-from jsontune.serving.base import Generation, GenerationParams, Progress
+from jsontune.serving.base import Batches, Generation, GenerationParams, Progress, chunked
+from jsontune.serving.settings import HF, EngineSettings
+
+CHUNK_SIZE = 256  # rows a predict job saves at once: HF works batch by batch, and reports each
 
 
 class HFEngine:
@@ -37,27 +40,19 @@ class HFEngine:
         self.pad_id = pad if pad is not None else self.eos_ids[0]  # e.g. Llama folders have no pad token
 
     @classmethod
-    def load(
-        cls,
-        model: str,
-        *,
-        batch_size: int = 8,
-        sequential: bool = False,
-        lora: str | None = None,
-        dtype: str = "auto",
-        device: str | None = None,
-        trust_remote_code: bool = False,
-    ) -> HFEngine:
-        """Load `model` (a folder or Hub id; with `lora`, that adapter on top) and its tokenizer."""
+    def load(cls, model: str, settings: EngineSettings | None = None, *, lora: str | None = None) -> HFEngine:
+        """Load `model` (a folder or Hub id; with `lora`, that adapter on top) and its tokenizer, as `settings`
+        say (dtype, device, batch size, sequential)."""
         from jsontune.modeling import load_model, load_tokenizer
 
-        tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
-        loaded = load_model(model, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+        s = (settings or EngineSettings()).for_engine(HF)
+        tokenizer = load_tokenizer(model, trust_remote_code=s.trust_remote_code)
+        loaded = load_model(model, dtype=s.dtype, device=s.device, trust_remote_code=s.trust_remote_code)
         if lora:
             from peft import PeftModel
 
             loaded = PeftModel.from_pretrained(loaded, str(lora)).eval()
-        return cls(loaded, tokenizer, batch_size=batch_size, sequential=sequential)
+        return cls(loaded, tokenizer, batch_size=s.batch_size, sequential=s.sequential)
 
     def generate(
         self, prompts: list[str], params: GenerationParams, progress: Progress | None = None
@@ -120,6 +115,14 @@ class HFEngine:
         kept = tokens[:end] if end else tokens
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
         return Generation(text, prompt_tokens, len(kept), "stop" if end else "length", tuple(kept))
+
+    def stream(
+        self, prompts: list[str], params: GenerationParams, chunk_size: int, progress: Progress | None = None
+    ) -> Batches:
+        return chunked(self, prompts, params, chunk_size, progress)
+
+    def chunk_size(self, rows: int) -> int:
+        return min(rows, CHUNK_SIZE) or 1
 
     def reset_cache(self) -> None:
         """Nothing to forget: each generate call builds its own KV cache."""

@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from jsontune.errors import JsontuneError
-from jsontune.serving.base import Generation, GenerationParams, Progress, in_order
+from jsontune.serving.base import Batches, Generation, GenerationParams, Progress, in_order
+from jsontune.serving.settings import EngineSettings
 
 LOCAL = "local"  # Ray's own address for "start a Ray on this machine", which `--ray` alone means
 RAY_MISSING = "--ray needs Ray, which is not installed: pip install 'jsontune[ray]'."
@@ -58,14 +59,24 @@ class RayOptions:
 class RayEngine:
     """The Engine protocol over a pool of replicas, plus `stream`, which yields batches as they finish."""
 
-    def __init__(self, engine: str, model: str, ray_options: RayOptions, **options: Any) -> None:
+    def __init__(
+        self,
+        engine: str,
+        model: str,
+        ray_options: RayOptions,
+        settings: EngineSettings | None = None,
+        *,
+        lora: str | None = None,
+    ) -> None:
         if (missing := ray_available()) is not None:
             raise JsontuneError(missing)
-        self.inner, self.model, self.ray_options, self.options = engine, str(model), ray_options, options
+        settings = (settings or EngineSettings()).for_engine(engine)  # refused here, not in every replica
+        self.inner, self.model, self.ray_options, self.engine_settings = engine, str(model), ray_options, settings
+        self.lora = str(lora) if lora else None
         self.name = f"{engine}@ray"
         self._started_ray = connect(ray_options.address)
         _quiet_ray_data()
-        self.gpus, self.cpus = replica_resources(engine, ray_options, options.get("tensor_parallel_size", 1))
+        self.gpus, self.cpus = replica_resources(engine, ray_options, settings.tensor_parallel_size)
         check_room(ray_options, self.gpus, self.cpus)
         self.settings: dict[str, Any] = {
             "ray_address": ray_options.address,
@@ -76,22 +87,25 @@ class RayEngine:
         }
 
     def stream(
-        self, prompts: list[str], params: GenerationParams, batch_size: int
-    ) -> Iterator[list[tuple[int, Generation]]]:
-        """(position in `prompts`, generation) for every prompt, a replica's batch at a time, as batches finish."""
+        self, prompts: list[str], params: GenerationParams, chunk_size: int, progress: Progress | None = None
+    ) -> Batches:
+        """(position in `prompts`, generation) for every prompt, a replica's batch of `chunk_size` at a time, as
+        batches finish."""
         import ray
 
         if not prompts:
             return
         items = [{"index": i, "prompt": p} for i, p in enumerate(prompts)]
         # Blocks of one batch each, so that every replica has work from the start even on a small input.
+        batch_size = chunk_size
         dataset = ray.data.from_items(items, override_num_blocks=math.ceil(len(prompts) / batch_size))
         mapped = dataset.map_batches(
             _Replica,
             fn_constructor_kwargs={
                 "engine": self.inner,
                 "model": self.model,
-                "options": self.options,
+                "settings": self.engine_settings.to_dict(),  # typed again in the replica
+                "lora": self.lora,
                 "params": asdict(params),
                 "threads": self.cpus if self.gpus == 0 else None,
             },
@@ -109,7 +123,10 @@ class RayEngine:
                 for settings in batch["settings"]:
                     if settings:
                         self.settings["replica"] = json.loads(settings)
-                yield _generations(batch)
+                finished = _generations(batch)
+                if progress:
+                    progress(len(finished))
+                yield finished
         except Exception as e:  # a replica that cannot start or generate (Ray retries one that died)
             raise JsontuneError(f"a Ray replica failed: {ray_error_reason(e)}") from None
         finally:
@@ -129,13 +146,16 @@ class RayEngine:
     def generate(
         self, prompts: list[str], params: GenerationParams, progress: Progress | None = None
     ) -> list[Generation]:
-        return in_order(self.stream(prompts, params, self.batch_size(len(prompts))), len(prompts), progress)
+        return in_order(self.stream(prompts, params, self.chunk_size(len(prompts)), progress), len(prompts))
 
-    def batch_size(self, rows: int, cap: int | None = None) -> int:
+    def chunk_size(self, rows: int) -> int:
         """Rows per batch for `rows`: small enough that every replica gets several (the load spreads, and a
-        crash loses little), at most `cap`."""
+        crash loses little), and no more than the inner engine saves at once in one process."""
+        from jsontune.serving.hf_engine import CHUNK_SIZE as HF_CHUNK
+        from jsontune.serving.vllm_engine import CHUNK_SIZE as VLLM_CHUNK
+
         spread = max(1, math.ceil(rows / (4 * self.ray_options.replicas)))
-        return min(spread, cap) if cap else spread
+        return min(spread, VLLM_CHUNK if self.inner == "vllm" else HF_CHUNK)
 
     def reset_cache(self) -> None:
         """Each `stream` starts fresh replicas: there is no cache left between calls."""
@@ -151,7 +171,13 @@ class _Replica:
     """One replica: builds its engine once, then generates for each batch Ray Data gives it."""
 
     def __init__(
-        self, engine: str, model: str, options: dict[str, Any], params: dict[str, Any], threads: float | None
+        self,
+        engine: str,
+        model: str,
+        settings: dict[str, Any],
+        lora: str | None,
+        params: dict[str, Any],
+        threads: float | None,
     ) -> None:
         if threads:  # HF on a CPU: as many torch threads as CPUs reserved, not one per core of the node
             import torch
@@ -159,7 +185,7 @@ class _Replica:
             torch.set_num_threads(max(1, int(threads)))
         from jsontune.serving.registry import make_engine
 
-        self.engine = make_engine(engine, model, **options)
+        self.engine = make_engine(engine, model, EngineSettings.from_dict(settings), lora=lora)
         self.params = GenerationParams(**params)
         self.first = True
 

@@ -7,25 +7,25 @@ that engine (torch, vLLM), and no engine imports it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from jsontune.errors import JsontuneError
 from jsontune.serving.base import Engine, vllm_available
+from jsontune.serving.settings import EngineSettings
 
 
-def _hf(model: str, **options: Any) -> Engine:
+def _hf(model: str, settings: EngineSettings, lora: str | None) -> Engine:
     from jsontune.serving.hf_engine import HFEngine
 
-    return HFEngine.load(model, **options)
+    return HFEngine.load(model, settings, lora=lora)
 
 
-def _vllm(model: str, **options: Any) -> Engine:
+def _vllm(model: str, settings: EngineSettings, lora: str | None) -> Engine:
     from jsontune.serving.vllm_engine import VLLMEngine
 
-    return VLLMEngine(model, **options)
+    return VLLMEngine(model, settings, lora=lora)
 
 
-ENGINES: dict[str, Callable[..., Engine]] = {"hf": _hf, "vllm": _vllm}
+ENGINES: dict[str, Callable[[str, EngineSettings, str | None], Engine]] = {"hf": _hf, "vllm": _vllm}
 ENGINE_CHOICES = ("auto", *ENGINES)
 
 
@@ -42,6 +42,9 @@ def resolve_engine(name: str) -> str:
     return name
 
 
-def make_engine(name: str, model: str, **options: Any) -> Engine:
-    """Build engine `name` ("hf", "vllm" or "auto") for `model`; options go to its constructor."""
-    return ENGINES[resolve_engine(name)](str(model), **options)
+def make_engine(name: str, model: str, settings: EngineSettings | None = None, *, lora: str | None = None) -> Engine:
+    """Build engine `name` ("hf", "vllm" or "auto") for `model` (with `lora`, that adapter on top); a setting
+    the engine does not take is one sentence (`EngineSettings.for_engine`)."""
+    engine = resolve_engine(name)
+    settings = (settings or EngineSettings()).for_engine(engine)
+    return ENGINES[engine](str(model), settings, str(lora) if lora else None)

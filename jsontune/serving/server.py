@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from jsontune.errors import JsontuneError
+from jsontune.serving.settings import VLLM, EngineSettings
 
 STOP_GRACE_S = 30.0
 _NOT_FLAGS = ("model",)  # engine arguments the server takes otherwise (--model is the first argument)
@@ -72,6 +73,7 @@ def server_argv(args: dict[str, Any], host: str, port: int, name: str, lora: str
 
 def start_server(
     model: str,
+    settings: EngineSettings | None = None,
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -79,10 +81,10 @@ def start_server(
     api_key: str | None = None,
     log_dir: str | os.PathLike = "runs/serve",
     timeout_s: float = 600.0,
-    **engine: Any,
 ) -> Server:
     """Start the server and return once it answers /health; one sentence (with the log's last error) if it
-    dies or does not answer within `timeout_s`. `engine` goes to `vllm_engine.engine_args`."""
+    dies or does not answer within `timeout_s`. `settings` become vLLM's arguments (`vllm_engine.engine_args`)
+    as for the offline engine."""
     from jsontune.schema import schema_if_known
     from jsontune.serving.base import vllm_available
     from jsontune.serving.vllm_engine import engine_args
@@ -92,7 +94,8 @@ def start_server(
     if lora and not (Path(lora) / "adapter_config.json").is_file():
         raise JsontuneError(f"--lora {lora} is not a PEFT adapter folder (no adapter_config.json).")
     _check_port_free(host, port)
-    args, settings = engine_args(str(model), lora=lora, **engine)
+    settings = (settings or EngineSettings()).for_engine(VLLM)
+    args, chosen = engine_args(str(model), settings, lora=lora)
     name = served_name(str(model), lora)
     folder = Path(log_dir) / f"{name}-{port}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -115,7 +118,7 @@ def start_server(
             start_new_session=True,
         )
     url_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    server = Server(process, f"http://{url_host}:{port}/v1", name, log, schema_path, settings)
+    server = Server(process, f"http://{url_host}:{port}/v1", name, log, schema_path, chosen)
     try:
         wait_healthy(server, timeout_s)
     except BaseException:

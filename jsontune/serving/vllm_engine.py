@@ -22,22 +22,24 @@ from pathlib import Path
 from typing import Any
 
 from jsontune.errors import JsontuneError
-from jsontune.serving.base import Generation, GenerationParams, Progress
+from jsontune.serving.base import Batches, Generation, GenerationParams, Progress, chunked
+from jsontune.serving.settings import VLLM, EngineSettings
 
+CHUNK_SIZE = 4096  # rows a predict job saves at once: vLLM batches a whole chunk in one call
 _LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank values
 
 
 class VLLMEngine:
     name = "vllm"
 
-    def __init__(self, model: str, *, lora: str | None = None, dtype: str = "auto", **options: Any) -> None:
-        """`options` are `engine_args`' (gpu_memory_utilization, max_model_len, kv_cache_gb, ...)."""
-        if lora and resolve_dtype(dtype, _device()) == "float32":
+    def __init__(self, model: str, settings: EngineSettings | None = None, *, lora: str | None = None) -> None:
+        settings = (settings or EngineSettings()).for_engine(VLLM)
+        if lora and resolve_dtype(settings.dtype, _device()) == "float32":
             raise JsontuneError(
                 "vLLM serves LoRA adapters in bfloat16 or float16 only; pass --dtype bfloat16, "
                 "or merge the adapter (jsontune merge) and serve that in float32."
             )
-        args, self.settings = engine_args(model, lora=lora, dtype=dtype, **options)
+        args, self.settings = engine_args(model, settings, lora=lora)
         self.device = self.settings["device"]
         self.lora_request = None
         if lora:
@@ -82,6 +84,14 @@ class VLLMEngine:
             raise JsontuneError(f"vLLM failed while generating ({type(e).__name__}: {message}).") from None
         return [_generation(output) for output in outputs]
 
+    def stream(
+        self, prompts: list[str], params: GenerationParams, chunk_size: int, progress: Progress | None = None
+    ) -> Batches:
+        return chunked(self, prompts, params, chunk_size, progress)
+
+    def chunk_size(self, rows: int) -> int:
+        return min(rows, CHUNK_SIZE) or 1
+
     def reset_cache(self) -> None:
         """Forget the prefix cache, so that prompts seen before are computed again (fair repeated timing)."""
         self.llm.reset_prefix_cache()
@@ -108,23 +118,16 @@ def _device() -> str:
 
 
 def engine_args(
-    model: str,
-    *,
-    lora: str | None = None,
-    dtype: str = "auto",
-    gpu_memory_utilization: float = 0.9,
-    max_model_len: int | None = None,
-    kv_cache_gb: float | None = None,
-    tensor_parallel_size: int = 1,
-    trust_remote_code: bool = False,
-    seed: int = 0,
+    model: str, settings: EngineSettings, *, lora: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """vLLM's engine arguments for `model` on this machine (the names `LLM(...)` and `vllm serve` take), and
-    the settings to record. The offline engine and `jsontune serve` both start vLLM from them."""
+    the settings to record. The offline engine and `jsontune serve` both start vLLM from them. This is the
+    one place an `EngineSettings` field becomes a vLLM argument."""
     device = _device()
-    dtype = resolve_dtype(dtype, device)
-    shape = _text_config(model, trust_remote_code)
-    max_model_len = _max_model_len(model, max_model_len, shape, device)
+    dtype = resolve_dtype(settings.dtype, device)
+    shape = _text_config(model, settings.trust_remote_code)
+    max_model_len = _max_model_len(model, settings.max_model_len, shape, device)
+    kv_cache_gb = settings.kv_cache_gb
     # A fresh interpreter for vLLM's engine process: a forked one inherits whatever CUDA state this
     # process has (HF generation, a test's fixtures) and dies re-initialising it.
     os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
@@ -132,16 +135,16 @@ def engine_args(
         "model": str(model),
         "dtype": dtype,
         "max_model_len": max_model_len,
-        "gpu_memory_utilization": gpu_memory_utilization,
-        "tensor_parallel_size": tensor_parallel_size,
+        "gpu_memory_utilization": settings.gpu_memory_utilization,
+        "tensor_parallel_size": settings.tensor_parallel_size,
         "enable_prefix_caching": True,  # every prompt starts with the same instruction
         # Guided JSON: compact, as the model was trained to write, and no room to pad with whitespace until
         # max_new_tokens.
         "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True},
-        "trust_remote_code": trust_remote_code,
-        "seed": seed,
+        "trust_remote_code": settings.trust_remote_code,
+        "seed": settings.seed,
     }
-    settings: dict[str, Any] = {"device": device, "dtype": dtype, "max_model_len": max_model_len}
+    chosen: dict[str, Any] = {"device": device, "dtype": dtype, "max_model_len": max_model_len}
     if device == "cpu":
         if (os.cpu_count() or 1) <= _SMALL_CPU:
             # vLLM keeps a core for its front end; on 2 cores that halves the compute (24 vs 41 tok/s).
@@ -154,15 +157,15 @@ def engine_args(
             enforce_eager=True,
             kv_cache_memory_bytes=kv_cache_bytes(shape, dtype, max_model_len, kv_cache_gb, in_ram=True),
         )
-        settings.update(cpu_settings(args))
+        chosen.update(cpu_settings(args))
     else:
         if kv_cache_gb is not None:
             length = max_model_len or shape.get("max_position_embeddings") or _CPU_MAX_MODEL_LEN
             args["kv_cache_memory_bytes"] = kv_cache_bytes(shape, dtype, length, kv_cache_gb, in_ram=False)
-        settings.update(gpu_memory_utilization=gpu_memory_utilization, kv_cache_gb=kv_cache_gb)
+        chosen.update(gpu_memory_utilization=settings.gpu_memory_utilization, kv_cache_gb=kv_cache_gb)
     if lora:
         args.update(enable_lora=True, max_lora_rank=_max_lora_rank(lora))
-    return args, settings
+    return args, chosen
 
 
 def resolve_dtype(dtype: str, device: str) -> str:

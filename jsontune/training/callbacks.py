@@ -74,7 +74,7 @@ class GenerationEvalCallback(TrainerCallback):
         self.best_step: int | None = saved.get("step")
 
     def evaluate(self, model, state) -> None:
-        from jsontune.extractor import Extractor
+        from jsontune.extractor import Extractor, Prompting
         from jsontune.metrics import score
         from jsontune.serving.base import GenerationParams
         from jsontune.serving.hf_engine import HFEngine
@@ -86,7 +86,8 @@ class GenerationEvalCallback(TrainerCallback):
         model.eval()
         engine = HFEngine(model, self.tokenizer, batch_size=self.batch_size)
         params = GenerationParams(max_new_tokens=self.max_new_tokens)
-        predictions = Extractor(engine, self.tokenizer, self.fmt, params).extract([r.text for r in self.records])
+        prompting = Prompting(self.tokenizer, self.fmt, params)
+        predictions = Extractor(engine, prompting).extract([r.text for r in self.records])
         model.train(was_training)
         result = score(predictions, [r.target for r in self.records])
         record = {

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsontune.errors import JsontuneError
+
+if TYPE_CHECKING:
+    from jsontune.data.records import InputColumns
 
 REPORT_TO = ("none", "tensorboard", "wandb", "trackio")
 SECTIONS = ("sft", "lora")
@@ -145,6 +148,13 @@ class TrainConfig:
     # passed through: trl.SFTConfig and peft.LoraConfig keys, over jsontune's DEFAULTS
     sft: dict[str, Any] = field(default_factory=dict)
     lora: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> InputColumns:
+        """The data columns (the recipe's text_col, ... keys) as every verb that reads records takes them."""
+        from jsontune.data.records import InputColumns
+
+        return InputColumns(self.text_col, self.target_col, self.id_col, self.skip_bad_rows)
 
     def __post_init__(self) -> None:
         self.sft = {**DEFAULTS["sft"], **self.sft}

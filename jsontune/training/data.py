@@ -30,10 +30,9 @@ def load_data(cfg: TrainConfig, on_event) -> tuple[list, list, dict[str, Any]]:
     from jsontune.data import load_records
     from jsontune.data.augment import augment_records
 
-    cols = {"text_col": cfg.text_col, "target_col": cfg.target_col, "id_col": cfg.id_col}
-    splits = {"train": load_records(cfg.train, skip_bad_rows=cfg.skip_bad_rows, **cols)}
+    splits = {"train": load_records(cfg.train, cfg.columns)}
     if cfg.val:
-        splits["val"] = load_records(cfg.val, skip_bad_rows=cfg.skip_bad_rows, **cols)
+        splits["val"] = load_records(cfg.val, cfg.columns)
     info: dict[str, Any] = {name: _describe(loaded) for name, loaded in splits.items()}
     for name, loaded in splits.items():
         if loaded.skipped:

@@ -20,6 +20,7 @@ from jsontune.bench.runner import (
     with_speedups,
 )
 from jsontune.cli.app import app
+from jsontune.data import InputColumns
 from jsontune.errors import JsontuneError
 
 
@@ -227,7 +228,7 @@ def test_bad_input_rows_are_skipped_with_a_note_and_the_flag_is_rerun(tmp_path):
 
     data = tmp_path / "in.jsonl"
     data.write_text('{"id": "a", "text": "10 de A"}\n{"id": "b", "text": ""}\n{"id": "c", "text": "5 de B"}\n')
-    config = BenchConfig(model="m", input=data, skip_bad_rows=True)
+    config = BenchConfig(model="m", input=data, columns=InputColumns(skip_bad_rows=True))
     records, _, skipped = load_inputs(config)
     assert [r.id for r in records] == ["a", "c"] and len(skipped) == 1
     assert config.command().endswith(f"--input {data} --skip-bad-rows")

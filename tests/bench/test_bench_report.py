@@ -8,6 +8,7 @@ from pathlib import Path
 from jsontune.bench import report
 from jsontune.bench.config import BenchConfig
 from jsontune.bench.results import BenchResult, BenchRow
+from jsontune.serving.settings import EngineSettings
 
 HASH = "a" * 64
 
@@ -96,6 +97,9 @@ def test_summary_line_is_one_json_object_per_engine():
 
 
 def test_vllm_gpu_memory_is_explained_as_its_reservation():
-    result = _result([_row("hf-batch", gpu_nvml_gb=1.2), _row("vllm", gpu_nvml_gb=70.0)], gpu_memory_utilization=0.9)
+    result = _result(
+        [_row("hf-batch", gpu_nvml_gb=1.2), _row("vllm", gpu_nvml_gb=70.0)],
+        settings=EngineSettings(gpu_memory_utilization=0.9),
+    )
     said = [n for n in report.notes(result) if "reserves up front" in n]
     assert len(said) == 1 and said[0].startswith("vllm's GPU memory") and "0.9" in said[0]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from jsontune.data import Record, load_records
+from jsontune.data import InputColumns, Record, load_records
 from jsontune.errors import JsontuneError
 
 ROWS = [
@@ -93,7 +93,7 @@ def test_flags_choose_columns_that_names_do_not_reveal(tmp_path):
     found = "no text column.*columns found: ref, mensaje_cliente, resultado.*--text-col"
     with pytest.raises(JsontuneError, match=found):
         load_records(path)
-    result = load_records(path, text_col="mensaje_cliente", target_col="resultado", id_col="ref")
+    result = load_records(path, InputColumns(text_col="mensaje_cliente", target_col="resultado", id_col="ref"))
     assert result.records == [Record("7", "hola", {"x": 1})]
 
 
@@ -104,7 +104,7 @@ def test_unknown_flag_column_lists_the_columns(tmp_path):
         match=r"d\.jsonl has no column 'texto' \(given with --text-col\); "
         r"columns found: id, text, target",
     ):
-        load_records(path, text_col="texto")
+        load_records(path, InputColumns(text_col="texto"))
 
 
 def test_without_require_target_a_file_without_labels_loads(tmp_path):
@@ -188,7 +188,7 @@ def test_file_level_problems_raise_even_when_skipping(tmp_path, name, content, p
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
     with pytest.raises(JsontuneError, match=problem) as e:
-        load_records(path, skip_bad_rows=True)
+        load_records(path, InputColumns(skip_bad_rows=True))
     assert str(path) in str(e.value)
 
 
@@ -223,7 +223,7 @@ def test_skip_bad_rows_keeps_good_rows_and_reports_each_skip(tmp_path):
         '{"text": "cinco"}',
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    result = load_records(path, skip_bad_rows=True)
+    result = load_records(path, InputColumns(skip_bad_rows=True))
     # Ids are positions among the rows, so skipping does not renumber the rows that stay.
     assert [(r.id, r.text) for r in result.records] == [("0", "uno"), ("3", "cuatro")]
     assert len(result.skipped) == 3
@@ -235,7 +235,7 @@ def test_skipping_every_row_is_an_error(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"text": "", "target": {}}\n{"text": "x", "target": 3}\n', encoding="utf-8")
     with pytest.raises(JsontuneError, match="has no usable rows: all 2 were bad"):
-        load_records(path, skip_bad_rows=True)
+        load_records(path, InputColumns(skip_bad_rows=True))
 
 
 def test_a_nan_target_is_a_bad_row(tmp_path):

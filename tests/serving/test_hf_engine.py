@@ -15,6 +15,7 @@ from jsontune.prompts import render_prompts
 from jsontune.serving.base import GenerationParams
 from jsontune.serving.hf_engine import HFEngine
 from jsontune.serving.registry import make_engine
+from jsontune.serving.settings import EngineSettings
 
 PARAMS = GenerationParams(max_new_tokens=12)
 
@@ -29,8 +30,8 @@ def _tokens(generations):
 
 
 def test_batched_equals_sequential_token_for_token(chatty_model, prompts):
-    sequential = make_engine("hf", chatty_model, sequential=True, dtype="float32")
-    batched = make_engine("hf", chatty_model, batch_size=3, dtype="float32")
+    sequential = make_engine("hf", chatty_model, EngineSettings(sequential=True, dtype="float32"))
+    batched = make_engine("hf", chatty_model, EngineSettings(batch_size=3, dtype="float32"))
     expected = sequential.generate(prompts, PARAMS)
     got = batched.generate(prompts, PARAMS)
     assert len({g.token_ids for g in expected}) == len(prompts)  # every prompt gets its own answer
@@ -44,7 +45,7 @@ def test_batched_equals_sequential_token_for_token(chatty_model, prompts):
 def stopping_model(chatty_model, prompts, tmp_path_factory):
     """`chatty_model` with its most frequent greedy token made an end-of-sequence id too, so rows of
     one batch finish at different steps and the rest of each row is padding."""
-    tokens = _tokens(make_engine("hf", chatty_model, sequential=True).generate(prompts, PARAMS))
+    tokens = _tokens(make_engine("hf", chatty_model, EngineSettings(sequential=True)).generate(prompts, PARAMS))
     frequent = Counter(t for row in tokens for t in row[1:]).most_common(1)[0][0]
     out = tmp_path_factory.mktemp("stopping") / "model"
     shutil.copytree(chatty_model, out)
@@ -56,8 +57,8 @@ def stopping_model(chatty_model, prompts, tmp_path_factory):
 
 def test_batched_equals_sequential_when_rows_stop_early(stopping_model, prompts):
     model, eos = stopping_model
-    expected = make_engine("hf", model, sequential=True).generate(prompts, PARAMS)
-    got = make_engine("hf", model, batch_size=3).generate(prompts, PARAMS)
+    expected = make_engine("hf", model, EngineSettings(sequential=True)).generate(prompts, PARAMS)
+    got = make_engine("hf", model, EngineSettings(batch_size=3)).generate(prompts, PARAMS)
     assert _tokens(got) == _tokens(expected)
     stopped = [g for g in expected if g.finish_reason == "stop"]
     assert stopped and len(stopped) < len(expected)
@@ -70,12 +71,12 @@ def test_batched_equals_sequential_when_rows_stop_early(stopping_model, prompts)
 def test_ignore_eos_generates_the_full_length(stopping_model, prompts):
     model, _ = stopping_model
     params = GenerationParams(max_new_tokens=6, ignore_eos=True)
-    got = make_engine("hf", model, batch_size=4).generate(prompts, params)
+    got = make_engine("hf", model, EngineSettings(batch_size=4)).generate(prompts, params)
     assert [g.output_tokens for g in got] == [6] * len(prompts)
 
 
 def test_out_of_memory_halves_the_batch_and_keeps_results(chatty_model, prompts, monkeypatch):
-    engine = HFEngine.load(chatty_model, batch_size=4)
+    engine = HFEngine.load(chatty_model, EngineSettings(batch_size=4))
     expected = engine.generate(prompts, PARAMS)
     real = HFEngine._generate_batch
     sizes = []
@@ -95,15 +96,17 @@ def test_out_of_memory_halves_the_batch_and_keeps_results(chatty_model, prompts,
 
 def test_progress_reports_every_prompt_once(chatty_model, prompts):
     seen = []
-    make_engine("hf", chatty_model, batch_size=3).generate(prompts, PARAMS, progress=seen.append)
+    make_engine("hf", chatty_model, EngineSettings(batch_size=3)).generate(prompts, PARAMS, progress=seen.append)
     assert seen == [3, 3, 1]
 
 
 def test_lora_adapter_equals_the_merged_model(adapter_and_merged, chatty_model, prompts):
     adapter, merged = adapter_and_merged
-    with_adapter = make_engine("hf", chatty_model, lora=str(adapter), batch_size=3).generate(prompts, PARAMS)
-    from_merged = make_engine("hf", merged, batch_size=3).generate(prompts, PARAMS)
-    base = make_engine("hf", chatty_model, batch_size=3).generate(prompts, PARAMS)
+    with_adapter = make_engine("hf", chatty_model, EngineSettings(batch_size=3), lora=str(adapter)).generate(
+        prompts, PARAMS
+    )
+    from_merged = make_engine("hf", merged, EngineSettings(batch_size=3)).generate(prompts, PARAMS)
+    base = make_engine("hf", chatty_model, EngineSettings(batch_size=3)).generate(prompts, PARAMS)
     assert _tokens(with_adapter) == _tokens(from_merged)
     assert _tokens(with_adapter) != _tokens(base)  # the adapter does change the answers
 
@@ -119,7 +122,7 @@ def test_a_tokenizer_without_pad_token_still_batches(chatty_model, prompts):
     from jsontune.modeling import load_model
 
     params = GenerationParams(max_new_tokens=6)
-    want = make_engine("hf", str(chatty_model), batch_size=3).generate(prompts, params)
+    want = make_engine("hf", str(chatty_model), EngineSettings(batch_size=3)).generate(prompts, params)
     tokenizer = load_tokenizer(str(chatty_model))
     tokenizer.pad_token = None
     side = tokenizer.padding_side

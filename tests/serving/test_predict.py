@@ -11,7 +11,7 @@ import pytest
 from jsontune.data import Record
 from jsontune.errors import JsontuneError
 from jsontune.predict import COLUMNS, partial_path, run_predictions
-from jsontune.serving.base import Generation, GenerationParams
+from jsontune.serving.base import Generation, GenerationParams, chunked
 
 ANSWERS = {
     "a": '{"producto": "A", "cantidad": 100}',
@@ -41,6 +41,12 @@ class ScriptedEngine:
             if progress:
                 progress(1)
         return generations
+
+    def stream(self, prompts, params, chunk_size, progress=None):
+        return chunked(self, prompts, params, chunk_size, progress)
+
+    def chunk_size(self, rows):
+        return 256
 
     def close(self):
         pass
@@ -187,13 +193,15 @@ def test_the_manifest_records_rates_cut_rows_and_the_engines_settings(records, t
 
 
 def test_vllm_context_is_the_longest_prompt_plus_new_tokens_or_the_row_that_does_not_fit(tmp_path):
+    from jsontune.data import LoadResult
     from jsontune.extractor import fit_context
+    from jsontune.serving.settings import EngineSettings
 
-    rows = [Record(id="short", text="x"), Record(id="long", text="y")]
-    assert fit_context("in.jsonl", rows, [10, 120], 64, None) == 184
-    assert fit_context("in.jsonl", rows, [10, 120], 64, 200) == 200
+    rows = LoadResult("in.jsonl", [Record(id="short", text="x"), Record(id="long", text="y")])
+    assert fit_context(EngineSettings(), rows, [10, 120], 64).max_model_len == 184
+    assert fit_context(EngineSettings(max_model_len=200), rows, [10, 120], 64).max_model_len == 200
     with pytest.raises(JsontuneError, match=r"in.jsonl: row 'long' has a prompt of 120 tokens.*--max-model-len 100"):
-        fit_context("in.jsonl", rows, [10, 120], 64, 100)
+        fit_context(EngineSettings(max_model_len=100), rows, [10, 120], 64)
 
 
 def test_max_new_tokens_is_checked_against_the_schema(tiny_model):

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from jsontune.cli.app import app
 from jsontune.predict import partial_path, predict
 from jsontune.serving import registry
-from jsontune.serving.base import Generation, GenerationParams
+from jsontune.serving.base import Generation, GenerationParams, chunked
+from jsontune.serving.settings import EngineSettings
 
 runner = CliRunner()
 
@@ -56,6 +57,12 @@ class SameAnswer:
     def generate(self, prompts, params, progress=None):
         return [Generation('{"producto": "A", "n": 0}', 1, 1, "stop") for _ in prompts]
 
+    def stream(self, prompts, params, chunk_size, progress=None):
+        return chunked(self, prompts, params, chunk_size, progress)
+
+    def chunk_size(self, rows):
+        return 256
+
     def close(self):
         pass
 
@@ -95,7 +102,7 @@ def test_resume_with_the_real_engine_equals_an_uninterrupted_run(tiny_model, ord
             engine="hf",
             chunk_size=3,
             progress=interrupt,
-            engine_options={"sequential": True},
+            settings=EngineSettings(sequential=True),
             params=GenerationParams(max_new_tokens=6),
         )
     assert len(partial_path(out).read_text().splitlines()) == 1 + 3  # the settings, then one chunk

@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from jsontune.cli.app import app
+from jsontune.serving.settings import EngineSettings
 
 pytestmark = pytest.mark.vllm
 runner = CliRunner()
@@ -154,7 +155,7 @@ def test_the_server_command_line_serves_what_predict_would(tiny_model, trained_r
     from jsontune.serving.vllm_engine import engine_args
 
     adapter = str(trained_run[0] / "best") if lora else None
-    args, _ = engine_args(str(tiny_model), lora=adapter, dtype="bfloat16")
+    args, _ = engine_args(str(tiny_model), EngineSettings(dtype="bfloat16"), lora=adapter)
     name = served_name(str(tiny_model), adapter)
     argv = server_argv(args, "127.0.0.1", 8123, name, adapter)
     assert argv[1:3] == ["-m", "vllm.entrypoints.openai.api_server"] and "--enforce-eager" in argv

@@ -11,6 +11,7 @@ import pytest
 from jsontune.prompts import render_prompts
 from jsontune.serving.base import GenerationParams
 from jsontune.serving.registry import make_engine
+from jsontune.serving.settings import EngineSettings
 
 pytestmark = [pytest.mark.vllm, pytest.mark.gpu]
 TEXTS = ["Necesito 100 unidades de producto A, precio 50 pesos", "Pedido: 3 cajas de guantes de nitrilo a $12,50 c/u"]
@@ -20,7 +21,7 @@ def _generate(engine_name, model, **options):
     from jsontune.modeling import load_tokenizer
 
     prompts = render_prompts(load_tokenizer(str(model)), TEXTS)
-    engine = make_engine(engine_name, str(model), **options)
+    engine = make_engine(engine_name, str(model), EngineSettings(**options))
     try:
         return engine.generate(prompts, GenerationParams(max_new_tokens=16))
     finally:

@@ -1,0 +1,101 @@
+"""Every engine setting, declared once: `EngineSettings`, one typed field per setting with its default and help.
+
+It is jsontune's `EngineArgs`: the flags of `predict`, `bench` and `serve` are made from these fields
+(`cli/common.py` `engine_options`), the object travels typed from the flag to the engine (the Extractor, the
+registry, a Ray replica as `asdict` and back, the bench worker's spec), and each engine reads the fields it
+takes. A field names the engines that take it; a setting given to an engine that does not take it is one
+sentence (`for_engine`), never a TypeError.
+
+    EngineSettings(kv_cache_gb=4).for_engine("hf")
+    # JsontuneError: --kv-cache-gb is a vllm setting; the hf engine does not take it ...
+
+To add a vLLM setting to all three verbs: add its field here, and read it in `vllm_engine.engine_args`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from jsontune.errors import JsontuneError
+
+HF, VLLM = "hf", "vllm"
+
+
+def setting(default: Any, help: str, engines: tuple[str, ...] = (HF, VLLM)) -> Any:
+    """A field of a settings dataclass: its default, the help its flag shows and the engines that take it."""
+    return field(default=default, metadata={"help": help, "engines": engines})
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How an engine loads and runs a model. Decoding (max_new_tokens, the schema) is `GenerationParams`."""
+
+    dtype: str = setting("auto", "auto, float32, bfloat16 or float16 (or bf16, fp16, fp32); auto: see the README.")
+    trust_remote_code: bool = setting(False, "Run the model repository's own Python code (off).")
+    batch_size: int = setting(8, "HF: prompts per batch (halved on out-of-memory).", (HF,))
+    sequential: bool = setting(False, "HF: one prompt at a time (the naive baseline).", (HF,))
+    device: str | None = setting(None, "HF: cuda, cuda:N, mps or cpu (default: the best there is).", (HF,))
+    gpu_memory_utilization: float = setting(0.9, "vLLM on a GPU: share of its memory to use.", (VLLM,))
+    max_model_len: int | None = setting(
+        None, "vLLM: context length (default: the longest prompt + --max-new-tokens).", (VLLM,)
+    )
+    kv_cache_gb: float | None = setting(
+        None, "vLLM: GiB of KV cache (default on a CPU: 64 full-length sequences, at most 1/4 of free RAM).", (VLLM,)
+    )
+    tensor_parallel_size: int = setting(1, "vLLM: GPUs to shard the model over.", (VLLM,))
+    seed: int = setting(0, "vLLM's seed (bench: also the synthetic orders').", (VLLM,))
+
+    def __post_init__(self) -> None:
+        from jsontune.device import dtype_name
+
+        object.__setattr__(self, "dtype", dtype_name(self.dtype))  # one spelling from here on
+        for name, least in (("batch_size", 1), ("tensor_parallel_size", 1), ("max_model_len", 1)):
+            value = getattr(self, name)
+            if value is not None and value < least:
+                raise JsontuneError(f"{flag(name)} must be at least {least}, got {value}.")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise JsontuneError(f"--gpu-memory-utilization is a share in (0, 1], got {self.gpu_memory_utilization}.")
+        if self.kv_cache_gb is not None and self.kv_cache_gb <= 0:
+            raise JsontuneError(f"--kv-cache-gb must be more than 0, got {self.kv_cache_gb:g}.")
+
+    def given(self) -> list[str]:
+        """The settings that differ from their defaults."""
+        return [f.name for f in fields(self) if getattr(self, f.name) != f.default]
+
+    def for_engine(self, engine: str) -> EngineSettings:
+        """These settings for `engine` ("hf" or "vllm"); one sentence for a given setting it does not take."""
+        for name in self.given():
+            takers = takes(name)
+            if engine not in takers:
+                raise JsontuneError(
+                    f"{flag(name)} is a {' and '.join(takers)} setting; the {engine} engine does not take it "
+                    f"(drop {flag(name)}, or use --engine {takers[0]})."
+                )
+        return self
+
+    def only(self, engine: str) -> EngineSettings:
+        """These settings with the ones `engine` does not take back at their defaults (the bench gives one set of
+        flags to several engines)."""
+        return replace(self, **{f.name: f.default for f in fields(self) if engine not in takes(f.name)})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> EngineSettings:
+        """The settings `to_dict` wrote (a Ray replica's, the bench worker's spec); an unknown key is one sentence."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise JsontuneError(f"unknown engine setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
+        return cls(**values)
+
+
+def takes(name: str) -> tuple[str, ...]:
+    """The engines that take setting `name`."""
+    return next(f.metadata["engines"] for f in fields(EngineSettings) if f.name == name)
