@@ -7,6 +7,10 @@ way nanochat's `tasks/gsm8k.py` extracts an answer:
 
     >>> extract_json('<think>\\n\\n</think>\\n\\n```json\\n{"producto": "A", "cantidad": 100}\\n```')
     {'producto': 'A', 'cantidad': 100}
+
+`find_json` also says where the object was read from: its JSON text, the index in the generation of each
+of that text's characters, and whether only json_repair could read it (what `jsontune.confidence` needs
+to trace a value back to the tokens that wrote it).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import json_repair
@@ -23,19 +28,27 @@ _FENCE = re.compile(r"```[\w+-]*")
 _OPEN, _CLOSE = "<think>", "</think>"
 
 
-def _split_thinking(text: str) -> tuple[list[str], str]:
-    """(the contents of every think block, the text without them)."""
-    thoughts = _THINK_BLOCK.findall(text)
-    rest = _THINK_BLOCK.sub("", text)
+def _split_thinking(text: str) -> tuple[list[str], str, list[int]]:
+    """(the contents of every think block, the text without them, the index in `text` of each of its characters)."""
+    thoughts, kept, at = [], [], 0
+    for block in _THINK_BLOCK.finditer(text):
+        thoughts.append(block[1])
+        kept.append(range(at, block.start()))
+        at = block.end()
+    kept.append(range(at, len(text)))
+    rest = "".join(text[part.start : part.stop] for part in kept)
+    index = [i for part in kept for i in part]
     # A template that opens <think> inside the prompt leaves only the closing tag in the generation.
     if _CLOSE in rest:
-        head, _, rest = rest.rpartition(_CLOSE)
-        thoughts.append(head)
+        cut = rest.rindex(_CLOSE)
+        thoughts.append(rest[:cut])
+        rest, index = rest[cut + len(_CLOSE) :], index[cut + len(_CLOSE) :]
     # An opening tag that never closes: the generation stopped while the model was still thinking.
     if _OPEN in rest:
-        rest, _, tail = rest.partition(_OPEN)
-        thoughts.append(tail)
-    return thoughts, rest
+        cut = rest.index(_OPEN)
+        thoughts.append(rest[cut + len(_OPEN) :])
+        rest, index = rest[:cut], index[:cut]
+    return thoughts, rest, index
 
 
 def strip_thinking(text: str) -> str:
@@ -72,18 +85,35 @@ def _matching_brace(text: str, start: int) -> int | None:
     return None
 
 
-def _object_spans(text: str) -> Iterator[str]:
-    """Every top-level `{…}` span in order; an unclosed one runs to the end and is the last."""
+def _object_spans(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of every top-level `{…}` span in order; an unclosed one runs to the end and is the last."""
     start = text.find("{")
     while start != -1:
         end = _matching_brace(text, start)
         if end is None:
             # A truncated generation: the object is everything that is left. Looking for later
             # `{` would only find its nested objects, which are not the answer.
-            yield text[start:]
+            yield start, len(text)
             return
-        yield text[start : end + 1]
+        yield start, end + 1
         start = text.find("{", end + 1)
+
+
+def _answer(text: str) -> tuple[str, list[int]]:
+    """The text the object is looked for in: `text` without thinking, fences and the whitespace around them;
+    and the index in `text` of each of its characters (the newline that replaces a fence: the fence's first)."""
+    _, rest, index = _split_thinking(text)
+    pieces, at, pos = [], [], 0
+    for fence in _FENCE.finditer(rest):
+        pieces += [rest[pos : fence.start()], "\n"]
+        at += [*index[pos : fence.start()], index[fence.start()]]
+        pos = fence.end()
+    pieces.append(rest[pos:])
+    at += index[pos:]
+    unstripped = "".join(pieces)
+    body = unstripped.strip()
+    lead = len(unstripped) - len(unstripped.lstrip())
+    return body, at[lead : lead + len(body)]
 
 
 def _loads(text: str) -> Any:
@@ -93,27 +123,44 @@ def _loads(text: str) -> Any:
         return None
 
 
-def extract_json(text: str | None) -> dict[str, Any] | None:
-    """The first JSON object in a generation, repaired if it is near-JSON; None if there is none.
+@dataclass(frozen=True)
+class Found:
+    """The object of a generation and where it was read from."""
+
+    value: dict[str, Any]
+    source: str  # the JSON text it was read from: the whole answer, or its first `{…}` span that reads
+    at: tuple[int, ...]  # for every character of `source`, its index in the generation
+    repaired: bool  # only json_repair could read `source`
+
+
+def find_json(text: str | None) -> Found | None:
+    """The first JSON object in a generation, repaired if it is near-JSON, with where it was found; None if there
+    is none.
 
     A generation that is valid JSON as a whole but not an object (a list, a number) gives None: the
     model answered in the wrong shape, and picking one item out of a list would hide that.
     """
     if not text:
         return None
-    body = _FENCE.sub("\n", strip_thinking(text)).strip()
+    body, at = _answer(text)
     whole = _loads(body)
     if whole is not None:
-        return whole if isinstance(whole, dict) else None
+        return Found(whole, body, tuple(at), repaired=False) if isinstance(whole, dict) else None
     spans = list(_object_spans(body))
-    for span in spans:
-        obj = _loads(span)
+    for start, end in spans:
+        obj = _loads(body[start:end])
         if isinstance(obj, dict):
-            return obj
+            return Found(obj, body[start:end], tuple(at[start:end]), repaired=False)
     # Nothing parses as it stands: repair single quotes, trailing commas, unquoted keys and the
     # missing end of a truncated object. An empty repair means nothing was recovered.
-    for span in spans:
-        repaired = json_repair.loads(span)
+    for start, end in spans:
+        repaired = json_repair.loads(body[start:end])
         if isinstance(repaired, dict) and repaired:
-            return repaired
+            return Found(repaired, body[start:end], tuple(at[start:end]), repaired=True)
     return None
+
+
+def extract_json(text: str | None) -> dict[str, Any] | None:
+    """The object `find_json` finds in a generation, or None."""
+    found = find_json(text)
+    return found.value if found else None

@@ -1,6 +1,6 @@
 import pytest
 
-from jsontune.parsing import extract_json, has_thinking, strip_thinking
+from jsontune.parsing import extract_json, find_json, has_thinking, strip_thinking
 
 ORDER = {"producto": "A", "cantidad": 100, "precio_unitario": 50}
 ORDER_JSON = '{"producto": "A", "cantidad": 100, "precio_unitario": 50}'
@@ -84,3 +84,26 @@ def test_strip_thinking_keeps_the_answer():
 )
 def test_has_thinking_only_for_non_empty_blocks(text, leaked):
     assert has_thinking(text) is leaked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"<think>{ORDER_JSON}</think>\n```json\n{ORDER_JSON}\n```",
+        f"Claro: {ORDER_JSON} y {{otro}}",
+        f"pienso {ORDER_JSON}</think>\n\n {ORDER_JSON}",
+    ],
+    ids=["same-object-in-thinking", "prose", "orphan-close"],
+)
+def test_find_json_says_where_in_the_generation_the_object_was_read(text):
+    found = find_json(text)
+    assert found.value == ORDER and found.source == ORDER_JSON and not found.repaired
+    # Every character comes from the generation, and from the answer, not the copy inside the thinking.
+    start = text.rindex(ORDER_JSON)
+    assert found.at == tuple(range(start, start + len(ORDER_JSON)))
+
+
+def test_find_json_marks_a_repaired_object():
+    found = find_json("Respuesta: {'producto': 'A', 'cantidad': 100} fin")
+    assert found.repaired and found.value == {"producto": "A", "cantidad": 100}
+    assert found.source == "{'producto': 'A', 'cantidad': 100}"
