@@ -26,17 +26,22 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Evaluation:
-    metrics: dict[str, Any]  # metrics.score's keys, plus missing_predictions
+    metrics: dict[str, Any]  # metrics.score's keys, plus missing_predictions (and calibration, with confidences)
     missing: list[str]  # ids of gold records the predictions file has no row for
 
 
 def evaluate(
-    pred: str | os.PathLike, gold: str | os.PathLike, golds: list[Record] | None = None, strict: bool = False
+    pred: str | os.PathLike,
+    gold: str | os.PathLike,
+    golds: list[Record] | None = None,
+    strict: bool = False,
+    review_below: float | None = None,
 ) -> Evaluation:
     """Field-level P/R/F1, exact match and JSON validity of the predictions in `pred` against `gold`.
 
     `golds` are `gold`'s records when the caller has loaded them already (with its own column names);
-    `strict` compares values exactly (see `metrics.score`).
+    `strict` compares values exactly (see `metrics.score`). When `pred` carries confidences the metrics gain
+    "calibration" (`metrics.calibration`, plus "review", `metrics.review_catch`, with `review_below`).
     """
     from jsontune.data import load_records
     from jsontune.metrics import score
@@ -44,7 +49,9 @@ def evaluate(
     pred, gold = Path(pred), Path(gold)
     golds = load_records(gold).records if golds is None else golds
     predictions, targets, missing = align(read_predictions(pred), golds, pred, gold)
-    return Evaluation({**score(predictions, targets, strict=strict), "missing_predictions": len(missing)}, missing)
+    metrics = {**score(predictions, targets, strict=strict), "missing_predictions": len(missing)}
+    calibration = calibrate(pred, golds, predictions, strict, review_below)
+    return Evaluation(metrics if calibration is None else {**metrics, "calibration": calibration}, missing)
 
 
 def _prediction(value: Any, where: str) -> dict | None:
@@ -147,3 +154,117 @@ def align(
         )
     missing = [i for i in gold_ids if i not in predictions]
     return [predictions.get(i) for i in gold_ids], [g.target for g in golds], missing
+
+
+CONFIDENCE = "confidence"  # the column (CSV) or key (JSON/JSONL) `jsontune predict` writes confidences in
+
+
+def calibrate(
+    pred: Path, golds: list[Record], predictions: list[dict | None], strict: bool, review_below: float | None
+) -> dict[str, Any] | None:
+    """`metrics.calibration` of the confidences in `pred` (in gold order, like `predictions`), with "review"
+    (`metrics.review_catch`) when `review_below` is given; None when `pred` carries no confidences."""
+    from jsontune.metrics import calibration, review_catch
+
+    confidences = read_confidences(pred)
+    if confidences is None:
+        if review_below is not None:
+            raise JsontuneError(
+                f"{pred} has no '{CONFIDENCE}' column, so there is nothing to review below {review_below}; "
+                "use predictions from a `jsontune predict` that writes confidences, or drop --review-below."
+            )
+        return None
+    per_record = [confidences.get(g.id) for g in golds]
+    targets = [g.target for g in golds]
+    result = calibration(predictions, targets, per_record, strict=strict)
+    if review_below is not None:
+        result["review"] = review_catch(predictions, targets, per_record, review_below, strict=strict)
+    return result
+
+
+def read_confidences(path: Path) -> dict[str, dict[str, float | None] | None] | None:
+    """Field confidences by id when `path` has a 'confidence' column (CSV) or key (any JSON/JSONL row), else None.
+
+    A cell is a JSON object from path to a number in [0, 1] or null, or empty / null for a row without JSON.
+    A JSON/JSONL row without the key has no confidences. `read_predictions` has read and checked `path` first.
+    """
+    if path.suffix.lower() == ".csv":
+        import pandas as pd
+
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        if CONFIDENCE not in frame.columns:
+            return None
+        cells = frame[["id", CONFIDENCE]].itertuples(index=False, name=None)
+        rows = [(i, c, f"{path} row {n}") for n, (i, c) in enumerate(cells, 1)]
+    else:
+        if path.suffix.lower() == ".jsonl":
+            lines = enumerate(_utf8(path).split("\n"), 1)
+            records = [(f"{path} line {n}", json.loads(line)) for n, line in lines if line.strip()]
+        else:
+            records = [(f"{path} item {n}", item) for n, item in enumerate(json.loads(_utf8(path)), 1)]
+        if not any(CONFIDENCE in r for _, r in records):
+            return None
+        rows = [(str(r["id"]), r.get(CONFIDENCE), where) for where, r in records]
+    return {i: _confidence(value, f"{where} (id {i!r})") for i, value, where in rows}
+
+
+def _confidence(value: Any, where: str) -> dict[str, float | None] | None:
+    """One confidence cell: {path: number in [0, 1] or null}, or None when empty / null."""
+    if isinstance(value, str):
+        value = _json(value, where) if value.strip() else None
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise JsontuneError(
+            f"{where}: the confidence is not a JSON object; write {{path: number or null}}, or leave it empty "
+            "when the row has no JSON."
+        )
+    for path, number in value.items():
+        if number is not None and not (
+            isinstance(number, (int, float)) and not isinstance(number, bool) and 0 <= number <= 1
+        ):
+            raise JsontuneError(
+                f"{where}: the confidence of {path!r} is {number!r}; it must be a number from 0 to 1, or null "
+                "when the field has none."
+            )
+    return {path: None if number is None else float(number) for path, number in value.items()}
+
+
+def reliability_png_path(pred: str | os.PathLike) -> Path:
+    """Where `jsontune eval` draws the reliability plot: beside PRED, named PRED's name + .reliability.png."""
+    pred = Path(pred)
+    return pred.with_name(pred.name + ".reliability.png")
+
+
+def write_reliability_png(calibration: dict[str, Any], path: str | os.PathLike) -> None:
+    """The reliability diagram of `metrics.calibration`'s result: share correct against mean confidence in
+    each bin, for all fields and for each path, beside the diagonal a calibrated model lies on; and the
+    number of fields in each bin."""
+    from matplotlib.figure import Figure
+
+    from jsontune.io import atomic_path
+
+    overall = calibration["overall"]
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    diagram, counts = fig.subplots(1, 2)
+    diagram.plot([0, 1], [0, 1], linestyle="--", color="gray", label="calibrated")
+    curves = [
+        (path, figures, {"lw": 1, "marker": ".", "alpha": 0.7}) for path, figures in calibration["per_field"].items()
+    ]
+    curves.append(("all fields", overall, {"lw": 2.5, "marker": "o", "color": "black"}))
+    for name, figures, style in curves:
+        bins = [b for b in figures["reliability"] if b["count"]]
+        diagram.plot([b["mean_confidence"] for b in bins], [b["share_correct"] for b in bins], label=name, **style)
+    diagram.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="mean confidence in the bin", ylabel="share correct")
+    diagram.set_title("reliability")
+    diagram.legend(fontsize="small")
+    bins = overall["reliability"]
+    counts.bar(
+        [b["lower"] for b in bins], [b["count"] for b in bins], width=1 / len(bins), align="edge", edgecolor="white"
+    )
+    counts.set(xlim=(0, 1), xlabel="confidence", ylabel="fields")
+    counts.set_title("fields per bin")
+    auroc = "n/a" if overall["auroc"] is None else f"{overall['auroc']:.3f}"
+    fig.suptitle(f"{overall['fields']} fields with a confidence (AUROC {auroc}); {overall['no_confidence']} without")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)

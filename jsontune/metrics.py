@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import json
 import math
+from bisect import bisect_right
 from collections import Counter
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from jsontune.data.numbers import fold, parse_digits
@@ -135,3 +138,167 @@ def score(predictions: list[dict[str, Any] | None], golds: list[dict[str, Any]],
         },
         "errors": dict(errors),
     }
+
+
+# Calibration: how well a field's confidence tells a right value from a wrong one.
+#
+# `jsontune predict` gives every predicted leaf a confidence: a map from path (as `flatten` names it, so the
+# items of a list share one number) to a number in [0, 1], or None where it has none (a repaired value, or
+# one not found in the raw output). A field is one predicted leaf; its label is `leaf_correctness`.
+
+RELIABILITY_BINS = 10
+AUTO_ACCEPT_PRECISIONS = (0.95, 0.99)
+
+
+def leaf_correctness(
+    prediction: dict[str, Any] | None, gold: dict[str, Any], strict: bool = False
+) -> list[tuple[str, bool]]:
+    """(path, correct) for every leaf of `prediction`, in `flatten` order; [] when it is None.
+
+    A leaf is correct exactly when `score` counts it a true positive: the matches are `score`'s own multiset
+    intersection of (path, normalized value), so a path's correct leaves number its tp. When a predicted
+    value repeats more often than gold has it (list items), the first ones are the correct ones.
+    """
+    if prediction is None:
+        return []
+    matched = _leaves(gold, strict) & _leaves(prediction, strict)
+    marks = []
+    for path, value in flatten(prediction):
+        key = (path, normalize_value(value, strict))
+        marks.append((path, matched[key] > 0))
+        matched[key] -= 1
+    return marks
+
+
+def auroc(confidences: list[float], correct: list[bool]) -> float | None:
+    """The chance that a correct field drawn at random has a higher confidence than a wrong one, a tie
+    counting one half: the area under the ROC curve, as the Mann-Whitney U statistic over n_correct x n_wrong.
+    None when every field is correct or every field is wrong (one class: no pair to compare)."""
+    n_correct = sum(correct)
+    n_wrong = len(correct) - n_correct
+    if not n_correct or not n_wrong:
+        return None
+    u = wrong_below = 0.0
+    for _, group in groupby(sorted(zip(confidences, correct, strict=True)), key=itemgetter(0)):
+        labels = [ok for _, ok in group]
+        right = sum(labels)
+        u += right * (wrong_below + (len(labels) - right) / 2)
+        wrong_below += len(labels) - right
+    return u / (n_correct * n_wrong)
+
+
+def reliability(confidences: list[float], correct: list[bool], bins: int = RELIABILITY_BINS) -> list[dict]:
+    """`bins` equal-width bins over [0, 1]; bin i holds lower <= confidence < upper (1.0 falls in the last).
+    Each bin: lower, upper, count, mean_confidence and share_correct (both None when the bin is empty)."""
+    edges = [i / bins for i in range(bins + 1)]
+    members: list[list[tuple[float, bool]]] = [[] for _ in range(bins)]
+    for confidence, ok in zip(confidences, correct, strict=True):
+        members[min(bisect_right(edges, confidence) - 1, bins - 1)].append((confidence, ok))
+    return [
+        {
+            "lower": edges[i],
+            "upper": edges[i + 1],
+            "count": len(pairs),
+            "mean_confidence": sum(c for c, _ in pairs) / len(pairs) if pairs else None,
+            "share_correct": sum(ok for _, ok in pairs) / len(pairs) if pairs else None,
+        }
+        for i, pairs in enumerate(members)
+    ]
+
+
+def auto_accept(confidences: list[float], correct: list[bool], precision: float) -> dict[str, Any]:
+    """The most fields a confidence threshold can accept while the accepted ones stay `precision` correct.
+
+    Accepting means confidence >= threshold. Every confidence seen is tried as the threshold (fields with
+    equal confidence are accepted together), and the lowest one whose accepted fields are at least `precision`
+    correct wins: precision need not fall steadily as the threshold falls, so the search does not stop at the
+    first miss. Returns threshold (None when no threshold reaches `precision`), coverage (accepted / all
+    fields; 0.0 then), accepted, and the accepted fields' precision (None when none are accepted).
+    """
+    best: dict[str, Any] = {"threshold": None, "coverage": 0.0, "accepted": 0, "precision": None}
+    accepted = right = 0
+    for threshold, group in groupby(sorted(zip(confidences, correct, strict=True), reverse=True), key=itemgetter(0)):
+        labels = [ok for _, ok in group]
+        accepted += len(labels)
+        right += sum(labels)
+        # A correctly rounded division: exactly 19/20 is the float 0.95, so the boundary case passes.
+        if right / accepted >= precision:
+            best = {
+                "threshold": threshold,
+                "coverage": accepted / len(confidences),
+                "accepted": accepted,
+                "precision": right / accepted,
+            }
+    return best
+
+
+def _calibrate(pairs: list[tuple[float, bool]], no_confidence: int) -> dict[str, Any]:
+    confidences, correct = [c for c, _ in pairs], [ok for _, ok in pairs]
+    return {
+        "fields": len(pairs),
+        "correct": sum(correct),
+        "no_confidence": no_confidence,
+        "auroc": auroc(confidences, correct),
+        "reliability": reliability(confidences, correct),
+        "auto_accept": {str(p): auto_accept(confidences, correct, p) for p in AUTO_ACCEPT_PRECISIONS},
+    }
+
+
+def calibration(
+    predictions: list[dict[str, Any] | None],
+    golds: list[dict[str, Any]],
+    confidences: list[dict[str, float | None] | None],
+    strict: bool = False,
+) -> dict[str, Any]:
+    """AUROC, reliability bins and auto-accept coverage of the fields' confidences, overall and per path.
+
+    `confidences[i]` is record i's map from path to confidence (None when the record has none). A field whose
+    confidence is None, or whose path the map lacks, is left out of every figure and counted in
+    `no_confidence`. `per_field` lists paths in the order they are first predicted.
+    """
+    if not len(predictions) == len(golds) == len(confidences):
+        raise ValueError(f"{len(predictions)} predictions, {len(golds)} golds, {len(confidences)} confidence maps.")
+    scored: dict[str, list[tuple[float, bool]]] = {}
+    missing: Counter = Counter()
+    for prediction, gold, confidence in zip(predictions, golds, confidences, strict=True):
+        for path, ok in leaf_correctness(prediction, gold, strict):
+            scored.setdefault(path, [])
+            value = (confidence or {}).get(path)
+            if value is None:
+                missing[path] += 1
+            else:
+                scored[path].append((value, ok))
+    return {
+        "overall": _calibrate([pair for pairs in scored.values() for pair in pairs], sum(missing.values())),
+        "per_field": {path: _calibrate(pairs, missing[path]) for path, pairs in scored.items()},
+    }
+
+
+def review_catch(
+    predictions: list[dict[str, Any] | None],
+    golds: list[dict[str, Any]],
+    confidences: list[dict[str, float | None] | None],
+    below: float,
+    strict: bool = False,
+) -> dict[str, Any]:
+    """What a review queue of the records whose min_confidence is below `below` would catch of the wrong fields.
+
+    A record's min_confidence is the lowest confidence among its predicted fields (what `jsontune predict`
+    writes in that column). A record is queued when it is below `below`, or when it has none (no JSON, or no
+    field with a confidence: nothing vouches for it). A wrong field is a predicted leaf that is not correct
+    (`leaf_correctness`); gold leaves a prediction misses are not counted, as no confidence speaks for them.
+    Returns below, records, queued_records, wrong_records (records with a wrong field), caught_records (those
+    of them queued), wrong_fields and caught_fields (those in queued records).
+    """
+    counts = Counter(queued_records=0, wrong_records=0, caught_records=0, wrong_fields=0, caught_fields=0)
+    for prediction, gold, confidence in zip(predictions, golds, confidences, strict=True):
+        marks = leaf_correctness(prediction, gold, strict)
+        known = [c for path, _ in marks if (c := (confidence or {}).get(path)) is not None]
+        queued = not known or min(known) < below
+        wrong = sum(not ok for _, ok in marks)
+        counts["queued_records"] += queued
+        counts["wrong_records"] += wrong > 0
+        counts["caught_records"] += queued and wrong > 0
+        counts["wrong_fields"] += wrong
+        counts["caught_fields"] += wrong if queued else 0
+    return {"below": below, "records": len(golds), **counts}
