@@ -155,6 +155,58 @@ def print_eval_report(result: dict[str, Any]) -> None:
         errors.add_row(kind, str(count))
     for table in (summary, fields, errors):
         console.print(table)
+    if "calibration" in result:
+        print_calibration(result["calibration"])
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def print_calibration(calibration: dict[str, Any]) -> None:
+    """The confidence tables: AUROC and auto-accept coverage per field, the reliability bins, the review catch."""
+    from jsontune.metrics import AUTO_ACCEPT_PRECISIONS
+
+    rows = [("all fields", calibration["overall"]), *calibration["per_field"].items()]
+    table = Table(title="calibration")
+    accept = Table(title="auto-accept")
+    for t, names in [
+        (table, ("fields", "no conf.", "auroc")),
+        (accept, tuple(f"{h}@{p:.0%}" for p in AUTO_ACCEPT_PRECISIONS for h in ("cover", "thr"))),
+    ]:
+        t.add_column("field", no_wrap=True)
+        for name in names:
+            t.add_column(name, justify="right")
+    for path, row in rows:
+        table.add_row(path, str(row["fields"]), str(row["no_confidence"]), _share(row["auroc"]))
+        accepts = [row["auto_accept"][str(p)] for p in AUTO_ACCEPT_PRECISIONS]
+        accept.add_row(path, *(_share(c) for a in accepts for c in (a["coverage"], a["threshold"])))
+    bins = Table(title="reliability (all fields)")
+    for name in ("confidence", "fields", "mean confidence", "share correct"):
+        bins.add_column(name, justify="right")
+    for b in calibration["overall"]["reliability"]:
+        bins.add_row(
+            f"{b['lower']:.1f}-{b['upper']:.1f}",
+            str(b["count"]),
+            _share(b["mean_confidence"]),
+            _share(b["share_correct"]),
+        )
+    for t in (table, accept, bins):
+        console.print(t)
+    console.print(
+        f"no confidence: {calibration['overall']['no_confidence']} fields, left out of AUROC, reliability and cover. "
+        "cover@P: the largest share of fields that confidence >= thr accepts with precision >= P.",
+        highlight=False,
+    )
+    review = calibration.get("review")
+    if review:
+        console.print(
+            f"review below {review['below']}: {review['queued_records']} of {review['records']} records queued; "
+            f"they hold {review['caught_records']} of the {review['wrong_records']} records with a wrong field "
+            f"and {review['caught_fields']} of the {review['wrong_fields']} wrong fields "
+            "(wrong predicted values and made-up keys; missed gold fields are not counted).",
+            highlight=False,
+        )
 
 
 def user_errors(fn: F) -> F:

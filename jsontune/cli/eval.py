@@ -2,6 +2,7 @@
 
 jsontune eval runs/pred.csv --gold data/test.jsonl
 jsontune eval runs/pred.csv --gold data/test.jsonl --json | jq .f1
+jsontune eval runs/pred.csv --gold data/test.jsonl --review-below 0.9   # predictions with confidences
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from jsontune.cli.common import err_console, input_options, print_eval_report, print_load_report
+from jsontune.cli.common import console, err_console, input_options, print_eval_report, print_load_report
 from jsontune.data import InputColumns
 
 
@@ -29,18 +30,29 @@ def eval_cmd(
     strict: Annotated[
         bool, typer.Option(help='Compare values exactly (1500 != 1500.0 != "1500", case and accents count).')
     ] = False,
+    review_below: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="With confidences: how many of the wrong fields a review queue of the records whose "
+            "min_confidence is below this would catch.",
+        ),
+    ] = None,
     columns: InputColumns = InputColumns(),  # the --text-col, ... flags (@input_options)
 ) -> None:
     """Score predictions against gold JSON: field-level precision, recall, F1, exact match, JSON validity.
 
-    A gold record with no prediction counts as invalid JSON and is reported.
+    A gold record with no prediction counts as invalid JSON and is reported. When the predictions carry
+    confidences, also their calibration (AUROC, reliability bins, auto-accept coverage), and a reliability
+    plot written beside PRED as PRED.reliability.png.
     """
     from jsontune.data import load_records
-    from jsontune.evaluation import evaluate, first_ids
+    from jsontune.evaluation import evaluate, first_ids, reliability_png_path, write_reliability_png
 
     loaded = load_records(gold, columns)
     print_load_report(loaded, "skipped gold row")
-    evaluation = evaluate(pred, gold, loaded.records, strict=strict)
+    evaluation = evaluate(pred, gold, loaded.records, strict=strict, review_below=review_below)
     result, missing = evaluation.metrics, evaluation.missing
     if missing:
         err_console.print(
@@ -48,7 +60,12 @@ def eval_cmd(
             "counted as invalid JSON.[/yellow]",
             highlight=False,
         )
+    plot = reliability_png_path(pred) if "calibration" in result else None
+    if plot:
+        write_reliability_png(result["calibration"], plot)
     if json_out:
         print(json.dumps(result))  # plain print: rich would wrap a long line
     else:
         print_eval_report(result)
+    if plot:
+        (err_console if json_out else console).print(f"reliability plot: {plot}", highlight=False, soft_wrap=True)

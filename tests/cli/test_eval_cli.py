@@ -138,3 +138,108 @@ def test_bad_gold_rows_can_be_skipped_and_are_counted(tmp_path, gold_file):
     result = invoke(str(pred), "--gold", str(gold_file), "--skip-bad-rows", "--json")
     assert result.exit_code == 0, result.output
     assert "skipped gold row" in result.output and json.loads(result.stdout.splitlines()[-1])["f1"] == 1.0
+
+
+# Confidences, as `jsontune predict` writes them: per field (correct?) for GOLD above
+#   007: producto 1.0 (yes), cantidad 0.9 (yes), precio_unitario 0.85 (yes)
+#   8:   producto 0.9 (yes), cantidad 0.7 (yes), precio_unitario 0.4 (no: 8 for 7.5)
+#   9:   producto 0.7 (no: "martillos"), cantidad 0.3 (yes), precio_unitario null (yes, repaired)
+#   10:  no JSON
+# 8 fields with a confidence; AUROC: wrong 0.4 is below 5 correct ones, wrong 0.7 below 4 and tied with 1:
+# (5 + 4.5) / (6 * 2) = 19/24. Auto-accept: >= 0.85 takes 4 of 8 fields, all correct; >= 0.7 is 5/6.
+CONFIDENT = {
+    "007": (
+        {"producto": "Tornillo", "cantidad": 100, "precio_unitario": 50},
+        {"producto": 1.0, "cantidad": 0.9, "precio_unitario": 0.85},
+    ),
+    "8": (
+        {"producto": "tuerca", "cantidad": 2, "precio_unitario": 8},
+        {"producto": 0.9, "cantidad": 0.7, "precio_unitario": 0.4},
+    ),
+    "9": (
+        {"producto": "martillos", "cantidad": 1, "precio_unitario": 120},
+        {"producto": 0.7, "cantidad": 0.3, "precio_unitario": None},
+    ),
+    "10": (None, None),
+}
+
+
+def write_confident_csv(path):
+    """The predict CSV with its confidence and min_confidence columns."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "prediction", "valid_json", "raw_output", "confidence", "min_confidence"])
+        for pred_id, (pred, confidence) in CONFIDENT.items():
+            compact = json.dumps(pred, separators=(",", ":")) if pred is not None else ""
+            conf = json.dumps(confidence, separators=(",", ":")) if confidence is not None else ""
+            known = [c for c in (confidence or {}).values() if c is not None]
+            writer.writerow([pred_id, compact, str(pred is not None).lower(), compact, conf, min(known, default="")])
+    return path
+
+
+def test_without_confidences_the_json_is_byte_identical(tmp_path, gold_file):
+    pred = write_pred_csv(tmp_path / "pred.csv", PREDICTIONS)
+    result = invoke(pred, "--gold", gold_file, "--json")
+    expected = score([PREDICTIONS["007"], PREDICTIONS["8"], None, None], [g["target"] for g in GOLD])
+    assert result.stdout == json.dumps({**expected, "missing_predictions": 1}) + "\n"
+    tables = invoke(pred, "--gold", gold_file).stdout
+    assert "calibration" not in tables and "reliability" not in tables
+    assert not (tmp_path / "pred.csv.reliability.png").exists()
+
+
+def test_confidences_add_calibration_and_keep_every_old_key(tmp_path, gold_file):
+    pred = write_confident_csv(tmp_path / "pred.csv")
+    result = invoke(pred, "--gold", gold_file, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    calibration = report.pop("calibration")
+    plain = tmp_path / "plain.csv"
+    write_pred_csv(plain, {i: p for i, (p, _) in CONFIDENT.items()})
+    assert report == json.loads(invoke(plain, "--gold", gold_file, "--json").stdout)
+    assert set(calibration) == {"overall", "per_field"}
+    overall = calibration["overall"]
+    assert (overall["fields"], overall["correct"], overall["no_confidence"]) == (8, 6, 1)
+    assert overall["auroc"] == pytest.approx(19 / 24)
+    assert overall["auto_accept"]["0.95"] == {"threshold": 0.85, "coverage": 0.5, "accepted": 4, "precision": 1.0}
+    assert [b["count"] for b in overall["reliability"]] == [0, 0, 0, 1, 1, 0, 0, 2, 1, 3]
+    assert list(calibration["per_field"]) == ["producto", "cantidad", "precio_unitario"]
+    assert calibration["per_field"]["cantidad"]["auroc"] is None  # all correct: one class
+    png = tmp_path / "pred.csv.reliability.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert f"reliability plot: {png}" in " ".join(result.stderr.split())
+
+
+def test_confidence_tables_and_review_queue(tmp_path, gold_file):
+    pred = write_confident_csv(tmp_path / "pred.csv")
+    result = invoke(pred, "--gold", gold_file, "--review-below", "0.5")
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.stdout.split())
+    for words in (
+        "auroc",
+        "0.7917",
+        "cover@95%",
+        "share correct",
+        "no confidence: 1 fields, left out",
+        "reliability plot:",
+    ):
+        assert words in out
+    # 8 (min 0.4), 9 (min 0.3) and 10 (no JSON) are queued; they hold both wrong fields
+    assert "review below 0.5: 3 of 4 records queued; they hold 2 of the 2 records with a wrong field" in out
+    assert "and 2 of the 2 wrong fields" in out
+    report = json.loads(invoke(pred, "--gold", gold_file, "--review-below", "0.35", "--json").stdout)
+    assert report["calibration"]["review"] == {
+        "below": 0.35,
+        "records": 4,
+        "queued_records": 2,
+        "wrong_records": 2,
+        "caught_records": 1,
+        "wrong_fields": 2,
+        "caught_fields": 1,
+    }
+
+
+def test_review_below_needs_confidences(tmp_path, gold_file):
+    pred = write_pred_csv(tmp_path / "pred.csv", PREDICTIONS)
+    result = invoke(pred, "--gold", gold_file, "--review-below", "0.5")
+    assert result.exit_code == 1 and "has no 'confidence' column" in message(result)
+    assert invoke(pred, "--gold", gold_file, "--review-below", "1.5").exit_code == 2
