@@ -95,8 +95,17 @@ class Prompting:
 class Extractor:
     """An engine with the tokenizer, prompt format and decoding settings it is asked with."""
 
-    def __init__(self, engine: Engine, prompting: Prompting, prompts: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        prompting: Prompting,
+        prompts: list[str] | None = None,
+        identity: dict[str, Any] | None = None,
+    ) -> None:
         self.engine, self.prompting = engine, prompting
+        # What makes the predictions, for a resume sidecar: the model (and adapter) and the engine, not where
+        # it runs (a restarted server on another address is the same model).
+        self.identity = identity or {"engine": engine.name}
         self.tokenizer, self.fmt, self.params = prompting.tokenizer, prompting.fmt, prompting.params
         self.schema = prompting.schema  # what outputs are checked against (and, when guided, decoded under)
         self.notes = list(prompting.notes)
@@ -137,7 +146,8 @@ class Extractor:
         if fit is not None and kind == "vllm":
             lengths = token_lengths(prompting.tokenizer, prompts)
             settings = fit_context(settings, fit, lengths, prompting.params.max_new_tokens)
-        return cls(build_engine(kind, str(model), settings, lora=lora, ray=ray), prompting, prompts)
+        identity = {"model": str(model), "lora": lora, "engine": kind}
+        return cls(build_engine(kind, str(model), settings, lora=lora, ray=ray), prompting, prompts, identity)
 
     @classmethod
     def connect(
@@ -167,7 +177,10 @@ class Extractor:
         prompting = Prompting.resolve(folder, guided_json=guided, schema=schema, params=params, schema_required=False)
         engine = ServerEngine(url, prompting.tokenizer, name, client)
         engine.settings.update(prompt_format_from=folder, guided=prompting.params.json_schema is not None)
-        return cls(engine, prompting)
+        # The URL is where the model is, not what it is: a resume against another address serving the same
+        # checkpoint in the same prompt format continues (the decoding and schema are compared as well).
+        identity = {"engine": "server", "model": name, "served_from": root, "prompt_format": prompting.fmt.to_dict()}
+        return cls(engine, prompting, identity=identity)
 
     def prompts(self, texts: list[str]) -> list[str]:
         """The exact strings the engine is given: the chat template, thinking off, in the trained format."""

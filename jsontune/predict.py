@@ -113,9 +113,10 @@ def _start_partial(partial: Path, records: list[Record], settings: dict[str, Any
     saved = header.get("settings", {})
     changed = sorted(k for k in {**saved, **settings} if saved.get(k) != settings.get(k))
     if changed:
+        differences = "; ".join(f"{k} {_short(saved.get(k))} then, {_short(settings.get(k))} now" for k in changed[:3])
         raise JsontuneError(
-            f"{partial} was started with a different {', '.join(changed)}; resume with the same settings, "
-            "or delete it to start over."
+            f"{partial} was started with a different {', '.join(changed)} ({differences}); resume with the same "
+            "settings, or delete it to start over."
         )
     known = {r.id for r in records}
     strangers = [row["id"] for row in rows if row["id"] not in known]
@@ -126,6 +127,11 @@ def _start_partial(partial: Path, records: list[Record], settings: dict[str, Any
         )
     write_jsonl_atomic(partial, [header, *rows])
     return {row["id"]: row for row in rows}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _append(f: Any, rows: list[dict[str, Any]]) -> None:
@@ -283,8 +289,7 @@ def predict(
         fit=loaded,
     )
     with extractor:
-        identity = {"model": str(model), "lora": str(lora) if lora else None, "engine": engine}
-        return predict_with(extractor, loaded, out, identity, chunk_size=chunk_size, resume=resume, progress=progress)
+        return predict_with(extractor, loaded, out, chunk_size=chunk_size, resume=resume, progress=progress)
 
 
 def check_out(out: str | Path, chunk_size: int | None) -> None:
@@ -300,15 +305,14 @@ def predict_with(
     extractor: Extractor,
     loaded: LoadResult,
     out: str | Path,
-    identity: dict[str, Any],
     *,
     chunk_size: int | None = None,
     resume: bool = False,
     progress: ProgressFn | None = None,
 ) -> PredictSummary:
     """Predict every record of `loaded` with `extractor` (`run_predictions`), a chunk of the engine's size at
-    a time unless `chunk_size` says otherwise. `identity` (what model, on what) goes in the resume sidecar:
-    --resume refuses to mix runs."""
+    a time unless `chunk_size` says otherwise. The extractor's identity (what model, on what engine) and the
+    decoding go in the resume sidecar: --resume refuses to mix runs."""
     records = loaded.records
     prompts = extractor.fitted_prompts or extractor.prompts([r.text for r in records])
     summary = run_predictions(
@@ -320,7 +324,7 @@ def predict_with(
         chunk_size=chunk_size or extractor.engine.chunk_size(len(records)),
         resume=resume,
         progress=progress,
-        settings=identity,
+        settings=extractor.identity,
         schema=extractor.schema,
     )
     summary.skipped, summary.notes = loaded.skipped, extractor.notes

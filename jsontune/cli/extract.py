@@ -70,15 +70,12 @@ def _extract_file(extractor, input, out, resume, chunk_size, columns) -> None:
     bar = Progress(
         "extract", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console, transient=True
     )
-    engine = extractor.engine
-    identity = {"url": engine.url, "model": engine.model_name, "engine": "server"}
     with bar:
         task = bar.add_task("extract", total=len(loaded.records))
         summary = predict_with(
             extractor,
             loaded,
             out,
-            identity,
             chunk_size=chunk_size,
             resume=resume,
             progress=lambda done, total: bar.update(task, completed=done, total=total),

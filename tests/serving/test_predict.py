@@ -237,3 +237,27 @@ def test_an_engine_failing_in_mid_run_says_what_is_saved_and_how_to_go_on(record
         _run(records, out, engine=FailsSecondChunk(), chunk_size=3)
     summary = _run(records, out, resume=True, chunk_size=3)
     assert summary.generated == len(records) - 3
+
+
+def test_resume_names_what_changed(records, tmp_path):
+    """A sidecar records what made the rows (for a server: the model and checkpoint, not its URL)."""
+    out = tmp_path / "pred.csv"
+
+    class Stop(ScriptedEngine):
+        def generate(self, prompts, params, progress=None):
+            raise JsontuneError("stopped")
+
+    made_by = {"engine": "server", "model": "merged", "served_from": "/runs/merged", "prompt_format": {"v": 1}}
+    with pytest.raises(JsontuneError, match="stopped"):
+        run_predictions(Stop(), records, [r.text for r in records], out, PARAMS, settings=made_by)
+    elsewhere = {**made_by, "served_from": "/runs/other"}
+    with pytest.raises(
+        JsontuneError, match=r"different served_from \(served_from \"/runs/merged\" then, \"/runs/other\" now\)"
+    ):
+        run_predictions(
+            ScriptedEngine(), records, [r.text for r in records], out, PARAMS, settings=elsewhere, resume=True
+        )
+    summary = run_predictions(
+        ScriptedEngine(), records, [r.text for r in records], out, PARAMS, settings=made_by, resume=True
+    )
+    assert summary.rows == len(records)

@@ -33,8 +33,15 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(merged_run, tmp_path_factory):
-    """(url, the `jsontune serve` process) once it says it is serving."""
-    folder = tmp_path_factory.mktemp("serve")
+    """(url, the `jsontune serve` process, its output) once it says it is serving."""
+    url, process, log = _serve(merged_run, tmp_path_factory.mktemp("serve"))
+    yield url, process, log
+    if process.poll() is None:
+        process.kill()
+
+
+def _serve(merged_run, folder):
+    """`jsontune serve` in its own process, on a free port: (url, process, its output) once it serves."""
     port = _free_port()
     args = ["serve", str(merged_run), "--port", str(port), "--api-key", KEY, "--dtype", "float32"]
     log = folder / "serve.out"
@@ -47,9 +54,7 @@ def server(merged_run, tmp_path_factory):
     while "Ctrl-C stops" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)
     assert "Ctrl-C stops" in log.read_text(), log.read_text()[-2000:]
-    yield f"http://127.0.0.1:{port}", process, log
-    if process.poll() is None:
-        process.kill()
+    return f"http://127.0.0.1:{port}", process, log
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +126,51 @@ def test_a_dead_server_or_a_wrong_key_is_one_sentence_and_the_csv_is_untouched(
     assert result.exit_code == 1
     assert says in " ".join(result.output.split()) and "Traceback" not in result.output
     assert out.read_bytes() == before and not (tmp_path / "pred.csv.partial.jsonl").exists()
+
+
+def test_resume_follows_the_model_to_a_restarted_server_which_dies_with_its_supervisor(
+    server, merged_run, orders, tmp_path, monkeypatch
+):
+    """An extract interrupted on one server resumes on the same model served at another port; then that
+    second `jsontune serve` is SIGKILLed (no handler of it runs) and nothing of its server is left."""
+    from jsontune.predict import partial_path
+    from jsontune.serving import client
+
+    args = ["extract", "--api-key", KEY, "--input", str(orders), "--model", str(merged_run), "--chunk-size", "4"]
+    args += ["--max-new-tokens", "24"]
+    full, out = tmp_path / "full.csv", tmp_path / "pred.csv"
+    assert runner.invoke(app, [*args, "--url", server[0], "--out", str(full)]).exit_code == 0
+    original, calls = client.ServerEngine._one, []
+
+    def interrupted(self, prompt, params):
+        calls.append(prompt)
+        if len(calls) > 10:
+            raise KeyboardInterrupt  # Ctrl-C in mid-run
+        return original(self, prompt, params)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(client.ServerEngine, "_one", interrupted)
+        result = runner.invoke(app, [*args, "--url", server[0], "--out", str(out), "--concurrency", "1"])
+    assert result.exit_code == 130, result.output
+    saved = len(partial_path(out).read_text().splitlines()) - 1
+    assert 0 < saved < 40
+
+    url, process, _ = _serve(merged_run, tmp_path / "second")
+    family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    try:
+        assert url != server[0]
+        result = runner.invoke(app, [*args, "--url", url, "--out", str(out), "--resume"])
+        assert result.exit_code == 0, result.output
+        assert out.read_bytes() == full.read_bytes()
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    deadline = time.monotonic() + 60
+    while _alive(family) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(family), "the server outlived its SIGKILLed supervisor"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", int(url.rsplit(":", 1)[1])))  # the port is free again
 
 
 def test_stopping_the_server_leaves_no_process(server):
