@@ -12,7 +12,7 @@ import torch
 
 from jsontune.device import dtype_name
 from jsontune.errors import JsontuneError
-from jsontune.serving.base import Batches, Generation, GenerationParams, Progress, chunked
+from jsontune.serving.base import Batches, Generation, GenerationParams, Progress, chunked, decode_output
 from jsontune.serving.settings import HF, EngineSettings
 
 CHUNK_SIZE = 256  # rows a predict job saves at once: HF works batch by batch, and reports each
@@ -113,7 +113,7 @@ class HFEngine:
         # After a row's end-of-sequence token, generate fills it with padding until the batch ends.
         end = next((i + 1 for i, t in enumerate(tokens) if t in self.eos_ids), None)
         kept = tokens[:end] if end else tokens
-        text = self.tokenizer.decode(kept, skip_special_tokens=True)
+        text = decode_output(self.tokenizer, kept, stopped=bool(end))
         return Generation(text, prompt_tokens, len(kept), "stop" if end else "length", tuple(kept))
 
     def stream(

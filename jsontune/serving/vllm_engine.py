@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from jsontune.errors import JsontuneError
-from jsontune.serving.base import Batches, Generation, GenerationParams, Progress, chunked
+from jsontune.serving.base import Batches, Generation, GenerationParams, Progress, chunked, decode_output
 from jsontune.serving.settings import VLLM, EngineSettings
 
 CHUNK_SIZE = 4096  # rows a predict job saves at once: vLLM batches a whole chunk in one call
@@ -67,8 +67,8 @@ class VLLMEngine:
             max_tokens=params.max_new_tokens,
             min_tokens=params.min_new_tokens,
             ignore_eos=params.ignore_eos,
-            skip_special_tokens=True,
             structured_outputs=guided,
+            detokenize=False,  # the text is decoded from the token ids, as for every engine (`decode_output`)
         )
         try:
             outputs = self.llm.generate(
@@ -82,7 +82,8 @@ class VLLMEngine:
         except Exception as e:  # e.g. its engine process died (out of memory, killed): one sentence, not vLLM's trace
             message = " ".join(str(e).split())[:300] or "no message"
             raise JsontuneError(f"vLLM failed while generating ({type(e).__name__}: {message}).") from None
-        return [_generation(output) for output in outputs]
+        tokenizer = self.llm.get_tokenizer()
+        return [_generation(output, tokenizer) for output in outputs]
 
     def stream(
         self, prompts: list[str], params: GenerationParams, chunk_size: int, progress: Progress | None = None
@@ -297,13 +298,14 @@ def _output_copy(lines: list[str], keep: int = 200) -> Iterator[None]:
             os.close(saved)
 
 
-def _generation(output: Any) -> Generation:
+def _generation(output: Any, tokenizer: Any) -> Generation:
     completion = output.outputs[0]
+    finish_reason = completion.finish_reason or "length"
     return Generation(
-        text=completion.text,
+        text=decode_output(tokenizer, completion.token_ids, stopped=finish_reason == "stop"),
         prompt_tokens=len(output.prompt_token_ids),
         output_tokens=len(completion.token_ids),
-        finish_reason=completion.finish_reason or "length",
+        finish_reason=finish_reason,
         token_ids=tuple(completion.token_ids),
     )
 

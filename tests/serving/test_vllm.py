@@ -202,17 +202,6 @@ def test_guided_json_always_parses_and_fits_the_schema(vllm_engine, merged_run, 
     assert all(validator.is_valid(v) for v in values)
 
 
-@pytest.fixture(scope="module")
-def barely_trained(trained_run, tmp_path_factory):
-    """`trained_run` (6 steps: it still writes noise, control characters included, inside its strings) merged
-    into one float32 checkpoint for vLLM; its manifest names the training data the schema is inferred from."""
-    from jsontune.training.merge import merge
-
-    out = tmp_path_factory.mktemp("merged") / "barely"
-    merge(trained_run[0], out)
-    return out
-
-
 ODD_ORDERS = [
     "necesito\tcosas: 3 de eso y 2 de lo otro, luego vemos el precio",
     "¿Me mandan 1.000.000 de tornillos a 0,0001 € c/u? Gracias!!!",
@@ -424,3 +413,61 @@ def test_an_engine_that_dies_while_generating_is_one_sentence():
     engine.llm, engine.lora_request = DeadLLM(), None
     with pytest.raises(JsontuneError, match=r"^vLLM failed while generating \(RuntimeError: EngineCore encountered"):
         engine.generate(["x"], PARAMS)
+
+
+def _ends_inside_a_character(tokenizer, ids) -> bool:
+    """Whether the bytes of `ids` (a byte-level BPE's tokens; special ones, and ids past the vocabulary that a model
+    with a padded embedding may write, have none) end with the first bytes of a multi-byte character: an
+    incremental UTF-8 decoder still holds them when the input runs out."""
+    import codecs
+
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    byte = {c: b for b, c in bytes_to_unicode().items()}
+    tokens = tokenizer.convert_ids_to_tokens([i for i in ids if i not in tokenizer.all_special_ids])
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    decoder.decode(bytes(byte[c] for token in tokens for c in token or ""))
+    pending, _ = decoder.getstate()
+    return bool(pending)
+
+
+@pytest.mark.vllm
+def test_predict_writes_the_same_raw_output_on_hf_and_vllm(barely_trained, synth_dir, tmp_path):
+    """`jsontune predict --engine hf` and `--engine vllm` (float32, so the same tokens on a CPU) write the same
+    raw_output on every row, also where the 6-step model's output ends inside a multi-byte character or in a stray
+    byte: both decode the token ids with `decode_output`. Each engine's own decoding differed there (HF wrote a
+    last U+FFFD that vLLM's detokenizer held back): on 3 of these 20 rows, one of them cut inside a character."""
+    import csv
+
+    from typer.testing import CliRunner
+
+    from jsontune.cli.app import app
+    from jsontune.data import load_records
+    from jsontune.manifest import read_prompt_format
+    from jsontune.serving.hf_engine import HFEngine
+
+    source, max_new_tokens = synth_dir / "test.jsonl", 21  # 21 tokens leave 3 of these outputs ending in U+FFFD
+    raw = {}
+    for engine in ("hf", "vllm"):
+        out = tmp_path / f"{engine}.csv"
+        args = ["predict", "--model", str(barely_trained), "--input", str(source), "--out", str(out)]
+        args += ["--engine", engine, "--max-new-tokens", str(max_new_tokens), "--dtype", "float32"]
+        result = CliRunner().invoke(app, [*args, "--gpu-memory-utilization", "0.3"] if engine == "vllm" else args)
+        assert result.exit_code == 0, result.output
+        with out.open(encoding="utf-8", newline="") as f:
+            raw[engine] = [row["raw_output"] for row in csv.DictReader(f)]
+
+    tokenizer = load_tokenizer(barely_trained)
+    texts = [r.text for r in load_records(source).records]
+    prompts = render_prompts(tokenizer, texts, read_prompt_format(barely_trained))
+    engine = HFEngine.load(str(barely_trained))  # the same greedy float32 tokens, to see where outputs were cut
+    try:
+        generations = engine.generate(prompts, GenerationParams(max_new_tokens=max_new_tokens))
+    finally:
+        engine.close()
+    cut = [i for i, g in enumerate(generations) if _ends_inside_a_character(tokenizer, g.token_ids)]
+    differ = [i for i, (a, b) in enumerate(zip(raw["hf"], raw["vllm"], strict=True)) if a != b]
+    print(f"\npredict hf vs vllm, {len(texts)} rows: {len(cut)} cut inside a character, {len(differ)} differ")
+    assert cut, "no output ends inside a multi-byte character: the comparison would prove nothing"
+    assert raw["hf"] == raw["vllm"], [(i, raw["hf"][i], raw["vllm"][i]) for i in differ]
+    assert not any(text.endswith("\ufffd") for text in raw["hf"])
