@@ -69,6 +69,11 @@ def decode_output(tokenizer: Any, token_ids: Sequence[int], *, stopped: bool = F
     return text
 
 
+def generation_from_dict(values: dict[str, Any]) -> Generation:
+    """A Generation from its `asdict` (a Ray replica's JSON): the sequences become tuples again."""
+    return Generation(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
 Batches = Iterator[list[tuple[int, Generation]]]
 """A stream's output: batches of (position in the prompts, generation), in whatever order they finish."""
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jsontune.errors import JsontuneError
-from jsontune.serving.base import Batches, Generation, GenerationParams, Progress, in_order
+from jsontune.serving.base import Batches, Generation, GenerationParams, Progress, decode_output, in_order
 
 CHUNK_SIZE = 256  # rows a job saves at once
 
@@ -104,12 +104,15 @@ class ServerEngine:
         )
         choice = answer.choices[0]
         token_ids = tuple((choice.model_extra or {}).get("token_ids") or ())
+        stopped = choice.finish_reason != "length"
         usage = answer.usage
         return Generation(
-            choice.text or "",
+            # The one decoding of every engine, from the ids the server generated (its own text where it sent
+            # none: a server that does not know return_token_ids).
+            decode_output(self.tokenizer, token_ids, stopped=stopped) if token_ids else choice.text or "",
             usage.prompt_tokens if usage else 0,
             usage.completion_tokens if usage else len(token_ids),
-            "length" if choice.finish_reason == "length" else "stop",
+            "stop" if stopped else "length",
             token_ids,
         )
 

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from jsontune.errors import JsontuneError
-from jsontune.serving.base import Batches, Generation, GenerationParams, Progress, in_order
+from jsontune.serving.base import Batches, Generation, GenerationParams, Progress, generation_from_dict, in_order
 from jsontune.serving.settings import EngineSettings
 
 LOCAL = "local"  # Ray's own address for "start a Ray on this machine", which `--ray` alone means
@@ -196,18 +196,17 @@ class _Replica:
             settings[0], self.first = json.dumps(self.engine.settings), False
         return {
             "index": [int(i) for i in batch["index"]],
-            "text": [g.text for g in generations],
-            "prompt_tokens": [g.prompt_tokens for g in generations],
-            "output_tokens": [g.output_tokens for g in generations],
-            "finish_reason": [g.finish_reason for g in generations],
+            # Each Generation whole, as one JSON string: its token ids (and their log-probs) are lists of a
+            # different length on every row, which a numpy batch would not keep as they are.
+            "generation": [json.dumps(asdict(g)) for g in generations],
             "settings": settings,
         }
 
 
 def _generations(batch: dict[str, Any]) -> list[tuple[int, Generation]]:
-    names = ("index", "text", "prompt_tokens", "output_tokens", "finish_reason")
-    columns = zip(*(batch[name] for name in names), strict=True)
-    return [(int(i), Generation(str(t), int(p), int(o), str(f))) for i, t, p, o, f in columns]
+    return [
+        (int(i), generation_from_dict(json.loads(g))) for i, g in zip(batch["index"], batch["generation"], strict=True)
+    ]
 
 
 def connect(address: str) -> bool:

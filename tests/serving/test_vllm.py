@@ -20,8 +20,9 @@ import pytest
 from jsontune.errors import JsontuneError
 from jsontune.modeling import load_tokenizer
 from jsontune.prompts import render_prompts
-from jsontune.serving.base import GenerationParams
+from jsontune.serving.base import GenerationParams, chunked
 from jsontune.serving.registry import make_engine
+from jsontune.serving.settings import EngineSettings
 from jsontune.serving.vllm_engine import _max_lora_rank, progress_bar, startup_error
 
 PARAMS = GenerationParams(max_new_tokens=16)
@@ -71,7 +72,7 @@ def test_lora_in_float32_is_refused_before_vllm_loads(tmp_path, dtype):
 
     (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 8}))
     with pytest.raises(JsontuneError, match="bfloat16 or float16 only"):
-        VLLMEngine("any-model", lora=str(tmp_path), dtype=dtype)
+        VLLMEngine("any-model", EngineSettings(dtype=dtype), lora=str(tmp_path))
 
 
 # Start-up errors that jsontune catches before vLLM starts, each one sentence (these start no engine).
@@ -91,7 +92,7 @@ def test_lora_in_float32_is_refused_before_vllm_loads(tmp_path, dtype):
 )
 def test_start_up_problems_are_one_sentence_before_vllm_starts(tiny_model, options, says):
     with pytest.raises(JsontuneError, match=says):
-        make_engine("vllm", str(tiny_model), **options)
+        make_engine("vllm", str(tiny_model), EngineSettings(**options))
 
 
 def test_a_dead_engine_process_is_named_by_its_root_cause():
@@ -146,10 +147,10 @@ def _agreement(a, b) -> float:
     return sum(x.token_ids == y.token_ids for x, y in zip(a, b, strict=True)) / len(a)
 
 
-def _generate(engine_name, model, prompts, params=PARAMS, **options):
+def _generate(engine_name, model, prompts, params=PARAMS, lora=None, **options):
     if engine_name == "vllm":  # on a GPU, beside the session's engine
         options.setdefault("gpu_memory_utilization", 0.3)
-    engine = make_engine(engine_name, str(model), **options)
+    engine = make_engine(engine_name, str(model), EngineSettings(**options), lora=lora)
     try:
         return engine.generate(prompts, params)
     finally:
@@ -235,7 +236,9 @@ def test_guided_output_is_strict_json_on_a_barely_trained_model(barely_trained, 
     schema = guided_json_schema(None, [str(barely_trained)])
     # Characters, not tokens, bound an answer: a token of a multi-byte character may be one byte of it.
     params = GenerationParams(max_new_tokens=4 * longest_output(schema), json_schema=schema)
-    engine = make_engine("vllm", str(barely_trained), dtype="float32", max_model_len=1024, gpu_memory_utilization=0.3)
+    engine = make_engine(
+        "vllm", str(barely_trained), EngineSettings(dtype="float32", max_model_len=1024, gpu_memory_utilization=0.3)
+    )
     try:
         summary = run_predictions(engine, records, prompts, tmp_path / "pred.csv", params)
     finally:
@@ -282,6 +285,12 @@ class _Counting:
     def generate(self, prompts, params, progress=None):
         self.asked += prompts
         return self.engine.generate(prompts, params, progress)
+
+    def stream(self, prompts, params, chunk_size, progress=None):
+        return chunked(self, prompts, params, chunk_size, progress)
+
+    def chunk_size(self, rows):
+        return self.engine.chunk_size(rows)
 
     def reset_cache(self):
         self.engine.reset_cache()
