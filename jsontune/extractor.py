@@ -41,7 +41,15 @@ class Extraction:
 
     @property
     def valid_json(self) -> bool:
-        return self.prediction is not None
+        """The output is strict JSON as written: what a client's plain `json.loads` reads (`parsing.valid_json`)."""
+        from jsontune.parsing import find_json, valid_json
+
+        return valid_json(find_json(self.raw_output))
+
+    @property
+    def repaired(self) -> bool:
+        """The prediction could be read only after repair, so the output is not valid JSON."""
+        return self.prediction is not None and not self.valid_json
 
 
 @dataclass(frozen=True)

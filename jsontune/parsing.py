@@ -11,6 +11,11 @@ way nanochat's `tasks/gsm8k.py` extracts an answer:
 `find_json` also says where the object was read from: its JSON text, the index in the generation of each
 of that text's characters, and whether only json_repair could read it (what `jsontune.confidence` needs
 to trace a value back to the tokens that wrote it).
+
+Valid JSON means strict JSON (RFC 8259), what a client's plain `json.loads` reads: `valid_json` is true
+where the object was read as the model wrote it (the whole answer, or a `{…}` span of it), and false where
+it was only repaired (single quotes, a trailing comma, a raw control character inside a string, a missing
+end) or where there is none.
 """
 
 from __future__ import annotations
@@ -151,13 +156,18 @@ def find_json(text: str | None) -> Found | None:
         obj = _loads(body[start:end])
         if isinstance(obj, dict):
             return Found(obj, body[start:end], tuple(at[start:end]), repaired=False)
-    # Nothing parses as it stands: repair single quotes, trailing commas, unquoted keys and the
-    # missing end of a truncated object. An empty repair means nothing was recovered.
+    # Nothing parses as it stands: repair single quotes, trailing commas, unquoted keys, raw control characters
+    # inside strings and the missing end of a truncated object. An empty repair means nothing was recovered.
     for start, end in spans:
         repaired = json_repair.loads(body[start:end])
         if isinstance(repaired, dict) and repaired:
             return Found(repaired, body[start:end], tuple(at[start:end]), repaired=True)
     return None
+
+
+def valid_json(found: Found | None) -> bool:
+    """Whether `find_json` found an object that is strict JSON as the model wrote it (not repaired)."""
+    return found is not None and not found.repaired
 
 
 def extract_json(text: str | None) -> dict[str, Any] | None:

@@ -41,7 +41,9 @@ def test_extract_gives_what_predict_writes_on_hf(merged_run, test_orders, tmp_pa
     assert extractor.engine.__dict__.get("model") is None  # closed on leaving the block: the model is freed
     assert [e.id for e in extractions] == [r.id for r in records]
     assert all(isinstance(e, Extraction) and e.output_tokens > 0 for e in extractions)
-    assert [e.valid_json for e in extractions] == [p is not None for p in _predicted(out)]
+    assert [e.valid_json for e in extractions] == [row["valid_json"] == "true" for row in _rows(out)]
+    repaired = [row["prediction"] != "" and row["valid_json"] == "false" for row in _rows(out)]
+    assert [e.repaired for e in extractions] == repaired
 
 
 def test_a_lora_adapter_is_served_as_predict_serves_it(tiny_model, trained_run, test_orders, tmp_path):
@@ -54,9 +56,13 @@ def test_a_lora_adapter_is_served_as_predict_serves_it(tiny_model, trained_run, 
         assert [e.raw_output for e in extractor.extract_records(texts)] == _raw(out)
 
 
-def _raw(out) -> list[str]:
+def _rows(out) -> list[dict[str, str]]:
     with open(out, encoding="utf-8", newline="") as f:
-        return [row["raw_output"] for row in csv.DictReader(f)]
+        return list(csv.DictReader(f))
+
+
+def _raw(out) -> list[str]:
+    return [row["raw_output"] for row in _rows(out)]
 
 
 def test_refusals_are_sentences(merged_run, tmp_path):
@@ -90,4 +96,6 @@ def test_extract_gives_what_predict_writes_on_vllm(vllm_engine, merged_run, test
     with Extractor.load(merged_run, engine="vllm", guided_json=True, params=params, settings=settings) as ex:
         extractions = ex.extract_records(texts)
     assert [e.raw_output for e in extractions] == _raw(out)
-    assert all(e.valid_json for e in extractions)
+    # Guided outputs are strict JSON; one cut by --max-new-tokens 24 holds its object only after repair.
+    assert all(e.valid_json for e in extractions if e.finish_reason == "stop")
+    assert all(e.valid_json or e.repaired for e in extractions) and any(e.valid_json for e in extractions)

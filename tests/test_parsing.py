@@ -1,6 +1,8 @@
+import json
+
 import pytest
 
-from jsontune.parsing import extract_json, find_json, has_thinking, strip_thinking
+from jsontune.parsing import extract_json, find_json, has_thinking, strip_thinking, valid_json
 
 ORDER = {"producto": "A", "cantidad": 100, "precio_unitario": 50}
 ORDER_JSON = '{"producto": "A", "cantidad": 100, "precio_unitario": 50}'
@@ -107,3 +109,52 @@ def test_find_json_marks_a_repaired_object():
     found = find_json("Respuesta: {'producto': 'A', 'cantidad': 100} fin")
     assert found.repaired and found.value == {"producto": "A", "cantidad": 100}
     assert found.source == "{'producto': 'A', 'cantidad': 100}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ORDER_JSON,
+        f"<think>\n\n</think>\n\n```json\n{ORDER_JSON}\n```",
+        f"Claro, aquí tienes el JSON:\n{ORDER_JSON}\nEspero que te sirva.",
+        f'{ORDER_JSON}\n{{"producto": "B",',
+        '{"producto": "A\\u0007B\\tC", "cantidad": 100, "precio_unitario": 50}',
+    ],
+    ids=["plain", "think+fence", "prose", "then-a-cut-one", "escaped-control-characters"],
+)
+def test_an_object_json_loads_reads_as_written_is_valid_json(text):
+    found = find_json(text)
+    assert valid_json(found) and not found.repaired
+    assert found.value["cantidad"] == 100
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"producto": "A", "cantidad": 100, "precio_unitario": 5',
+        "{'producto': 'A', 'cantidad': 100, 'precio_unitario': 50}",
+        '{"producto": "A", "cantidad": 100, "precio_unitario": 50,}',
+        '{producto: "A", cantidad: 100, precio_unitario: 50}',
+    ],
+    ids=["truncated", "single-quotes", "trailing-comma", "unquoted-keys"],
+)
+def test_a_repaired_object_is_not_valid_json(text):
+    found = find_json(text)
+    assert found.repaired and not valid_json(found)
+    assert extract_json(text) == found.value and found.value["cantidad"] == 100  # the object is still given
+
+
+@pytest.mark.parametrize("control", ["\x00", "\x07", "\x11", "\n", "\t", "\x1f"])
+def test_a_raw_control_character_inside_a_string_is_not_valid_json(control):
+    """What a guided model under xgrammar's maxLength wrote: json.loads refuses it, so it is only repaired."""
+    text = f'{{"producto": "to{control}rnillo", "cantidad": 100, "precio_unitario": 50}}'
+    with pytest.raises(ValueError):
+        json.loads(text)
+    for generation in (text, f"Claro: {text} listo"):
+        found = find_json(generation)
+        assert found.repaired and not valid_json(found) and found.value["cantidad"] == 100
+
+
+@pytest.mark.parametrize("text", ["", None, "no hay JSON aquí", "[1, 2, 3]", "{", "<think>{"])
+def test_no_object_is_not_valid_json(text):
+    assert find_json(text) is None and not valid_json(None)

@@ -80,5 +80,5 @@ def _extract_file(extractor, input, out, resume, chunk_size, columns) -> None:
             resume=resume,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    rate = f"{summary.valid_json_rate:.1%}"
-    console.print(f"wrote {summary.out}: {summary.rows} rows, valid JSON {rate}, {summary.examples_per_s:.1f} rows/s")
+    rates = f"valid JSON {summary.valid_json_rate:.1%}, repaired {summary.repaired_rate:.1%}"
+    console.print(f"wrote {summary.out}: {summary.rows} rows, {rates}, {summary.examples_per_s:.1f} rows/s")

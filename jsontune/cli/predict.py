@@ -64,15 +64,20 @@ def _print_summary(summary: PredictSummary) -> None:
 
     from jsontune.predict import manifest_path
 
-    table = Table(title=f"predict{' --guided-json' if summary.guided else ''} → {summary.out}")
-    columns = ("engine", "rows", "valid JSON", "schema-valid", "cut", "examples/s", "tokens/s")
+    table = Table(
+        title=f"predict on {summary.engine}{' --guided-json' if summary.guided else ''} → {summary.out}",
+        caption="valid JSON: strict, as json.loads reads it; repaired: JSON only after repair (kept as the "
+        "prediction, with valid_json false)",
+    )
+    # The engine is in the title: 80 columns hold the rest with no header cut short.
+    columns = ("rows", "valid JSON", "repaired", "schema-valid", "cut", "examples/s", "tokens/s")
     for name in columns:
         table.add_column(name, justify="right")
     schema_valid = "—" if summary.schema_valid_rate is None else f"{summary.schema_valid_rate:.1%}"
     table.add_row(
-        summary.engine,
         str(summary.rows),
         f"{summary.valid_json_rate:.1%}",
+        f"{summary.repaired_rate:.1%}",
         schema_valid,
         str(summary.cut_by_length),
         f"{summary.examples_per_s:.2f}",

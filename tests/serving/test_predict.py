@@ -18,7 +18,7 @@ ANSWERS = {
     "b": 'Claro:\n```json\n{"producto": "B",\n "precio_unitario": 12.5}\n```',
     "c": "no sé, lo siento",
     "d": '<think>\nhmm, "comillas", y comas\n</think>\n{"cantidad": 7}',
-    "e": '{"producto": "E", "cantidad": 3',  # cut off by max_new_tokens: repaired
+    "e": '{"producto": "E", "cantidad": 3',  # cut off by max_new_tokens: repaired, so not valid JSON
     "f": "[1, 2]",
     "g": "",
 }
@@ -85,12 +85,12 @@ def test_csv_contract(records, tmp_path):
     assert by_key["b"][1:3] == ['{"producto":"B","precio_unitario":12.5}', "true"]
     assert by_key["c"][1:3] == ["", "false"]
     assert by_key["d"][1:3] == ['{"cantidad":7}', "true"]
-    assert by_key["e"][1:3] == ['{"producto":"E","cantidad":3}', "true"]
+    assert by_key["e"][1:3] == ['{"producto":"E","cantidad":3}', "false"]  # the repaired object is kept
     assert by_key["f"][1:3] == ["", "false"]  # valid JSON, but not an object
     assert by_key["g"][1:3] == ["", "false"]
     assert [row[3] for row in rows] == list(ANSWERS.values())  # raw output survives newlines and quotes
     assert (summary.rows, summary.generated, summary.thinking_leaks) == (7, 7, 1)
-    assert summary.valid_json_rate == pytest.approx(4 / 7)
+    assert summary.valid_json_rate == pytest.approx(3 / 7) and summary.repaired_rate == pytest.approx(1 / 7)
     assert summary.output_tokens == sum(len(a) for a in ANSWERS.values())
     assert summary.engine == "scripted"
     assert not partial_path(out).exists()
@@ -190,6 +190,21 @@ def test_the_manifest_records_rates_cut_rows_and_the_engines_settings(records, t
     made = json.loads(manifest_path(out).read_text())
     assert made["kind"] == "predictions" and made["model"] == "m" and made["engine_settings"] == {"device": "test"}
     assert made["cut_by_length"] == 1 and made["schema"] == schema and made["rows"] == 7 and made["versions"]
+    assert made["valid_json_rate"] == pytest.approx(3 / 7) and made["repaired_rate"] == pytest.approx(1 / 7)
+
+
+def test_valid_json_is_strict_and_a_repaired_object_is_kept_with_false(tmp_path, monkeypatch):
+    """The CSV rule: valid_json "true" only where json.loads reads the object as written; a repaired one (here a
+    raw control character inside a string, as xgrammar's maxLength let through) is the prediction, with false."""
+    monkeypatch.setitem(ANSWERS, "h", '{"producto": "H\x07", "cantidad": 1}')
+    records = [Record(id=f"id-{key}", text=key) for key in "ahc"]
+    summary = _run(records, tmp_path / "pred.csv")
+    rows = {row[0]: row for row in _read(tmp_path / "pred.csv")[1:]}
+    assert rows["id-a"][1:3] == ['{"producto":"A","cantidad":100}', "true"]
+    assert rows["id-h"][1:] == ['{"producto":"H\\u0007","cantidad":1}', "false", ANSWERS["h"]]
+    assert json.loads(rows["id-h"][1]) == {"producto": "H\x07", "cantidad": 1}  # the prediction itself is strict
+    assert rows["id-c"][1:3] == ["", "false"]
+    assert (summary.valid_json_rate, summary.repaired_rate) == (pytest.approx(1 / 3), pytest.approx(1 / 3))
 
 
 def test_vllm_context_is_the_longest_prompt_plus_new_tokens_or_the_row_that_does_not_fit(tmp_path):

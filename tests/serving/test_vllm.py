@@ -183,7 +183,7 @@ def test_vllm_greedy_equals_hf_greedy(vllm_engine, merged_run, order_prompts):
 def test_guided_json_always_parses_and_fits_the_schema(vllm_engine, merged_run, order_prompts):
     from jsonschema import Draft202012Validator
 
-    from jsontune.parsing import extract_json
+    from jsontune.parsing import extract_json, find_json, valid_json
     from jsontune.schema import guided_json_schema, longest_output, schema_valid_rate
 
     schema = guided_json_schema(None, [str(merged_run)])  # inferred from the run's training data, every field bounded
@@ -191,10 +191,12 @@ def test_guided_json_always_parses_and_fits_the_schema(vllm_engine, merged_run, 
     free = vllm_engine.generate(order_prompts, GenerationParams(max_new_tokens=params.max_new_tokens))
     guided = vllm_engine.generate(order_prompts, replace(params, json_schema=schema))
     for name, outputs in (("free", free), ("guided", guided)):
-        values = [extract_json(g.text) for g in outputs]
+        found = [find_json(g.text) for g in outputs]
         print(
-            f"\n{name} decoding: valid JSON {sum(v is not None for v in values) / len(values):.0%}, schema-valid "
-            f"{schema_valid_rate(values, schema):.0%}, cut {sum(g.finish_reason == 'length' for g in outputs)}"
+            f"\n{name} decoding: valid JSON {sum(map(valid_json, found)) / len(found):.0%}, repaired "
+            f"{sum(bool(f and f.repaired) for f in found) / len(found):.0%}, schema-valid "
+            f"{schema_valid_rate([f.value if f else None for f in found], schema):.0%}, "
+            f"cut {sum(g.finish_reason == 'length' for g in outputs)}"
         )
     assert [g.finish_reason for g in guided] == ["stop"] * len(guided), "a guided output ran into the cap"
     values = [json.loads(g.text) for g in guided]  # whole documents, strict JSON, no repair
@@ -256,7 +258,7 @@ def test_guided_output_is_strict_json_on_a_barely_trained_model(barely_trained, 
         not_strict[:5]
     )
     assert [row["valid_json"] for row in rows] == ["true"] * len(rows)
-    assert summary.valid_json_rate == 1.0
+    assert summary.valid_json_rate == 1.0 and summary.repaired_rate == 0.0
 
 
 @pytest.mark.vllm
