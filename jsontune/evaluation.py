@@ -5,9 +5,11 @@
 
 `jsontune eval`, `jsontune predict --gold` and the demo all go through `evaluate`, so they report the
 same numbers. Predictions are the CSV `jsontune predict` writes (id, prediction, ...) or a JSON / JSONL
-of {"id", "prediction"}; an empty or null prediction means the model gave no valid JSON. A prediction
-for an id the gold file lacks is an error (wrong gold file); a gold record with no prediction counts
-as invalid JSON and is listed in `Evaluation.missing`.
+of {"id", "prediction"}; an empty or null prediction means the model gave no JSON object. In predict's
+CSV, a prediction whose `valid_json` is "false" was read only after repair: it is scored like the others
+and counted in `json_repaired_rate`, while `json_valid_rate` counts the strict ones (a file without that
+column holds no repaired ones). A prediction for an id the gold file lacks is an error (wrong gold file);
+a gold record with no prediction counts as invalid JSON and is listed in `Evaluation.missing`.
 """
 
 from __future__ import annotations
@@ -48,8 +50,10 @@ def evaluate(
 
     pred, gold = Path(pred), Path(gold)
     golds = load_records(gold).records if golds is None else golds
-    predictions, targets, missing = align(read_predictions(pred), golds, pred, gold)
-    metrics = {**score(predictions, targets, strict=strict), "missing_predictions": len(missing)}
+    by_id, repaired_ids = read_predictions(pred)
+    predictions, targets, missing = align(by_id, golds, pred, gold)
+    repaired = [g.id in repaired_ids for g in golds]
+    metrics = {**score(predictions, targets, strict=strict, repaired=repaired), "missing_predictions": len(missing)}
     calibration = calibrate(pred, golds, predictions, strict, review_below)
     return Evaluation(metrics if calibration is None else {**metrics, "calibration": calibration}, missing)
 
@@ -68,8 +72,9 @@ def _prediction(value: Any, where: str) -> dict | None:
     return value
 
 
-def _prediction_rows(path: Path) -> list[tuple[str, Any, str]]:
-    """(id, raw prediction, where) for each row of a predict CSV or a JSON/JSONL of {"id", "prediction"}."""
+def _prediction_rows(path: Path) -> list[tuple[str, Any, bool, str]]:
+    """(id, raw prediction, whether it was strict JSON, where) for each row of a predict CSV (its valid_json
+    column, where it has one) or a JSON/JSONL of {"id", "prediction"} (objects: strict)."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
         import pandas as pd
@@ -88,8 +93,9 @@ def _prediction_rows(path: Path) -> list[tuple[str, Any, str]]:
                 f"{path} has columns {list(frame.columns)}; it needs 'id' and 'prediction' "
                 "(the CSV that `jsontune predict` writes)."
             )
-        rows = frame[["id", "prediction"]].itertuples(index=False, name=None)
-        return [(i, p, f"{path} row {n}") for n, (i, p) in enumerate(rows, 1)]
+        valid = frame["valid_json"].str.strip().str.lower() == "true" if "valid_json" in frame else [True] * len(frame)
+        rows = zip(frame["id"], frame["prediction"], valid, strict=True)
+        return [(i, p, bool(v), f"{path} row {n}") for n, (i, p, v) in enumerate(rows, 1)]
     if suffix == ".jsonl":
         lines = [(n, line) for n, line in enumerate(_utf8(path).split("\n"), 1)]
         records = [(f"{path} line {n}", _json(line, f"{path} line {n}")) for n, line in lines if line.strip()]
@@ -103,7 +109,7 @@ def _prediction_rows(path: Path) -> list[tuple[str, Any, str]]:
     for where, record in records:
         if not isinstance(record, dict) or "id" not in record or "prediction" not in record:
             raise JsontuneError(f"{where} needs the keys 'id' and 'prediction' (null when there is none).")
-    return [(str(r["id"]), r["prediction"], where) for where, r in records]
+    return [(str(r["id"]), r["prediction"], True, where) for where, r in records]
 
 
 def _utf8(path: Path) -> str:
@@ -126,14 +132,18 @@ def _json(text: str, where: str) -> Any:
         raise JsontuneError(f"{where} is not valid JSON ({e}); fix or remove it.") from None
 
 
-def read_predictions(path: Path) -> dict[str, dict | None]:
-    """Predictions by id (as strings); a repeated id is an error, not a silent overwrite."""
+def read_predictions(path: Path) -> tuple[dict[str, dict | None], set[str]]:
+    """(predictions by id (as strings), the ids whose prediction was read only after repair); a repeated id
+    is an error, not a silent overwrite."""
     predictions: dict[str, dict | None] = {}
-    for pred_id, value, where in _prediction_rows(path):
+    repaired: set[str] = set()
+    for pred_id, value, strict, where in _prediction_rows(path):
         if pred_id in predictions:
             raise JsontuneError(f"{where}: id {pred_id!r} appears twice in {path}; keep one prediction per id.")
         predictions[pred_id] = _prediction(value, f"{where} (id {pred_id!r})")
-    return predictions
+        if predictions[pred_id] is not None and not strict:
+            repaired.add(pred_id)
+    return predictions, repaired
 
 
 def first_ids(ids: list[str], k: int = 5) -> str:

@@ -10,6 +10,10 @@ unmatched gold leaf a false negative. Counts are summed over all records (micro 
 prediction of None (no JSON object could be extracted) predicts nothing: all its gold leaves are
 false negatives.
 
+Valid JSON is strict JSON: a prediction counts in `json_valid_rate` when the model wrote it as a plain
+`json.loads` reads it. One that was only read after repair (`repaired`, as `parsing.find_json` says) is
+scored like any other, and counted in `json_repaired_rate` instead.
+
 Equal values, by default (`strict=False`):
 - numbers compare numerically, to 6 decimal places: 1500 == 1500.0 == "1500";
 - a string that is a number in digits compares as that number: "1.500" == "1,500" == "1.500,00"
@@ -104,18 +108,28 @@ def _tally(gold: Counter, pred: Counter, fields: dict[str, Counter], errors: Cou
         errors["extra_key"] += extra[path] - wrong
 
 
-def score(predictions: list[dict[str, Any] | None], golds: list[dict[str, Any]], strict: bool = False) -> dict:
-    """Micro P/R/F1 over leaf fields, exact-match and JSON-valid rates, a per-field table and error counts.
+def score(
+    predictions: list[dict[str, Any] | None],
+    golds: list[dict[str, Any]],
+    strict: bool = False,
+    repaired: list[bool] | None = None,
+) -> dict:
+    """Micro P/R/F1 over leaf fields, exact-match, JSON-valid and JSON-repaired rates, a per-field table and
+    error counts.
 
-    `errors` counts fields of valid predictions (missing_key, extra_key, wrong_value) and records
-    whose prediction is None (invalid_json). The result is plain JSON-serialisable data.
+    `repaired` marks the predictions that were read only after repair (default: none was). `errors` counts
+    fields of the predictions (missing_key, extra_key, wrong_value) and records whose prediction is None
+    (invalid_json). The result is plain JSON-serialisable data.
     """
     if len(predictions) != len(golds):
         raise ValueError(f"{len(predictions)} predictions for {len(golds)} gold records; they must pair up.")
+    repaired = repaired if repaired is not None else [False] * len(predictions)
+    if len(repaired) != len(predictions):
+        raise ValueError(f"{len(repaired)} repaired flags for {len(predictions)} predictions; they must pair up.")
     fields: dict[str, Counter] = {}
     errors = Counter(missing_key=0, extra_key=0, wrong_value=0, invalid_json=0)
-    exact = valid = 0
-    for prediction, gold in zip(predictions, golds, strict=True):
+    exact = valid = fixed = 0
+    for prediction, gold, was_repaired in zip(predictions, golds, repaired, strict=True):
         gold_leaves = _leaves(gold, strict)
         if prediction is None:
             errors["invalid_json"] += 1
@@ -124,7 +138,8 @@ def score(predictions: list[dict[str, Any] | None], golds: list[dict[str, Any]],
             continue
         pred_leaves = _leaves(prediction, strict)
         _tally(gold_leaves, pred_leaves, fields, errors)
-        valid += 1
+        fixed += was_repaired
+        valid += not was_repaired
         exact += gold_leaves == pred_leaves
     total = sum(fields.values(), Counter())
     n = len(golds)
@@ -132,6 +147,7 @@ def score(predictions: list[dict[str, Any] | None], golds: list[dict[str, Any]],
         **_prf(total["tp"], total["fp"], total["fn"]),
         "exact_match": _ratio(exact, n),
         "json_valid_rate": _ratio(valid, n),
+        "json_repaired_rate": _ratio(fixed, n),
         "n": n,
         "per_field": {
             path: {**_prf(c["tp"], c["fp"], c["fn"]), "support": c["tp"] + c["fn"]} for path, c in fields.items()

@@ -178,3 +178,14 @@ def test_strict_compares_json_exactly():
 def test_lengths_must_match():
     with pytest.raises(ValueError, match="1 predictions for 2 gold"):
         score([None], GOLDS)
+    with pytest.raises(ValueError, match="1 repaired flags for 2 predictions"):
+        score(GOLDS, GOLDS, repaired=[True])
+
+
+def test_a_repaired_prediction_is_scored_but_is_not_valid_json():
+    """Valid JSON is strict: a prediction read only after repair counts apart, and its fields still count."""
+    result = score([dict(GOLDS[0]), dict(GOLDS[1])], GOLDS, repaired=[False, True])
+    assert (result["f1"], result["exact_match"]) == (1.0, 1.0)
+    assert (result["json_valid_rate"], result["json_repaired_rate"]) == (0.5, 0.5)
+    assert result["errors"]["invalid_json"] == 0
+    assert score(GOLDS, GOLDS)["json_repaired_rate"] == 0.0  # nothing marked: nothing repaired

@@ -153,7 +153,13 @@ def print_eval_report(result: dict[str, Any]) -> None:
     errors.add_column("count", justify="right")
     for kind, count in result["errors"].items():
         errors.add_row(kind, str(count))
-    for table in (summary, fields, errors):
+    console.print(summary)
+    console.print(
+        f"json_repaired_rate {result['json_repaired_rate']:.4f}: JSON read only after repair (scored above, not "
+        "counted as valid JSON)",
+        highlight=False,
+    )
+    for table in (fields, errors):
         console.print(table)
     if "calibration" in result:
         print_calibration(result["calibration"])

@@ -87,9 +87,10 @@ class GenerationEvalCallback(TrainerCallback):
         engine = HFEngine(model, self.tokenizer, batch_size=self.batch_size)
         params = GenerationParams(max_new_tokens=self.max_new_tokens)
         prompting = Prompting(self.tokenizer, self.fmt, params)
-        predictions = Extractor(engine, prompting).extract([r.text for r in self.records])
+        extractions = Extractor(engine, prompting).extract_records([r.text for r in self.records])
         model.train(was_training)
-        result = score(predictions, [r.target for r in self.records])
+        predictions, repaired = [e.prediction for e in extractions], [e.repaired for e in extractions]
+        result = score(predictions, [r.target for r in self.records], repaired=repaired)
         record = {
             "step": state.global_step,
             "eval_f1": result["f1"],

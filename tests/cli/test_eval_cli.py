@@ -32,14 +32,17 @@ def gold_file(tmp_path):
     return path
 
 
-def write_pred_csv(path, predictions):
-    """The CSV `jsontune predict` writes: id, prediction (compact JSON or empty), valid_json, raw_output."""
+def write_pred_csv(path, predictions, repaired=()):
+    """The CSV `jsontune predict` writes: id, prediction (compact JSON or empty), valid_json (true: strict JSON
+    as written; a `repaired` id keeps its object with false), raw_output."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["id", "prediction", "valid_json", "raw_output"])
         for pred_id, pred in predictions.items():
             compact = json.dumps(pred, separators=(",", ":")) if pred is not None else ""
-            writer.writerow([pred_id, compact, str(pred is not None).lower(), compact or "lo siento,\nno sé"])
+            raw = compact.replace('"', "'") if pred_id in repaired else compact or "lo siento,\nno sé"
+            valid = pred is not None and pred_id not in repaired
+            writer.writerow([pred_id, compact, str(valid).lower(), raw])
     return path
 
 
@@ -68,11 +71,31 @@ def test_json_output_matches_score_and_counts_missing_predictions(tmp_path, gold
     assert "1 gold record(s) have no prediction" in " ".join(result.stderr.split())
 
 
+def test_a_repaired_row_counts_apart_from_valid_json(tmp_path, gold_file):
+    """predict's CSV keeps a repaired object in `prediction` with valid_json false: scored, not valid JSON."""
+    pred = write_pred_csv(tmp_path / "pred.csv", PREDICTIONS, repaired={"007"})
+    result = invoke(pred, "--gold", gold_file, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    strict = score([PREDICTIONS["007"], PREDICTIONS["8"], None, None], [g["target"] for g in GOLD])
+    assert (report["f1"], report["exact_match"]) == (strict["f1"], strict["exact_match"])  # scored all the same
+    assert (report["json_valid_rate"], report["json_repaired_rate"]) == (0.25, 0.25)
+    assert report["errors"] == strict["errors"]
+
+
+def test_a_file_without_valid_json_has_no_repaired_rows(tmp_path, gold_file):
+    pred = tmp_path / "pred.csv"
+    pred.write_text('id,prediction\n007,"{""producto"":""tornillo""}"\n8,\n', encoding="utf-8")
+    report = json.loads(invoke(pred, "--gold", gold_file, "--json").stdout)
+    assert (report["json_valid_rate"], report["json_repaired_rate"]) == (0.25, 0.0)
+
+
 def test_table_output(tmp_path, gold_file):
     pred = write_pred_csv(tmp_path / "pred.csv", PREDICTIONS)
     result = invoke(pred, "--gold", gold_file)
     assert result.exit_code == 0, result.output
-    for word in ("precision", "exact_match", "json_valid_rate", "precio_unitario", "wrong_value", "invalid_json"):
+    words = ("precision", "exact_match", "json_valid_rate", "json_repaired_rate", "precio_unitario", "wrong_value")
+    for word in (*words, "invalid_json"):
         assert word in result.stdout
     assert "0.8333" in result.stdout  # precision 5/6
 
