@@ -14,14 +14,15 @@ from jsontune.bench.results import BenchResult, BenchRow
 
 SPEED = ("engine", "status", "load s", "gen s", "examples/s", "out tok/s", "speedup", "roofline")
 MEMORY = ("engine", "RSS GB", "GPU GB", "torch GB")
-QUALITY = ("engine", "valid JSON", "schema-valid", "cut", "F1", "exact match")
+QUALITY = ("engine", "valid JSON", "repaired", "schema-valid", "cut", "F1", "exact match")
 CAPTIONS = {
     "speed": "gen s: median of the timed runs, after a warm-up; speedup: examples/s over hf-seq's; "
     "roofline: share of the GPU's ceiling output tok/s.",
     "memory": "RSS: worker peak + its children; GPU: NVML per process (else the device's growth); "
     "torch: peak allocated.",
-    "quality": "valid JSON: outputs holding a JSON object; schema-valid: those that fit the schema --guided-json "
-    "uses; cut: outputs that ran into --max-new-tokens; F1 and exact match against --gold.",
+    "quality": "valid JSON: outputs holding strict JSON (as json.loads reads it); repaired: outputs holding JSON "
+    "only after repair; schema-valid: objects (strict or repaired) that fit the schema --guided-json uses; "
+    "cut: outputs that ran into --max-new-tokens; F1 and exact match against --gold.",
 }
 SUMMARY_KEYS = (
     "status",
@@ -34,6 +35,7 @@ SUMMARY_KEYS = (
     "gpu_nvml_gb",
     "torch_peak_gb",
     "json_valid_rate",
+    "json_repaired_rate",
     "schema_valid_rate",
     "cut_by_length",
     "f1",
@@ -77,12 +79,13 @@ def memory_rows(result: BenchResult) -> list[list[str]]:
 
 
 def quality_rows(result: BenchResult) -> list[list[str]]:
-    """Natural mode only: valid-JSON rate and outputs cut always, the schema-valid rate where the model's
-    manifest leads to a schema, F1 and exact match when --gold was given."""
+    """Natural mode only: valid-JSON (strict) and repaired rates and outputs cut always, the schema-valid rate
+    where the model's manifest leads to a schema, F1 and exact match when --gold was given."""
     return [
         [
             r.engine,
             _fmt(r.json_valid_rate, ".1%"),
+            _fmt(r.json_repaired_rate, ".1%"),
             _fmt(r.schema_valid_rate, ".1%"),
             _fmt(r.cut_by_length, "d"),
             _fmt(r.f1, ".4f"),

@@ -48,7 +48,8 @@ class BenchRow:
     log: str | None = None
     outputs: str | None = None
     # natural mode: the outputs' quality (runner.with_quality)
-    json_valid_rate: float | None = None
+    json_valid_rate: float | None = None  # strict JSON, as json.loads reads it
+    json_repaired_rate: float | None = None  # JSON only after repair
     schema_valid_rate: float | None = None
     cut_by_length: int | None = None
     f1: float | None = None

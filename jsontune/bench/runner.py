@@ -153,18 +153,21 @@ def run_worker(spec: dict[str, Any], work: Path, timeout_s: float) -> BenchRow:
 
 
 def with_quality(row: BenchRow, golds: list[dict] | None, schema: dict[str, Any] | None = None) -> BenchRow:
-    """Natural mode: `row` with the shares of its outputs with valid JSON, that fit the schema (when one is
-    known) and that ran into --max-new-tokens, and F1 / exact match against gold when given."""
+    """Natural mode: `row` with the shares of its outputs that are strict JSON and that hold JSON only after
+    repair, that fit the schema (when one is known) and that ran into --max-new-tokens, and F1 / exact match
+    against gold when given (repaired objects are scored too, as eval scores predict's CSV)."""
     from jsontune.metrics import score
-    from jsontune.parsing import extract_json
+    from jsontune.parsing import find_json, valid_json
     from jsontune.schema import schema_valid_rate
 
     lines = [json.loads(x) for x in Path(row.outputs).read_text(encoding="utf-8").split("\n") if x.strip()]
-    predictions = [extract_json(line["text"]) for line in lines]
+    found = [find_json(line["text"]) for line in lines]
+    predictions = [f.value if f else None for f in found]
     scored = score(predictions, golds[: len(predictions)]) if golds is not None else {}  # --seq-limit: first K
     return replace(
         row,
-        json_valid_rate=sum(p is not None for p in predictions) / len(predictions),
+        json_valid_rate=sum(valid_json(f) for f in found) / len(found),
+        json_repaired_rate=sum(bool(f and f.repaired) for f in found) / len(found),
         schema_valid_rate=schema_valid_rate(predictions, schema) if schema is not None else None,
         cut_by_length=sum(line["finish_reason"] == "length" for line in lines),
         f1=scored.get("f1"),

@@ -27,7 +27,7 @@ from jsontune.errors import JsontuneError
 def test_natural_with_gold_scores_every_engine(tiny_model, synth_dir, tmp_path):
     from jsontune.data import load_records
     from jsontune.metrics import score
-    from jsontune.parsing import extract_json
+    from jsontune.parsing import find_json, valid_json
 
     test = synth_dir / "test.jsonl"
     args = [
@@ -62,9 +62,10 @@ def test_natural_with_gold_scores_every_engine(tiny_model, synth_dir, tmp_path):
     golds = [r.target for r in load_records(test).records[:4]]
     for row in json.loads((tmp_path / "bench.json").read_text())["rows"]:
         outputs = [json.loads(line)["text"] for line in Path(row["outputs"]).read_text().splitlines()]
-        predictions = [extract_json(text) for text in outputs]
-        assert row["f1"] == score(predictions, golds)["f1"]
-        assert row["json_valid_rate"] == sum(p is not None for p in predictions) / 4
+        found = [find_json(text) for text in outputs]
+        assert row["f1"] == score([f.value if f else None for f in found], golds)["f1"]
+        assert row["json_valid_rate"] == sum(map(valid_json, found)) / 4
+        assert row["json_repaired_rate"] == sum(bool(f and f.repaired) for f in found) / 4
         assert summary["engines"][row["engine"]]["f1"] == row["f1"]
 
 
@@ -270,7 +271,7 @@ def test_every_engine_gets_one_dtype_and_auto_follows_vllm_on_a_gpu(tiny_model, 
 
 
 def test_natural_rows_report_schema_validity_and_cut_outputs(tmp_path):
-    """Guided vs free decoding is compared on three rates: valid JSON, schema-valid and cut by length."""
+    """Guided vs free decoding is compared on four rates: valid (strict) JSON, repaired, schema-valid and cut."""
     from jsontune.schema import infer_schema
 
     schema = infer_schema([{"producto": "A", "cantidad": 1}])
@@ -279,13 +280,15 @@ def test_natural_rows_report_schema_validity_and_cut_outputs(tmp_path):
         ('{"producto": "B"}', "stop"),  # missing a key
         ('{"producto": "aaaaaaaaaaaaaaaaaaaaaaaa', "length"),
         ("no JSON", "stop"),
+        ('{"producto": "B\x07", "cantidad": 2}', "stop"),  # a raw control character: repaired, not strict
     ]
     outputs = tmp_path / "outputs.jsonl"
     outputs.write_text("".join(json.dumps({"text": t, "finish_reason": r}) + "\n" for t, r in texts))
     row = BenchRow("vllm", "ok", outputs=str(outputs))
     scored = with_quality(row, None, schema)
-    # the cut string is repaired into JSON, but it is too long for the schema
-    assert scored.json_valid_rate == 0.75 and scored.schema_valid_rate == 0.25 and scored.cut_by_length == 1
+    # the cut string and the control character are repaired into JSON, but neither fits the schema's strings
+    assert (scored.json_valid_rate, scored.json_repaired_rate) == (0.4, 0.4)
+    assert scored.schema_valid_rate == 0.2 and scored.cut_by_length == 1
     assert scored.f1 is None and scored.exact_match is None  # no gold
     assert row == BenchRow("vllm", "ok", outputs=str(outputs))  # a new row; the one passed in is as it was
     assert with_quality(scored, None).schema_valid_rate is None

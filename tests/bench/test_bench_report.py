@@ -78,12 +78,13 @@ def test_notes_flag_wrong_lengths_other_prompts_short_input_and_missing_hf_seq()
 
 def test_natural_mode_adds_a_quality_table():
     rows = [
-        _row("hf-seq", json_valid_rate=0.75, schema_valid_rate=None, cut_by_length=3, f1=0.5, exact_match=0.25),
-        _row("vllm-guided", json_valid_rate=1.0, schema_valid_rate=1.0, cut_by_length=0, f1=0.5, exact_match=0.25),
+        _row("hf-seq", json_valid_rate=0.5, json_repaired_rate=0.25, cut_by_length=3, f1=0.5, exact_match=0.25),
+        _row("vllm-guided", json_valid_rate=1.0, json_repaired_rate=0.0, schema_valid_rate=1.0, cut_by_length=0),
     ]
     md = report.markdown(_result(rows, natural=True))
-    assert "| hf-seq | 75.0% | — | 3 | 0.5000 | 0.2500 |" in md
-    assert "| vllm-guided | 100.0% | 100.0% | 0 | 0.5000 | 0.2500 |" in md
+    assert "| engine | valid JSON | repaired | schema-valid | cut | F1 | exact match |" in md
+    assert "| hf-seq | 50.0% | 25.0% | — | 3 | 0.5000 | 0.2500 |" in md
+    assert "| vllm-guided | 100.0% | 0.0% | 100.0% | 0 | — | — |" in md
     assert "## Quality" not in report.markdown(_result(rows))
 
 
