@@ -38,6 +38,8 @@ class Extraction:
     prompt_tokens: int
     output_tokens: int
     finish_reason: str  # "stop", or "length" when --max-new-tokens cut the output
+    confidence: dict[str, float | None] | None = None  # each field's, where the decoding gave log-probs
+    min_confidence: float | None = None  # the lowest field's
 
     @property
     def valid_json(self) -> bool:
@@ -82,7 +84,7 @@ class Prompting:
         from jsontune.modeling import load_tokenizer
         from jsontune.serving.base import GenerationParams
 
-        params = params or GenerationParams()
+        params = params or GenerationParams(logprobs=True)  # confidences by default
         tokenizer = load_tokenizer(folder, trust_remote_code=trust_remote_code)
         fmt = read_prompt_format(lora or folder)
         required = guided_json if schema_required is None else schema_required
@@ -194,6 +196,17 @@ class Extractor:
         """The exact strings the engine is given: the chat template, thinking off, in the trained format."""
         return self.prompting.prompts(texts)
 
+    def confidences(self, generation: Generation) -> tuple[dict[str, float | None] | None, float | None]:
+        """Each extracted field's confidence (`confidence.py`) and the row's, its lowest field's; (None, None)
+        for a generation without log-probs."""
+        from jsontune.confidence import field_confidences, row_confidence, token_spans
+
+        if not generation.logprobs:
+            return None, None
+        spans = token_spans(self.tokenizer, generation.token_ids, stopped=generation.finish_reason == "stop")
+        fields = field_confidences(generation.text, spans, list(generation.logprobs))
+        return fields, row_confidence(fields)
+
     def generate(self, texts: list[str]) -> list[Generation]:
         return self.engine.generate(self.prompts(texts), self.params)
 
@@ -208,7 +221,9 @@ class Extractor:
         ids = [str(i) if isinstance(r, str) else r.id for i, r in enumerate(records)]
         texts = [r if isinstance(r, str) else r.text for r in records]
         return [
-            Extraction(i, extract_json(g.text), g.text, g.prompt_tokens, g.output_tokens, g.finish_reason)
+            Extraction(
+                i, extract_json(g.text), g.text, g.prompt_tokens, g.output_tokens, g.finish_reason, *self.confidences(g)
+            )
             for i, g in zip(ids, self.generate(texts), strict=True)
         ]
 

@@ -39,6 +39,10 @@ if TYPE_CHECKING:
     from jsontune.serving.settings import EngineSettings
 
 COLUMNS = ("id", "prediction", "valid_json", "raw_output")
+CONFIDENCE_COLUMNS = ("confidence", "min_confidence")  # with log-probs: {field path: number or null}, the lowest
+
+Scorer = Callable[["Generation"], "tuple[dict[str, float | None] | None, float | None]"]
+"""A generation's field confidences and its row's (`Extractor.confidences`)."""
 
 ProgressFn = Callable[[int, int], None]
 """Called with (rows done, rows in the input)."""
@@ -61,6 +65,8 @@ class PredictSummary:
     engine_settings: dict[str, Any] = field(default_factory=dict)  # what the engine chose (device, dtype, ...)
     skipped: list[str] = field(default_factory=list)  # one sentence per bad input row skipped
     notes: list[str] = field(default_factory=list)  # e.g. a --max-new-tokens shorter than the schema allows
+    confidence: str | None = None  # how the confidence columns were computed, where they were
+    review: dict[str, Any] | None = None  # the review queue written: its file, rule and rows
 
     @property
     def examples_per_s(self) -> float:
@@ -84,12 +90,17 @@ def manifest_path(out: str | Path) -> Path:
 def csv_row(done: dict[str, Any], found: Found | None) -> dict[str, str]:
     """A CSV row from a finished generation and what `find_json` found in it: the object as compact JSON
     (strict or repaired), valid_json "true" only where it was strict JSON as written."""
-    return {
+    row = {
         "id": done["id"],
         "prediction": completion_text(found.value) if found else "",
         "valid_json": "true" if valid_json(found) else "false",
         "raw_output": done["raw_output"],
     }
+    if "confidence" in done:
+        fields, lowest = done["confidence"], done["min_confidence"]
+        row["confidence"] = json.dumps(fields, separators=(",", ":"), ensure_ascii=False) if fields else ""
+        row["min_confidence"] = "" if lowest is None else repr(lowest)
+    return row
 
 
 def _share(flags: list[bool]) -> float:
@@ -98,7 +109,8 @@ def _share(flags: list[bool]) -> float:
 
 def write_csv(out: Path, rows: list[dict[str, str]]) -> None:
     with atomic_path(out) as tmp, tmp.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        scored = bool(rows) and "confidence" in rows[0]
+        writer = csv.DictWriter(f, fieldnames=COLUMNS + CONFIDENCE_COLUMNS if scored else COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
 
@@ -164,11 +176,15 @@ def run_predictions(
     progress: ProgressFn | None = None,
     settings: dict[str, Any] | None = None,
     schema: dict[str, Any] | None = None,
+    score: Scorer | None = None,
+    review: ReviewQueue | None = None,
 ) -> PredictSummary:
     """Generate for every record not done yet, chunk by chunk, then write the CSV in input order.
 
     `settings` (e.g. the model) and `params` are saved in the sidecar: --resume refuses to mix runs.
-    `schema` (default: the one decoding is constrained to) is what the schema-valid rate is measured by."""
+    `schema` (default: the one decoding is constrained to) is what the schema-valid rate is measured by.
+    `score` gives each generation's field confidences (saved in the sidecar with the row, so a resumed run
+    has the ones the first run computed); `review` writes the least confident rows to OUT.review.jsonl."""
     if chunk_size < 1:
         raise JsontuneError(f"--chunk-size must be at least 1, got {chunk_size}.")
     out, partial = Path(out), partial_path(out)
@@ -191,7 +207,7 @@ def run_predictions(
     with partial.open("a", encoding="utf-8") as f:
         try:
             for batch in _batches(engine, prompts, todo, params, chunk_size, tick):
-                rows = [_done_row(records[i].id, g) for i, g in batch if records[i].id not in done]
+                rows = [_done_row(records[i].id, g, score) for i, g in batch if records[i].id not in done]
                 _append(f, rows)
                 done.update((row["id"], row) for row in rows)
                 output_tokens += sum(row["output_tokens"] for row in rows)
@@ -222,9 +238,74 @@ def run_predictions(
         else None,
         guided=params.json_schema is not None,
         engine_settings=dict(engine.settings),
+        confidence=confidence_method(engine.name, params) if score else None,
     )
+    if review is not None:
+        summary.review = review.write(out, records, done, found)
     write_json_atomic(manifest_path(out), _manifest(summary, settings, schema))
     return summary
+
+
+def confidence_method(engine: str, params: GenerationParams) -> str:
+    """What predict's manifest says of its confidence columns."""
+    from jsontune.confidence import DEFAULT_RULE
+
+    grammar = " (under --guided-json vLLM computes them after the grammar's mask)" if params.json_schema else ""
+    return (
+        f"each field: the {DEFAULT_RULE} of the probabilities the model ({engine}) gave the tokens that wrote its "
+        f"value and the token that ended it, from the raw log-probs of greedy decoding{grammar}; null where the "
+        "object was repaired or the value is not in the raw output; min_confidence: the row's lowest field"
+    )
+
+
+@dataclass(frozen=True)
+class ReviewQueue:
+    """`--review-below T` / `--review-share P`: the rows a person should look at, least confident first.
+
+    A row goes in when its lowest field confidence is below `below`, or when it is among the least confident
+    `share` of the rows; a row with no confidence at all (no JSON, or a repaired one) always goes in, first. Each
+    line is a record `jsontune train` reads: id, text and the predicted JSON as its target (`{}` where there is
+    none), plus the field confidences, so that corrected rows go straight back into the training data."""
+
+    below: float | None = None
+    share: float | None = None
+
+    def __post_init__(self) -> None:
+        for flag, value in (("--review-below", self.below), ("--review-share", self.share)):
+            if value is not None and not 0 <= value <= 1:
+                raise JsontuneError(f"{flag} is a share in [0, 1], got {value:g}.")
+
+    def write(
+        self, out: Path, records: list[Record], done: dict[str, Any], found: list[Found | None]
+    ) -> dict[str, Any]:
+        def lowest(record: Record) -> float:
+            value = done[record.id].get("min_confidence")
+            return -1.0 if value is None else value  # no confidence: first in line
+
+        ranked = sorted(range(len(records)), key=lambda i: lowest(records[i]))
+        chosen = {i for i in ranked if lowest(records[i]) < (self.below if self.below is not None else -1.0)}
+        if self.share is not None:
+            chosen |= set(ranked[: round(self.share * len(records))])
+        chosen |= {i for i in ranked if lowest(records[i]) < 0}
+        lines = [
+            {
+                "id": records[i].id,
+                "text": records[i].text,
+                "target": found[i].value if found[i] else {},
+                "confidence": done[records[i].id].get("confidence"),
+                "min_confidence": done[records[i].id].get("min_confidence"),
+            }
+            for i in ranked
+            if i in chosen
+        ]
+        path = review_path(out)
+        write_jsonl_atomic(path, lines)
+        return {"file": str(path), "below": self.below, "share": self.share, "rows": len(lines)}
+
+
+def review_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".review.jsonl")
 
 
 def _batches(
@@ -253,15 +334,19 @@ def _manifest(summary: PredictSummary, settings: dict[str, Any], schema: dict[st
     }
 
 
-def _done_row(record_id: str, generation: Any) -> dict[str, Any]:
-    """What the sidecar keeps of a generation: the CSV derives from raw_output, the rest is for stats."""
-    return {
+def _done_row(record_id: str, generation: Any, score: Scorer | None = None) -> dict[str, Any]:
+    """What the sidecar keeps of a generation: the CSV derives from raw_output (and the confidences computed
+    when it was generated), the rest is for stats."""
+    row = {
         "id": record_id,
         "raw_output": generation.text,
         "prompt_tokens": generation.prompt_tokens,
         "output_tokens": generation.output_tokens,
         "finish_reason": generation.finish_reason,
     }
+    if score is not None:
+        row["confidence"], row["min_confidence"] = score(generation)
+    return row
 
 
 def predict(
@@ -280,6 +365,7 @@ def predict(
     resume: bool = False,
     progress: ProgressFn | None = None,
     ray: RayOptions | None = None,
+    review: ReviewQueue | None = None,
 ) -> PredictSummary:
     """Load the input (read by `columns`), load the model as an `Extractor` fitted to it (`engine` "auto", "hf"
     or "vllm", as `settings` say, plus a --lora adapter; with `ray`, on `ray.replicas` Ray replicas), and
@@ -303,7 +389,9 @@ def predict(
         fit=loaded,
     )
     with extractor:
-        return predict_with(extractor, loaded, out, chunk_size=chunk_size, resume=resume, progress=progress)
+        return predict_with(
+            extractor, loaded, out, chunk_size=chunk_size, resume=resume, progress=progress, review=review
+        )
 
 
 def check_out(out: str | Path, chunk_size: int | None) -> None:
@@ -323,10 +411,14 @@ def predict_with(
     chunk_size: int | None = None,
     resume: bool = False,
     progress: ProgressFn | None = None,
+    review: ReviewQueue | None = None,
 ) -> PredictSummary:
     """Predict every record of `loaded` with `extractor` (`run_predictions`), a chunk of the engine's size at
     a time unless `chunk_size` says otherwise. The extractor's identity (what model, on what engine) and the
-    decoding go in the resume sidecar: --resume refuses to mix runs."""
+    decoding go in the resume sidecar: --resume refuses to mix runs. With log-probs in the decoding, every
+    row gets its field confidences; `review` writes the least confident rows for a person to check."""
+    if review is not None and not extractor.params.logprobs:
+        raise JsontuneError("--review-below and --review-share rank rows by confidence; drop --no-confidence.")
     records = loaded.records
     prompts = extractor.fitted_prompts or extractor.prompts([r.text for r in records])
     summary = run_predictions(
@@ -340,6 +432,8 @@ def predict_with(
         progress=progress,
         settings=extractor.identity,
         schema=extractor.schema,
+        score=extractor.confidences if extractor.params.logprobs else None,
+        review=review,
     )
     summary.skipped, summary.notes = loaded.skipped, extractor.notes
     return summary

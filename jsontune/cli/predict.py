@@ -86,6 +86,12 @@ def _print_summary(summary: PredictSummary) -> None:
     console.print(table)
     chosen = ", ".join(f"{k}={v}" for k, v in summary.engine_settings.items())
     console.print(f"engine settings: {chosen} (recorded in {manifest_path(summary.out)})", highlight=False)
+    if summary.review:
+        console.print(
+            f"review queue: {summary.review['rows']} row(s), least confident first, in {summary.review['file']} "
+            "(records `jsontune train` reads: correct their targets and add them to the training data)",
+            highlight=False,
+        )
     for note in summary.notes:
         console.print(f"note: {note}", highlight=False)
     if summary.thinking_leaks:
@@ -126,6 +132,15 @@ def predict(
     chunk_size: Annotated[
         int | None, typer.Option(help="Rows saved per chunk for --resume (default: hf 256, vllm 4096).")
     ] = None,
+    confidence: Annotated[
+        bool, typer.Option(help="A confidence for every field (the model's token log-probs; CSV columns).")
+    ] = True,
+    review_below: Annotated[
+        float | None, typer.Option(help="Write OUT.review.jsonl: the rows with a field below this confidence.")
+    ] = None,
+    review_share: Annotated[
+        float | None, typer.Option(help="Write OUT.review.jsonl: the least confident share of the rows (0.2: 20 %).")
+    ] = None,
     ray: RayAddress = None,
     replicas: Replicas = 1,
     gpus_per_replica: GpusPerReplica = None,
@@ -140,10 +155,13 @@ def predict(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
     from jsontune.data import load_records
+    from jsontune.predict import ReviewQueue
     from jsontune.predict import predict as run_predict
     from jsontune.serving.base import GenerationParams
 
     name = _engine_name(engine, settings.sequential)
+    given = review_below is not None or review_share is not None
+    review = ReviewQueue(review_below, review_share) if given else None
     ray_options = _ray_options(ray, replicas, gpus_per_replica, cpus_per_replica)
     # A bad --gold fails here, before the model loads.
     golds = load_records(gold, columns).records if gold else None
@@ -158,7 +176,7 @@ def predict(
             input,
             out,
             engine=name,
-            params=GenerationParams(max_new_tokens=max_new_tokens),
+            params=GenerationParams(max_new_tokens=max_new_tokens, logprobs=confidence),
             settings=settings,
             lora=lora,
             guided_json=guided_json,
@@ -168,6 +186,7 @@ def predict(
             resume=resume,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             ray=ray_options,
+            review=review,
         )
     _print_summary(summary)
     if gold and golds is not None:  # the same numbers and tables as `jsontune eval OUT --gold GOLD`

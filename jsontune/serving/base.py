@@ -25,6 +25,7 @@ class GenerationParams:
     min_new_tokens: int = 0  # bench sets it to max_new_tokens to time a fixed length
     ignore_eos: bool = False
     json_schema: dict[str, Any] | None = None  # constrained decoding (vLLM structured outputs)
+    logprobs: bool = False  # also return each generated token's log-probability (field confidences)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -43,6 +44,7 @@ class Generation:
     output_tokens: int  # new tokens up to and including the end-of-sequence token
     finish_reason: str  # "stop" (end-of-sequence token) or "length" (ran out of new tokens)
     token_ids: tuple[int, ...] = ()  # the new tokens, to compare engines token for token
+    logprobs: tuple[float, ...] = ()  # with GenerationParams.logprobs: each new token's log-probability
 
 
 def decode_output(tokenizer: Any, token_ids: Sequence[int], *, stopped: bool = False) -> str:

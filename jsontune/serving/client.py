@@ -90,6 +90,8 @@ class ServerEngine:
 
     def _one(self, prompt: str, params: GenerationParams) -> Generation:
         extra: dict[str, Any] = {"add_special_tokens": False, "return_token_ids": True}
+        if params.logprobs:
+            extra["logprobs"] = 0  # the chosen token's own log-probability, as the offline engine gives it
         if params.json_schema is not None:
             extra["response_format"] = {
                 "type": "json_schema",
@@ -106,6 +108,7 @@ class ServerEngine:
         token_ids = tuple((choice.model_extra or {}).get("token_ids") or ())
         stopped = choice.finish_reason != "length"
         usage = answer.usage
+        logprobs = tuple(float(x) for x in (choice.logprobs.token_logprobs or [])) if choice.logprobs else ()
         return Generation(
             # The one decoding of every engine, from the ids the server generated (its own text where it sent
             # none: a server that does not know return_token_ids).
@@ -114,6 +117,7 @@ class ServerEngine:
             usage.completion_tokens if usage else len(token_ids),
             "stop" if stopped else "length",
             token_ids,
+            logprobs,
         )
 
     def stream(

@@ -105,16 +105,24 @@ class HFEngine:
                 eos_token_id=self.eos_ids,
                 pad_token_id=self.pad_id,
                 use_cache=True,
+                # The raw logits of each step (before any logits processor), as vLLM's raw_logprobs.
+                output_logits=params.logprobs,
+                return_dict_in_generate=True,
             )
-        new_tokens = out[:, inputs["input_ids"].shape[1] :].tolist()
-        return [self._generation(len(ids), new) for ids, new in zip(batch, new_tokens, strict=True)]
+        new_tokens = out.sequences[:, inputs["input_ids"].shape[1] :]
+        logprobs = _token_logprobs(out.logits, new_tokens) if params.logprobs else None
+        return [
+            self._generation(len(ids), new, logprobs[row] if logprobs is not None else [])
+            for row, (ids, new) in enumerate(zip(batch, new_tokens.tolist(), strict=True))
+        ]
 
-    def _generation(self, prompt_tokens: int, tokens: list[int]) -> Generation:
+    def _generation(self, prompt_tokens: int, tokens: list[int], logprobs: list[float]) -> Generation:
         # After a row's end-of-sequence token, generate fills it with padding until the batch ends.
         end = next((i + 1 for i, t in enumerate(tokens) if t in self.eos_ids), None)
         kept = tokens[:end] if end else tokens
         text = decode_output(self.tokenizer, kept, stopped=bool(end))
-        return Generation(text, prompt_tokens, len(kept), "stop" if end else "length", tuple(kept))
+        finish = "stop" if end else "length"
+        return Generation(text, prompt_tokens, len(kept), finish, tuple(kept), tuple(logprobs[: len(kept)]))
 
     def stream(
         self, prompts: list[str], params: GenerationParams, chunk_size: int, progress: Progress | None = None
@@ -131,6 +139,14 @@ class HFEngine:
         del self.model
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _token_logprobs(logits: tuple[torch.Tensor, ...], tokens: torch.Tensor) -> list[list[float]]:
+    """Each row's log-probability of each of its generated `tokens`, from generate's per-step raw logits
+    (float32 log-softmax, whatever dtype the model ran in)."""
+    steps = torch.stack(logits, dim=1).float().log_softmax(dim=-1)  # (rows, steps, vocab)
+    chosen = steps.gather(-1, tokens[:, : steps.shape[1], None]).squeeze(-1)
+    return chosen.tolist()
 
 
 def _eos_ids(configured: int | list[int] | None, tokenizer_eos: int | None) -> list[int]:

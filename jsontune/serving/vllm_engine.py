@@ -68,6 +68,7 @@ class VLLMEngine:
             min_tokens=params.min_new_tokens,
             ignore_eos=params.ignore_eos,
             structured_outputs=guided,
+            logprobs=0 if params.logprobs else None,  # 0: the chosen token's own, no alternatives
             detokenize=False,  # the text is decoded from the token ids, as for every engine (`decode_output`)
         )
         try:
@@ -301,12 +302,18 @@ def _output_copy(lines: list[str], keep: int = 200) -> Iterator[None]:
 def _generation(output: Any, tokenizer: Any) -> Generation:
     completion = output.outputs[0]
     finish_reason = completion.finish_reason or "length"
+    # One {token id: Logprob} per position (the chosen token's, with logprobs=0); None when not asked for.
+    steps = completion.logprobs
+    logprobs = (
+        tuple(float(step[t].logprob) for step, t in zip(steps, completion.token_ids, strict=True)) if steps else ()
+    )
     return Generation(
         text=decode_output(tokenizer, completion.token_ids, stopped=finish_reason == "stop"),
         prompt_tokens=len(output.prompt_token_ids),
         output_tokens=len(completion.token_ids),
         finish_reason=finish_reason,
         token_ids=tuple(completion.token_ids),
+        logprobs=logprobs,
     )
 
 

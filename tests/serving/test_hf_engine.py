@@ -41,6 +41,20 @@ def test_batched_equals_sequential_token_for_token(chatty_model, prompts):
     assert (sequential.name, batched.name) == ("hf-seq", "hf-batch")
 
 
+def test_batched_logprobs_equal_sequential_ones(chatty_model, prompts):
+    params = GenerationParams(max_new_tokens=PARAMS.max_new_tokens, logprobs=True)
+    sequential = make_engine("hf", chatty_model, EngineSettings(sequential=True, dtype="float32"))
+    batched = make_engine("hf", chatty_model, EngineSettings(batch_size=3, dtype="float32"))
+    expected, got = sequential.generate(prompts, params), batched.generate(prompts, params)
+    assert _tokens(got) == _tokens(expected)
+    for e, g in zip(expected, got, strict=True):
+        assert len(e.logprobs) == len(e.token_ids) == len(g.logprobs)
+        assert max(abs(a - b) for a, b in zip(e.logprobs, g.logprobs, strict=True)) < 1e-4
+        assert all(lp <= 0 for lp in e.logprobs)
+    assert len({round(lp, 3) for g in got for lp in g.logprobs}) > 5  # real numbers, not a constant
+    assert not sequential.generate(prompts[:1], PARAMS)[0].logprobs  # only when asked for
+
+
 @pytest.fixture(scope="module")
 def stopping_model(chatty_model, prompts, tmp_path_factory):
     """`chatty_model` with its most frequent greedy token made an end-of-sequence id too, so rows of

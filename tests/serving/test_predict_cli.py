@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from jsontune.cli.app import app
+from jsontune.metrics import flatten
 from jsontune.parsing import find_json, valid_json
 from jsontune.predict import partial_path, predict
 from jsontune.serving import registry
@@ -37,13 +38,26 @@ def _rows(out):
         return list(csv.DictReader(f))
 
 
+def test_no_confidence_keeps_the_four_columns(tiny_model, orders, tmp_path):
+    out = tmp_path / "pred.csv"
+    assert _predict(tiny_model, orders, out, "--no-confidence").exit_code == 0
+    assert list(_rows(out)[0]) == ["id", "prediction", "valid_json", "raw_output"]
+
+
 def test_predict_writes_the_csv_and_a_summary(tiny_model, orders, tmp_path, texts):
     out = tmp_path / "pred.csv"
     result = _predict(tiny_model, orders, out, "--batch-size", "3")
     assert result.exit_code == 0, result.output
     rows = _rows(out)
-    assert list(rows[0]) == ["id", "prediction", "valid_json", "raw_output"]
+    assert list(rows[0]) == ["id", "prediction", "valid_json", "raw_output", "confidence", "min_confidence"]
     assert [r["id"] for r in rows] == [f"o{i}" for i in range(len(texts))]
+    for r in rows:  # a confidence per field of a strict object, the row's its lowest
+        if r["valid_json"] == "true":
+            fields = json.loads(r["confidence"])
+            assert set(fields) == {p for p, _ in flatten(json.loads(r["prediction"]))}
+            numbers = [v for v in fields.values() if v is not None]
+            assert all(0 < v <= 1 for v in numbers)
+            assert (float(r["min_confidence"]) if r["min_confidence"] else None) == (min(numbers) if numbers else None)
     assert {r["valid_json"] for r in rows} <= {"true", "false"}
     assert all(r["valid_json"] == "false" for r in rows if r["prediction"] == "")  # true only with an object
     assert all(valid_json(find_json(r["raw_output"])) == (r["valid_json"] == "true") for r in rows)
@@ -86,9 +100,12 @@ def test_gold_prints_evals_metrics(tiny_model, orders, tmp_path, monkeypatch):
     assert "per field" in result.output
 
 
-def test_resume_with_the_real_engine_equals_an_uninterrupted_run(tiny_model, orders, tmp_path, texts):
+def test_resume_with_the_real_engine_equals_an_uninterrupted_run(merged_run, orders, tmp_path, texts):
+    """The confidence columns included (all null on this briefly trained model, which writes repaired JSON: the
+    vLLM resume test compares numbers)."""
     reference = tmp_path / "reference.csv"
-    assert _predict(tiny_model, orders, reference, "--sequential").exit_code == 0
+    assert _predict(merged_run, orders, reference, "--sequential", "--max-new-tokens", "64").exit_code == 0
+    assert all(r["confidence"] for r in _rows(reference) if r["prediction"])
 
     out = tmp_path / "pred.csv"
 
@@ -98,18 +115,20 @@ def test_resume_with_the_real_engine_equals_an_uninterrupted_run(tiny_model, ord
 
     with pytest.raises(KeyboardInterrupt):
         predict(
-            str(tiny_model),
+            str(merged_run),
             orders,
             out,
             engine="hf",
             chunk_size=3,
             progress=interrupt,
             settings=EngineSettings(sequential=True),
-            params=GenerationParams(max_new_tokens=6),
+            params=GenerationParams(max_new_tokens=64, logprobs=True),
         )
     assert len(partial_path(out).read_text().splitlines()) == 1 + 3  # the settings, then one chunk
 
-    result = _predict(tiny_model, orders, out, "--sequential", "--resume", "--chunk-size", "3")
+    result = _predict(
+        merged_run, orders, out, "--sequential", "--resume", "--chunk-size", "3", "--max-new-tokens", "64"
+    )
     assert result.exit_code == 0, result.output
     assert "3 row(s) came from the unfinished run" in result.output
     assert [r["id"] for r in _rows(out)] == [f"o{i}" for i in range(len(texts))]

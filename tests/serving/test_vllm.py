@@ -158,6 +158,21 @@ def _generate(engine_name, model, prompts, params=PARAMS, lora=None, **options):
 
 
 @pytest.mark.vllm
+def test_hf_and_vllm_give_the_same_logprobs_in_float32(vllm_engine, merged_run, order_prompts):
+    """Each generated token's log-probability, HF (raw logits, log-softmax) against vLLM (raw_logprobs)."""
+    params = GenerationParams(max_new_tokens=24, logprobs=True)
+    hf = _generate("hf", merged_run, order_prompts, params, dtype="float32", batch_size=8)
+    vllm = vllm_engine.generate(order_prompts, params)
+    same = [(h, v) for h, v in zip(hf, vllm, strict=True) if h.token_ids == v.token_ids]
+    assert len(same) >= 0.9 * len(hf)
+    for h, v in same:
+        assert len(h.logprobs) == len(h.token_ids) == len(v.logprobs) > 0
+        assert max(abs(a - b) for a, b in zip(h.logprobs, v.logprobs, strict=True)) < 1e-3
+    assert any(min(h.logprobs) < -0.01 for h, _ in same)  # not all certain: a comparison that could fail
+    assert not vllm_engine.generate(order_prompts[:2], GenerationParams(max_new_tokens=4))[0].logprobs
+
+
+@pytest.mark.vllm
 def test_the_engine_records_the_settings_it_chose(vllm_engine):
     settings = vllm_engine.settings
     assert settings["dtype"] == "float32" and settings["max_model_len"] == 512
@@ -328,7 +343,8 @@ def test_predict_on_vllm_killed_then_resumed(vllm_engine, merged_run, synth_dir,
         "--engine",
         "vllm",
         "--max-new-tokens",
-        "24",
+        "48",
+        "--guided-json",  # strict JSON, so that every row has its confidences to compare
         "--gpu-memory-utilization",
         "0.3",
         "--dtype",
@@ -363,8 +379,22 @@ def test_predict_on_vllm_killed_then_resumed(vllm_engine, merged_run, synth_dir,
     prompts = render_prompts(load_tokenizer(merged_run), [r.text for r in records], read_prompt_format(merged_run))
     todo = [p for r, p in zip(records, prompts, strict=True) if r.id not in set(before)]
     assert counting.asked == todo  # nothing the killed run saved is generated twice
-    reference = vllm_engine.generate(prompts, GenerationParams(max_new_tokens=24))
+    from jsontune.extractor import Extractor, Prompting
+    from jsontune.schema import guided_json_schema
+
+    params = GenerationParams(max_new_tokens=48, logprobs=True, json_schema=guided_json_schema(None, [str(merged_run)]))
+    reference = vllm_engine.generate(prompts, params)
     assert [r["raw_output"] for r in rows] == [g.text for g in reference]
+    # The confidences too: the killed run's rows keep the ones computed when they were generated.
+    scorer = Extractor(vllm_engine, Prompting(load_tokenizer(merged_run), read_prompt_format(merged_run), params))
+    expected = [scorer.confidences(g) for g in reference]
+    assert sum(lowest is not None for _, lowest in expected) >= len(expected) // 2  # numbers to compare
+    for row, (fields, lowest) in zip(rows, expected, strict=True):
+        got = json.loads(row["confidence"]) if row["confidence"] else None
+        assert (got or {}).keys() == (fields or {}).keys()
+        for k in fields or {}:
+            assert (got[k] is None) == (fields[k] is None) and abs((got[k] or 0) - (fields[k] or 0)) < 1e-4
+        assert (row["min_confidence"] == "") == (lowest is None)
     print(f"\nkilled after {len(before)} of {len(records)} rows; --resume generated {len(todo)}")
 
 
