@@ -10,7 +10,16 @@ from jsontune.data.records import InputColumns
 from jsontune.errors import JsontuneError
 from jsontune.serving.settings import EngineSettings
 
-ENGINES = {"hf-seq": "hf", "hf-batch": "hf", "vllm": "vllm", "vllm-guided": "vllm"}  # bench name -> engine
+# bench name -> engine; a "+logprobs" row also returns every token's log-probability (what field confidences
+# cost)
+ENGINES = {
+    "hf-seq": "hf",
+    "hf-batch": "hf",
+    "vllm": "vllm",
+    "vllm-guided": "vllm",
+    "hf-batch+logprobs": "hf",
+    "vllm+logprobs": "vllm",
+}
 
 
 @dataclass

@@ -92,6 +92,8 @@ def engine_spec(
     natural: dict[str, Any] = {"max_new_tokens": t}
     if name == "vllm-guided":
         natural["json_schema"] = schema
+    if name.endswith("+logprobs"):
+        fixed, natural = {**fixed, "logprobs": True}, {**natural, "logprobs": True}
     ray = None if replicas is None else {"address": config.ray, "replicas": replicas}
     return {
         "engine": name if replicas is None else f"{name}@ray×{replicas}",

@@ -28,7 +28,11 @@ def bench(
     input: Annotated[Path | None, typer.Option(help="Texts to bench (default: synthetic orders).")] = None,
     n: Annotated[int, typer.Option("-n", help="Prompts: the first N rows of --input, or N synthetic.")] = 1000,
     engines: Annotated[
-        str, typer.Option(help="Comma-separated: hf-seq, hf-batch, vllm, vllm-guided (--natural: JSON schema).")
+        str,
+        typer.Option(
+            help="Comma-separated: hf-seq, hf-batch, vllm, vllm-guided (--natural: JSON schema); hf-batch+logprobs "
+            "and vllm+logprobs also return token log-probs (the cost of field confidences)."
+        ),
     ] = "hf-seq,hf-batch,vllm",
     max_new_tokens: Annotated[int, typer.Option(help="New tokens per prompt (exactly, unless --natural).")] = 64,
     fixed_length: Annotated[

@@ -29,6 +29,9 @@ def extract(
         Path | None, typer.Option(help="The served checkpoint or adapter folder, for its prompt format and schema.")
     ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Most tokens generated per text.")] = 64,
+    confidence: Annotated[
+        bool, typer.Option(help="A confidence for every field (TEXT: printed after a tab; the CSV's columns).")
+    ] = True,
     schema: Annotated[Path | None, typer.Option(help="JSON schema for response_format (default: inferred).")] = None,
     guided: Annotated[bool, typer.Option("--guided/--free", help="Send the JSON schema as response_format.")] = True,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted --input run; skip ids done.")] = False,
@@ -45,7 +48,7 @@ def extract(
         raise JsontuneError("--url is required: the server's address, as `jsontune serve` prints it.")
     if bool(input) != bool(out) or bool(input) == bool(texts):
         raise JsontuneError("give either TEXT... or --input FILE with --out FILE.csv.")
-    params = GenerationParams(max_new_tokens=max_new_tokens)
+    params = GenerationParams(max_new_tokens=max_new_tokens, logprobs=confidence)
     with Extractor.connect(url, model=model, schema=schema, guided=guided, params=params, client=client) as extractor:
         if guided and extractor.params.json_schema is None:
             err_console.print(
@@ -53,7 +56,10 @@ def extract(
             )
         if texts:
             for extraction in extractor.extract_records(list(texts)):
-                print(json.dumps(extraction.prediction, ensure_ascii=False))
+                line = json.dumps(extraction.prediction, ensure_ascii=False)
+                if extraction.confidence is not None:  # beside the JSON, so that the line's first field stays it
+                    line += "\t" + json.dumps(extraction.confidence, ensure_ascii=False)
+                print(line)
             return
         _extract_file(extractor, input, out, resume, chunk_size, columns)
 

@@ -155,3 +155,17 @@ def test_a_worker_past_its_timeout_is_stopped(tiny_model, tmp_path):
     row = runner.run_worker(spec, tmp_path, timeout_s=0.001)  # Python cannot even start in a millisecond
     assert row.status == "failed" and row.log == str(tmp_path / "hf-seq.log")
     assert row.reason.startswith("timed out after 0.001 s; raise --timeout-s or time fewer prompts")
+
+
+def test_logprobs_rows_time_the_same_outputs_with_log_probs(tiny_model, tmp_path):
+    """hf-batch+logprobs: what field confidences cost, on the very outputs hf-batch writes."""
+    engines = ("hf-batch", "hf-batch+logprobs")
+    config = BenchConfig(
+        model=str(tiny_model), n=N, max_new_tokens=T, repeats=1, warmup=0, out=tmp_path, engines=engines
+    )
+    rows = {row.engine: row for row in run_bench(config).rows}
+    assert all(row.ok for row in rows.values())
+    outputs = [Path(rows[name].outputs).read_text() for name in engines]
+    assert outputs[0] == outputs[1] and rows["hf-batch+logprobs"].output_tokens_per_s > 0
+    spec = json.loads((tmp_path / "workers" / "hf-batch+logprobs.spec.json").read_text())
+    assert spec["params"]["logprobs"] is True and spec["kind"] == "hf"
