@@ -36,8 +36,11 @@ Rules, over the log-probabilities lp_1..lp_n of a value's tokens (`RULES`):
 - "min": exp(min lp), the probability of its least likely token;
 - "product": exp(sum lp), the joint probability of its tokens, which falls with the value's length;
 - "mean": exp(mean lp), their geometric mean, which does not.
-DEFAULT_RULE is chosen by measurement on the demo test set: the rule whose confidence best tells right fields from
-wrong ones (the docs give the numbers).
+DEFAULT_RULE is chosen by measurement on the demo test set (`scripts/confidence_rules.py`: the demo's trained
+model, HF in float32, its 100 test rows, 300 fields of which 127 right): the rule whose confidence best tells right
+fields from wrong ones. AUROC: product 0.907, min 0.853, mean 0.692; auto-accept coverage at 95 % precision:
+product 9.7 %, min 4.3 %, mean 3.0 %. So "product": a long value the model was unsure of token after token is less
+likely right than its least likely token alone says.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ RULES: dict[str, Callable[[list[float]], float]] = {
 }
 """Each rule as the log of the confidence it gives, from a value's token log-probabilities."""
 
-DEFAULT_RULE = "min"
+DEFAULT_RULE = "product"
 
 Spans = list[tuple[int, int]]
 

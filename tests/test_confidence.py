@@ -3,7 +3,7 @@ import math
 import pytest
 from tokenizers import pre_tokenizers
 
-from jsontune.confidence import field_confidences, row_confidence, token_spans
+from jsontune.confidence import DEFAULT_RULE, RULES, field_confidences, row_confidence, token_spans
 from jsontune.offline.tokenizer import build_tokenizer
 from jsontune.serving.base import decode_output
 
@@ -104,7 +104,7 @@ def test_each_value_counts_its_own_characters_and_the_token_that_ends_it(tok):
 
 def test_a_repeated_key_counts_the_value_json_keeps(tok):
     text, spans, logprobs, _ = generate(tok, ('{"cantidad": ', HIGH), ("5", LOW), (', "cantidad": 7}', HIGH))
-    assert field_confidences(text, spans, logprobs) == pytest.approx({"cantidad": 0.9})
+    assert field_confidences(text, spans, logprobs, rule="min") == pytest.approx({"cantidad": 0.9})
 
 
 def test_the_rules_on_a_known_value(tok):
@@ -120,7 +120,7 @@ def test_a_number_written_with_a_dot_counts_every_character_of_its_literal(tok):
         tok, ('{"cantidad": ', LOW), ("1.500", [HIGH, math.log(0.3), HIGH, HIGH, HIGH]), ("}", HIGH)
     )
     assert text == '{"cantidad": 1.500}'
-    assert field_confidences(text, spans, logprobs) == pytest.approx({"cantidad": 0.3})
+    assert field_confidences(text, spans, logprobs, rule="min") == pytest.approx({"cantidad": 0.3})
 
 
 def test_accents_written_byte_by_byte_count_their_bytes(tok):
@@ -132,11 +132,11 @@ def test_accents_written_byte_by_byte_count_their_bytes(tok):
     assert spans[first_byte][0] == spans[first_byte][1]
     logprobs[first_byte] = math.log(0.25)
     assert text == '{"producto": "ñu é"}'
-    assert field_confidences(text, spans, logprobs) == pytest.approx({"producto": 0.25})
+    assert field_confidences(text, spans, logprobs, rule="min") == pytest.approx({"producto": 0.25})
     # The opening quote's token is not the value's.
     logprobs[first_byte] = HIGH
     logprobs[first_byte - 1] = LOW
-    assert field_confidences(text, spans, logprobs) == pytest.approx({"producto": 0.9})
+    assert field_confidences(text, spans, logprobs, rule="min") == pytest.approx({"producto": 0.9})
 
 
 def test_escapes_count_as_written(tok):
@@ -144,7 +144,7 @@ def test_escapes_count_as_written(tok):
         tok, ('{"nota": "tubo ', HIGH), ('\\"', HIGH), ("x\\u00e", HIGH), ("9", math.log(0.35)), ('"}', HIGH)
     )
     assert text == '{"nota": "tubo \\"x\\u00e9"}'
-    assert field_confidences(text, spans, logprobs) == pytest.approx({"nota": 0.35})
+    assert field_confidences(text, spans, logprobs, rule="min") == pytest.approx({"nota": 0.35})
 
 
 def test_nested_objects_lists_and_empty_containers(tok):
@@ -162,7 +162,7 @@ def test_nested_objects_lists_and_empty_containers(tok):
         ("true", math.log(0.45)),
         ("}", LOW),  # true ends itself: the brace after it is not its token
     )
-    assert field_confidences(text, spans, logprobs) == pytest.approx(
+    assert field_confidences(text, spans, logprobs, rule="min") == pytest.approx(
         {"cliente.nombre": 0.6, "items[].producto": 0.4, "notas": 0.5, "urgente": 0.45}
     )
 
@@ -178,7 +178,7 @@ def test_the_answer_counts_not_a_copy_in_the_thinking_or_the_prose(tok):
         ("A", LOW),
         ('"}', HIGH),
     )
-    assert field_confidences(text, spans, logprobs) == pytest.approx({"producto": 0.65})
+    assert field_confidences(text, spans, logprobs, rule="min") == pytest.approx({"producto": 0.65})
 
 
 @pytest.mark.parametrize(
@@ -188,7 +188,7 @@ def test_the_answer_counts_not_a_copy_in_the_thinking_or_the_prose(tok):
 )
 def test_a_repaired_object_has_no_confidence(tok, answer):
     text, spans, logprobs, _ = generate(tok, (answer, HIGH))
-    confidences = field_confidences(text, spans, logprobs)
+    confidences = field_confidences(text, spans, logprobs, rule="min")
     assert confidences == {"producto": None, "cantidad": None}
     assert row_confidence(confidences) is None
 
@@ -197,12 +197,12 @@ def test_an_unfinished_last_character_does_not_break_the_spans(tok):
     text, spans, logprobs, ids = generate(tok, ('{"cantidad": 7}', HIGH), byte_ids(tok, "é")[:1])
     logprobs[-1] = math.log(0.01)  # dropped by decode_output: it wrote nothing of the answer
     assert text == '{"cantidad": 7}' and spans[-1] == (len(text), len(text))
-    assert field_confidences(text, spans, logprobs) == pytest.approx({"cantidad": 0.9})
+    assert field_confidences(text, spans, logprobs, rule="min") == pytest.approx({"cantidad": 0.9})
 
 
 def test_no_object_and_bad_input(tok):
     text, spans, logprobs, _ = generate(tok, ("no hay JSON", HIGH))
-    assert field_confidences(text, spans, logprobs) == {}
+    assert field_confidences(text, spans, logprobs, rule="min") == {}
     assert row_confidence({}) is None
     with pytest.raises(ValueError, match="pair up"):
         field_confidences(text, spans, logprobs[:-1])
@@ -210,3 +210,8 @@ def test_no_object_and_bad_input(tok):
         field_confidences(text + "!", spans, logprobs)
     with pytest.raises(ValueError, match="unknown confidence rule 'max'"):
         field_confidences(text, spans, logprobs, rule="max")
+
+
+def test_the_default_rule_is_the_joint_probability():
+    """Chosen by measurement (scripts/confidence_rules.py); a change of default must change this test."""
+    assert DEFAULT_RULE == "product" and RULES[DEFAULT_RULE]([-0.1, -0.2]) == pytest.approx(-0.3)
