@@ -7,6 +7,7 @@ The pieces that need no vLLM (progress, LoRA rank, the settings and refusals bef
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -512,3 +513,36 @@ def test_predict_writes_the_same_raw_output_on_hf_and_vllm(barely_trained, synth
     assert cut, "no output ends inside a multi-byte character: the comparison would prove nothing"
     assert raw["hf"] == raw["vllm"], [(i, raw["hf"][i], raw["vllm"][i]) for i in differ]
     assert not any(text.endswith("\ufffd") for text in raw["hf"])
+
+
+@pytest.mark.vllm
+def test_review_below_writes_the_least_confident_rows_as_training_records(
+    vllm_engine, merged_run, synth_dir, tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from jsontune.cli.app import app
+    from jsontune.predict import review_path
+    from jsontune.serving import registry
+
+    monkeypatch.setattr(registry, "make_engine", lambda *a, **k: _Counting(vllm_engine))
+    out, below = tmp_path / "pred.csv", 0.5
+    args = ["predict", "--model", str(merged_run), "--input", str(synth_dir / "test.jsonl"), "--out", str(out)]
+    flags = ["--engine", "vllm", "--guided-json", "--max-new-tokens", "48", "--review-below", str(below)]
+    result = CliRunner().invoke(app, [*args, *flags])
+    assert result.exit_code == 0, result.output
+    queue = [json.loads(line) for line in review_path(out).read_text(encoding="utf-8").splitlines()]
+    lowest = [row["min_confidence"] for row in queue]
+    assert queue and all(
+        c is None or any(v is not None and v < below for v in row["confidence"].values())
+        for row, c in zip(queue, lowest, strict=True)
+    )
+    ranked = [-1.0 if c is None else c for c in lowest]
+    assert ranked == sorted(ranked)  # least confident first, rows without a confidence before all
+    with out.open(encoding="utf-8", newline="") as f:
+        csv_rows = list(csv.DictReader(f))
+    expected = [r for r in csv_rows if r["min_confidence"] == "" or float(r["min_confidence"]) < below]
+    assert sorted(r["id"] for r in queue) == sorted(r["id"] for r in expected)
+    checked = CliRunner().invoke(app, ["data", "check", str(review_path(out))])
+    assert checked.exit_code == 0, checked.output  # the records `train` reads
+    assert f"review queue: {len(queue)} row(s)" in " ".join(result.output.split())
