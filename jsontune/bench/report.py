@@ -17,7 +17,8 @@ MEMORY = ("engine", "RSS GB", "GPU GB", "torch GB")
 QUALITY = ("engine", "valid JSON", "repaired", "schema-valid", "cut", "F1", "exact match")
 CAPTIONS = {
     "speed": "gen s: median of the timed runs, after a warm-up; speedup: examples/s over hf-seq's; "
-    "roofline: share of the GPU's ceiling output tok/s.",
+    "roofline: share of the ceiling output tok/s of the device it ran on (a GPU's datasheet, or the CPU's rates "
+    "measured at the start).",
     "memory": "RSS: worker peak + its children; GPU: NVML per process (else the device's growth); "
     "torch: peak allocated.",
     "quality": "valid JSON: outputs holding strict JSON (as json.loads reads it); repaired: outputs holding JSON "
@@ -152,6 +153,8 @@ def notes(result: BenchResult) -> list[str]:
                 f"vllm's GPU memory is what it reserves up front (--gpu-memory-utilization {share}: weights, "
                 "then KV cache blocks filling the rest), not what this job needed; lower it to share the GPU."
             )
+        if r.roofline_note:
+            said.append(f"{r.engine} {r.roofline_note}")
         if r.prompts_sha256 != result.prompts_sha256:
             said.append(f"{r.engine} ran different prompts (hash {r.prompts_sha256[:12]}); do not compare it.")
     if any("@ray×" in r.engine for r in result.rows):
@@ -170,11 +173,27 @@ def roofline_sentence(result: BenchResult) -> str:
     roof = result.roofline
     if not roof["available"]:
         return f"No roofline: {roof['reason']}"
+    if "cpu" in roof:
+        on = cpu_rates(roof["cpu"])
+    else:
+        on = f"{roof['gpu']['name']} ({roof['gpu']['bandwidth_tb_s']} TB/s, {roof['gpu']['tflops']:g} TFLOP/s)"
     return (
-        f"Roofline on {roof['gpu']['name']} ({roof['gpu']['bandwidth_tb_s']} TB/s, {roof['gpu']['tflops']:g} "
-        f"TFLOP/s): {result.n} prompts × {result.config.max_new_tokens} tokens take at least "
+        f"Roofline on {on}: {result.n} prompts × {result.config.max_new_tokens} tokens take at least "
         f"{roof['lower_bound_s']:.3f} s ({roof['bound']}-bound at batch {roof['batch']}), a ceiling of "
         f"{roof['ceiling_tokens_per_s']:,.0f} output tok/s."
+    )
+
+
+def cpu_rates(cpu: dict[str, Any]) -> str:
+    """What a CPU roofline stands on: the CPU, its instructions, and the rates measured at the start."""
+    sizes = ", ".join(f"{n}²: {rate:,.1f}" for n, rate in cpu["gflops_by_size"].items())
+    features = ", ".join(cpu["features"]) or "none of AVX2, AVX-512, AMX named"
+    return (
+        f"{cpu['name'].removeprefix('CPU ')} [{features}; torch's kernels {cpu['kernels']}], measured at the start "
+        f"in {cpu['dtype']} on {cpu['threads']} threads in {cpu['seconds']:.1f} s: matmul {cpu['gflops']:,.1f} GFLOP/s "
+        f"(the best median of {sizes}), copy {cpu['bandwidth_gb_s']:,.1f} GB/s ({cpu['copy_gib']:.2f} GiB), "
+        f"{cpu['memory_gib']:.1f} GiB free, load average {cpu['load_avg']:.1f} (other work on these cores lowers "
+        "the rates)"
     )
 
 

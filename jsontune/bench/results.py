@@ -54,9 +54,10 @@ class BenchRow:
     cut_by_length: int | None = None
     f1: float | None = None
     exact_match: float | None = None
-    # against hf-seq's row and the GPU's ceiling (runner.with_speedups, runner.with_roofline_shares)
+    # against hf-seq's row and the device's ceiling (runner.with_speedups, runner.with_roofline_shares)
     speedup: float | None = None
     roofline_share: float | None = None
+    roofline_note: str | None = None  # why a finished row has no share (another device or dtype than the roofline's)
 
     @property
     def ok(self) -> bool:
@@ -84,7 +85,9 @@ class BenchResult:
 
     config: BenchConfig  # as asked; the engines ran with `engine_dtype` and vLLM's context sized to the job
     rows: list[BenchRow]
-    roofline: dict[str, Any]  # roofline.roofline()'s numbers and "available": True, or "available": False, "reason"
+    # roofline.roofline()'s numbers (its "gpu" or "cpu" spec among them) and "available": True, or "available":
+    # False and the "reason"
+    roofline: dict[str, Any]
     model_path: str  # the folder or Hub id the engines loaded (a preset name becomes its folder)
     random_weights: bool
     n: int  # prompts run: -n, or fewer when --input has fewer rows

@@ -21,12 +21,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsontune.bench.config import ENGINES, BenchConfig
 from jsontune.bench.results import BenchResult, BenchRow
 from jsontune.bench.worker import ERROR_PREFIX, prompts_sha256
 from jsontune.errors import JsontuneError
+
+if TYPE_CHECKING:
+    from jsontune.bench.roofline import CpuSpec, GpuSpec
+    from jsontune.shape import ModelShape
 
 OnEngine = Callable[[str, int, int], None]
 """Called with (engine, its position from 1, number of engines) as each engine starts."""
@@ -194,50 +198,122 @@ def _run_dtype(config: dict[str, Any], dtype: str) -> str:
     return config_dtype(config) if dtype == "auto" else dtype_name(dtype)
 
 
-def job_roofline(
-    rows: list[BenchRow], model: str, dtype: str, n: int, prompt_tokens: float, new_tokens: int
-) -> dict[str, Any]:
-    """The job's roofline on the GPU the engines ran on, or why there is none."""
+def _text_config(model: str) -> dict[str, Any]:
     from transformers import AutoConfig
 
-    from jsontune.bench import roofline as rl
+    return AutoConfig.from_pretrained(model).get_text_config().to_dict()
+
+
+def _job_shape(model: str, config: dict[str, Any], dtype: str) -> ModelShape:
+    from jsontune.bench.roofline import count_params
     from jsontune.shape import model_shape
 
+    return model_shape(config, dtype, count_params(model) if Path(model).is_dir() else None)
+
+
+COPY_BYTES = (64 << 20, 1 << 30)  # the copy that measures a CPU's bandwidth: the weights' size, within these
+MATMUL_SIZE = 2048  # measured beside the model's hidden size
+
+
+def measure_cpu_rates(model: str, dtype: str, device: str | None) -> CpuSpec | None:
+    """Where the engines run on the CPU (`device`, else the best there is), its rates for the roofline,
+    measured now, before any engine runs: in `dtype`, on torch's threads (the HF workers' count; vLLM's engine
+    computes on every CPU up to 4), n x n products of the model's hidden size and of MATMUL_SIZE, and a copy the
+    size of the weights (within COPY_BYTES, at most a quarter of the free memory). None on a GPU."""
+    import psutil
+
+    from jsontune.bench.roofline import measure_cpu
+    from jsontune.device import resolve_device
+    from jsontune.shape import model_shape
+
+    if resolve_device(device) != "cpu":
+        return None
+    config = _text_config(model)
+    weights = model_shape(config, dtype).weight_bytes  # estimated from the config: the files may be broken
+    copy = min(max(weights, COPY_BYTES[0]), COPY_BYTES[1], psutil.virtual_memory().available // 4)
+    return measure_cpu(dtype, (config["hidden_size"], MATMUL_SIZE), copy)
+
+
+def job_roofline(
+    rows: list[BenchRow],
+    model: str,
+    dtype: str,
+    n: int,
+    prompt_tokens: float,
+    new_tokens: int,
+    cpu: CpuSpec | None = None,
+) -> dict[str, Any]:
+    """The job's roofline on the device the engines ran on: a GPU's from the table, else the CPU's from `cpu`
+    (`measure_cpu_rates`); or why there is none."""
+    from jsontune.bench.roofline import roofline
+
     ok = [r for r in rows if r.ok]
-    gpu = next((r.gpu for r in ok if r.gpu), None)
-    known = ", ".join(spec.name for _, spec in rl.GPU_SPECS)
     if not ok:
         return _no_roofline("no engine finished, so there is no device to bound.")
-    if gpu is None:
-        return _no_roofline(f"the engines ran on the CPU; a roofline needs one of these GPUs: {known}.")
-    spec = rl.gpu_spec(gpu)
-    if spec is None:
-        return _no_roofline(
-            f"GPU {gpu!r} is not in the roofline table ({known}); add it to jsontune/bench/roofline.py."
-        )
+    gpu = next((r.gpu for r in ok if r.gpu), None)
     try:
-        config = AutoConfig.from_pretrained(model).get_text_config().to_dict()
+        config = _text_config(model)
     except (OSError, ValueError) as e:
         return _no_roofline(f"the model config could not be read ({e}).")
     run_dtype = _run_dtype(config, dtype)
-    if run_dtype not in ("bfloat16", "float16"):
-        return _no_roofline(
-            f"the weights are {run_dtype} and the table's FLOP rates are 16-bit; bench with --dtype bfloat16."
-        )
-    shape = model_shape(config, run_dtype, rl.count_params(model) if Path(model).is_dir() else None)
+    spec = _device_spec(gpu, run_dtype, cpu)
+    if isinstance(spec, str):
+        return _no_roofline(spec)
     try:
-        roof = rl.roofline(shape, spec, n, prompt_tokens, new_tokens)
+        roof = roofline(_job_shape(model, config, run_dtype), spec, n, prompt_tokens, new_tokens)
     except ValueError as e:
         return _no_roofline(f"{e}.")
-    return {"available": True, "device": gpu, **roof}
+    return {"available": True, "device": gpu or spec.name, **roof}
+
+
+def _device_spec(gpu: str | None, dtype: str, cpu: CpuSpec | None) -> GpuSpec | CpuSpec | str:
+    """What bounds a job in `dtype`: the table's spec of `gpu`, or without a GPU the CPU's measured rates; else
+    why there is none."""
+    from jsontune.bench.roofline import GPU_SPECS, gpu_spec
+
+    if gpu is None:
+        if cpu is None:
+            return "the engines ran on the CPU and its matmul and copy rates were not measured."
+        if cpu.dtype != dtype:
+            return f"the CPU's rates were measured in {cpu.dtype} and the engines ran in {dtype}."
+        return cpu
+    spec = gpu_spec(gpu)
+    if spec is None:
+        known = ", ".join(listed.name for _, listed in GPU_SPECS)
+        return f"GPU {gpu!r} is not in the roofline table ({known}); add it to jsontune/bench/roofline.py."
+    if dtype not in ("bfloat16", "float16"):
+        return f"the weights are {dtype} and the table's FLOP rates are 16-bit; bench with --dtype bfloat16."
+    return spec
+
+
+def row_dtype(row: BenchRow) -> str | None:
+    """The dtype a row's engine ran in, as it recorded it (a Ray row: its replicas')."""
+    settings = row.engine_settings or {}
+    return settings.get("dtype") or (settings.get("replica") or {}).get("dtype")
+
+
+def _no_share(row: BenchRow, roof: dict[str, Any]) -> str | None:
+    """Why a finished row has no share of the roofline's ceiling; None when it has one."""
+    measured = roof["cpu"]["dtype"] if "cpu" in roof else None  # a CPU roofline holds for its dtype only
+    if bool(row.gpu) == (measured is not None):
+        return f"ran on {row.gpu or 'the CPU'} and the roofline is {roof['device']}'s: no share."
+    if measured is not None and row_dtype(row) != measured:
+        return f"ran in {row_dtype(row)} and the CPU's rates were measured in {measured}: no share."
+    return None
 
 
 def with_roofline_shares(rows: list[BenchRow], roof: dict[str, Any]) -> list[BenchRow]:
-    """The rows with each finished GPU row's output tokens/s as a share of the roofline's ceiling."""
+    """The rows with each finished row's output tokens/s as a share of the roofline's ceiling, or a note why it
+    has none (it ran on another device, or on the CPU in another dtype than its rates were measured in)."""
     if not roof["available"]:
         return rows
-    ceiling = roof["ceiling_tokens_per_s"]
-    return [replace(r, roofline_share=r.output_tokens_per_s / ceiling) if r.ok and r.gpu else r for r in rows]
+
+    def shared(row: BenchRow) -> BenchRow:
+        why = _no_share(row, roof)
+        share = None if why else row.output_tokens_per_s / roof["ceiling_tokens_per_s"]
+        return replace(row, roofline_share=share, roofline_note=why)
+
+    return [shared(r) if r.ok else r for r in rows]
 
 
 def engine_dtype(model: str, requested: str) -> str:
@@ -306,8 +382,9 @@ def run_bench(config: BenchConfig, on_engine: OnEngine | None = None) -> BenchRe
     settings = fit_context(replace(config.settings, dtype=run_dtype), inputs, lengths, config.max_new_tokens)
     work = Path(config.out) / "workers"
     write_json_atomic(work / "prompts.json", prompts)
+    cpu = measure_cpu_rates(model, run_dtype, config.settings.device)  # before any engine, a few seconds
     rows = run_engines(replace(config, settings=settings), model, work, golds, on_engine)
-    roof = job_roofline(rows, model, run_dtype, len(prompts), prompt_tokens, config.max_new_tokens)
+    roof = job_roofline(rows, model, run_dtype, len(prompts), prompt_tokens, config.max_new_tokens, cpu)
     return BenchResult(
         config=config,  # as asked: bench.json and the rerun command show the flags, not the resolved values
         rows=with_roofline_shares(rows, roof),

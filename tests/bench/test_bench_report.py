@@ -104,3 +104,35 @@ def test_vllm_gpu_memory_is_explained_as_its_reservation():
     )
     said = [n for n in report.notes(result) if "reserves up front" in n]
     assert len(said) == 1 and said[0].startswith("vllm's GPU memory") and "0.9" in said[0]
+
+
+def test_a_cpu_roofline_is_rendered_with_its_measured_rates_and_each_rows_share(cpu_spec):
+    from dataclasses import asdict
+
+    roof = {
+        "available": True,
+        "device": cpu_spec.name,
+        "cpu": asdict(cpu_spec),
+        "batch": 40,
+        "bound": "compute",
+        "lower_bound_s": 4.0,
+        "ceiling_tokens_per_s": 640.0,
+    }
+    rows = [
+        _row("hf-batch", roofline_share=0.25),
+        _row("vllm", roofline_note="ran in float32 and the CPU's rates were measured in bfloat16: no share."),
+    ]
+    result = _result(rows)
+    result.roofline = roof
+    assert [row[-1] for row in report.speed_rows(result)] == ["25.0%", "—"]
+    said = report.notes(result)
+    assert "vllm ran in float32 and the CPU's rates were measured in bfloat16: no share." in said
+    assert said[-1] == (
+        "Roofline on test (2 CPUs) [AVX2, AVX-512; torch's kernels AVX512], measured at the start in bfloat16 on 2 "
+        "threads in 2.0 s: matmul 100.0 GFLOP/s (the best median of 1024²: 80.0, 2048²: 100.0), copy 10.0 GB/s "
+        "(1.00 GiB), 16.0 GiB free, load average 0.5 (other work on these cores lowers the rates): 40 prompts × 64 "
+        "tokens take at least 4.000 s (compute-bound at batch 40), a ceiling of 640 output tok/s."
+    )
+    md = report.markdown(result)
+    assert "| hf-batch | ok | 2.0 | 16.00 | 2.50 | 160.0 | 1.00× | 25.0% |" in md and said[-1] in md
+    assert report.summary_line(result, {})["engines"]["hf-batch"]["roofline_share"] == 0.25

@@ -112,11 +112,17 @@ def test_every_engine_ran_the_prompts_prompts_py_renders(fixed_run, tiny_model):
     assert [r.prompts_sha256 for r in fixed_run.rows[:2]] == [expected, expected]
 
 
-def test_no_roofline_on_cpu_and_the_reason_says_so(fixed_run):
+def test_a_cpu_run_has_the_cpus_roofline_measured_at_the_start(fixed_run, files):
     if any(r.gpu for r in fixed_run.rows):
         pytest.skip("ran on a GPU")
-    assert fixed_run.roofline["available"] is False
-    assert "CPU" in fixed_run.roofline["reason"]
+    roof = fixed_run.roofline
+    assert roof["available"] and roof["cpu"]["dtype"] == fixed_run.engine_dtype
+    assert roof["cpu"]["threads"] >= 1 and roof["cpu"]["gflops"] > 0 and roof["cpu"]["bandwidth_gb_s"] > 0
+    for row in fixed_run.rows[:2]:
+        assert row.roofline_share == pytest.approx(row.output_tokens_per_s / roof["ceiling_tokens_per_s"])
+    md = files["markdown"].read_text()
+    assert "No roofline" not in md and f"in {fixed_run.engine_dtype} on {roof['cpu']['threads']} threads" in md
+    assert json.loads(files["json"].read_text())["roofline"]["cpu"]["name"] == fixed_run.rows[0].device
 
 
 def test_a_crashing_engine_is_a_failed_row_and_the_others_survive(tiny_model, tmp_path, monkeypatch):

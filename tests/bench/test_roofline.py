@@ -1,12 +1,22 @@
-"""The roofline's arithmetic against numbers worked out by hand."""
+"""The roofline's arithmetic against numbers worked out by hand, on a GPU's datasheet and a CPU's measured rates."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, replace
 
 import pytest
 
-from jsontune.bench.roofline import GIB, GpuSpec, count_params, gpu_spec, roofline
+from jsontune.bench.roofline import (
+    CPU_FEATURES,
+    GIB,
+    GpuSpec,
+    count_params,
+    cpu_features,
+    gpu_spec,
+    measure_cpu,
+    roofline,
+)
 from jsontune.shape import ModelShape, estimate_params, model_shape
 
 # 1e9 parameters in bf16 (2e9 bytes); K and V of one token: 2 * 2 layers * 1 head * 4 dims * 2 bytes = 32.
@@ -101,3 +111,46 @@ def test_params_counted_from_the_safetensors_headers(tiny_model):
 
 def test_no_safetensors_no_count(tmp_path):
     assert count_params(tmp_path) is None
+
+
+def test_a_cpu_roofline_uses_the_same_formulas_on_the_measured_rates(cpu_spec):
+    result = roofline(SHAPE, cpu_spec, n=4, prompt_tokens=10, new_tokens=5)
+    # 1.2e11 FLOPs at 1e11 FLOP/s against 5 reads of 2e9 weight bytes (and 7680 KV bytes) at 1e10 bytes/s
+    assert result["compute_bound_s"] == pytest.approx(1.2)
+    assert result["memory_bound_s"] == pytest.approx((1e10 + 7680) / 1e10)
+    assert result["bound"] == "compute" and result["batch"] == 4
+    assert result["ceiling_tokens_per_s"] == pytest.approx(4 * 5 / 1.2)
+    assert result["cpu"] == asdict(cpu_spec) and "gpu" not in result
+
+
+def test_a_cpu_with_little_bandwidth_is_memory_bound(cpu_spec):
+    result = roofline(SHAPE, replace(cpu_spec, bandwidth_gb_s=1.0), n=4, prompt_tokens=10, new_tokens=5)
+    assert result["bound"] == "memory"
+    assert result["ceiling_tokens_per_s"] == pytest.approx(20 / ((1e10 + 7680) / 1e9))
+
+
+def test_cpu_features_are_named_from_the_cpuinfo_flags():
+    flags = ["fpu", "sse", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"]
+    assert cpu_features(flags) == ("AVX2", "AVX-512", "AVX512-BF16", "AMX-BF16")
+    assert cpu_features(["sse", "avx", "avx2"]) == ("AVX2",)  # an AVX2-only CPU, such as many AMD EPYCs
+    assert cpu_features([]) == ()
+
+
+def test_measure_cpu_reports_what_it_measured_and_restores_the_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    spec = measure_cpu("float32", sizes=(64, 32, 64), copy_bytes=1 << 20, threads=1, budget_s=0.01)
+    assert torch.get_num_threads() == before
+    assert (spec.dtype, spec.threads, spec.copy_gib) == ("float32", 1, 1 / 1024)
+    assert list(spec.gflops_by_size) == ["32", "64"] and spec.gflops == max(spec.gflops_by_size.values()) > 0
+    assert spec.bandwidth_gb_s > 0 and spec.memory_gib > 0 and spec.kernels
+    assert set(spec.features) <= set(CPU_FEATURES.values())
+
+
+def test_measure_cpu_leaves_out_a_size_too_slow_to_time(monkeypatch):
+    from jsontune.bench import roofline as rl
+
+    monkeypatch.setattr(rl, "_matmul_gflops", lambda n, dtype, budget_s: 0.5)  # bfloat16 without bf16 instructions
+    spec = measure_cpu("bfloat16", sizes=(1024, 2048), copy_bytes=1 << 20, budget_s=0.5)
+    assert spec.gflops_by_size == {"1024": 0.5}  # a 2048 product would take 34 s
