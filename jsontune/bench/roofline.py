@@ -166,15 +166,15 @@ def _seconds(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def _median_s(fn: Callable[[], object], budget_s: float, most: int = 5) -> float:
-    """The median seconds of `fn` over up to `most` timed calls within about `budget_s`, after one warm-up
-    call (oneDNN builds its kernels on the first). A warm-up over 4 x the budget is the one measurement: a
-    bfloat16 product without bf16 instructions takes seconds, and timing it again would take as long."""
+def _median_s(fn: Callable[[], object], budget_s: float, least: int = 3, most: int = 5) -> float:
+    """The median seconds of `fn` over `least` timed calls, or up to `most` within about `budget_s`, after one
+    warm-up call (oneDNN builds its kernels on the first). A warm-up over 4 x the budget is the one measurement:
+    a bfloat16 product without bf16 instructions takes seconds, and timing it again would take as long."""
     warmup = _seconds(fn)
     if warmup > 4 * budget_s:
         return warmup
     times: list[float] = []
-    while len(times) < most and sum(times) < budget_s:
+    while len(times) < least or (len(times) < most and sum(times) < budget_s):
         times.append(_seconds(fn))
     return statistics.median(times)
 
