@@ -41,10 +41,38 @@ def config_dtype(config: Any, default: str = "float32") -> str:
     return dtype_name(str(stored))
 
 
+def inference_dtype(requested: str, device: str, stored: str | None = None, *, engine: str) -> str:
+    """The dtype `engine` ("hf" or "vllm") runs a model in for inference on `device`: the one meaning of
+    `--dtype auto`, which HF loading, the vLLM engine and the bench all ask for, so that a bench row runs what
+    predict runs.
+
+    A dtype asked for by name is kept (in its canonical spelling). `auto` depends on where the model runs:
+    - cuda, cuda:N (both engines): the checkpoint's own dtype (`stored`, `config_dtype`), float32 becoming
+      bfloat16, as vLLM's own `auto` does;
+    - cpu, vLLM: `cpu_auto_dtype()`, bfloat16 where the CPU has bf16 instructions, else float32, whatever the
+      checkpoint stores;
+    - cpu, HF: float32. bfloat16 took a third of the compute for the qwen3-0.6b shape, but changed 15 of the
+      demo's 100 outputs and made batched output differ from sequential (docs/BENCHMARKS.md);
+    - mps (HF): the checkpoint's own dtype.
+    `stored` None means the checkpoint names none, which transformers reads as float32.
+    """
+    if engine not in ("hf", "vllm"):
+        raise ValueError(f"engine must be 'hf' or 'vllm', got {engine!r}")
+    requested = dtype_name(requested)
+    if requested != "auto":
+        return requested
+    if device == "cpu":
+        return cpu_auto_dtype() if engine == "vllm" else "float32"
+    stored = dtype_name(stored or "float32")
+    if device.split(":")[0] == "cuda" and stored == "float32":
+        return "bfloat16"
+    return stored
+
+
 def cpu_auto_dtype() -> str:
-    """What `auto` means for inference on this CPU: bfloat16 where it has bf16 instructions (AVX512-BF16 or
-    AMX; measured 3x faster than float32 for the qwen3-0.6b shape with vLLM and HF alike, docs/BENCHMARKS.md),
-    float32 elsewhere, where bfloat16 is emulated and slower."""
+    """What `auto` means for vLLM on this CPU (`inference_dtype`): bfloat16 where it has bf16 instructions
+    (AVX512-BF16 or AMX; measured 3x faster than float32 for the qwen3-0.6b shape, docs/BENCHMARKS.md), float32
+    elsewhere, where bfloat16 is emulated and slower."""
     import torch
 
     has_bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()

@@ -69,24 +69,24 @@ def load_model(
     device: str | None = None,
     trust_remote_code: bool = False,
 ) -> Any:
-    """AutoModelForCausalLM in eval mode on `device`; dtype "auto" is the config's on GPU, float32 on CPU."""
-    from transformers import AutoModelForCausalLM
+    """AutoModelForCausalLM in eval mode on `device`, in the dtype `device.inference_dtype` gives HF ("auto":
+    float32 on a CPU; on a GPU the checkpoint's, float32 run as bfloat16)."""
+    from safetensors import SafetensorError
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    from jsontune.device import resolve_device, torch_dtype
+    from jsontune.device import config_dtype, inference_dtype, resolve_device, torch_dtype
 
     device = resolve_device(device)
-    if dtype == "auto":
-        # Half-precision matmuls on CPU are slow or unsupported, so "auto" means float32 there.
-        resolved: Any = torch_dtype("float32") if device == "cpu" else "auto"
-    else:
-        resolved = torch_dtype(dtype)
-    from safetensors import SafetensorError
-
     name = str(name_or_path)
     _refuse_missing_local(name)
     try:
         with no_progress_bars():
-            model = AutoModelForCausalLM.from_pretrained(name, dtype=resolved, trust_remote_code=trust_remote_code)
+            config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+            stored = config_dtype(config.get_text_config())
+            resolved = inference_dtype(dtype, device, stored, engine="hf")
+            model = AutoModelForCausalLM.from_pretrained(
+                name, config=config, dtype=torch_dtype(resolved), trust_remote_code=trust_remote_code
+            )
     except (OSError, ValueError, SafetensorError) as e:  # SafetensorError: a truncated or corrupt weights file
         raise _load_error(name, "model", e) from None
     return model.to(device).eval()

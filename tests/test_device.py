@@ -1,4 +1,4 @@
-"""One dtype vocabulary for every --dtype, and the device choice."""
+"""One dtype vocabulary for every --dtype, one meaning of `--dtype auto` (`inference_dtype`), and the device choice."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import Qwen3Config
 
-from jsontune.device import config_dtype, dtype_name, resolve_device, torch_dtype
+from jsontune.device import config_dtype, dtype_name, inference_dtype, resolve_device, torch_dtype
 from jsontune.errors import JsontuneError
 
 
@@ -43,3 +43,107 @@ def test_device_names():
     if not torch.cuda.is_available():
         with pytest.raises(JsontuneError, match="'cuda' was asked for but is not available"):
             resolve_device("cuda")
+
+
+@pytest.fixture
+def bf16_cpu(monkeypatch):
+    """Set whether this CPU has bf16 instructions, as torch's probes answer it (AVX512-BF16 or AMX)."""
+
+    def set_to(has: bool) -> None:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: has)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+
+    return set_to
+
+
+@pytest.mark.parametrize("stored", ["float32", "bfloat16", "float16", None])
+def test_auto_on_a_cpu_is_bfloat16_for_vllm_where_it_has_bf16_instructions_whatever_the_checkpoint(bf16_cpu, stored):
+    bf16_cpu(True)
+    assert inference_dtype("auto", "cpu", stored, engine="vllm") == "bfloat16"
+    bf16_cpu(False)  # bfloat16 would be emulated: float32, a half-precision checkpoint upcast too
+    assert inference_dtype("auto", "cpu", stored, engine="vllm") == "float32"
+
+
+@pytest.mark.parametrize("stored", ["float32", "bfloat16", "float16", None])
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_auto_on_a_cpu_is_float32_for_hf_with_or_without_bf16_instructions(bf16_cpu, has_bf16, stored):
+    bf16_cpu(has_bf16)
+    assert inference_dtype("auto", "cpu", stored, engine="hf") == "float32"
+
+
+def test_amx_alone_counts_as_bf16_instructions(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert inference_dtype("auto", "cpu", "float32", engine="vllm") == "bfloat16"
+
+
+@pytest.mark.parametrize(
+    ("stored", "runs"),
+    [("float32", "bfloat16"), ("bfloat16", "bfloat16"), ("float16", "float16"), (None, "bfloat16")],
+)
+@pytest.mark.parametrize("gpu", ["cuda", "cuda:1"])
+@pytest.mark.parametrize("engine", ["hf", "vllm"])
+def test_auto_on_a_gpu_is_the_checkpoints_dtype_with_float32_run_as_bfloat16(bf16_cpu, engine, gpu, stored, runs):
+    bf16_cpu(True)  # the CPU plays no part
+    assert inference_dtype("auto", gpu, stored, engine=engine) == runs
+
+
+def test_auto_on_mps_is_the_checkpoints_dtype(bf16_cpu):
+    bf16_cpu(True)
+    assert inference_dtype("auto", "mps", "float32", engine="hf") == "float32"
+    assert inference_dtype("auto", "mps", "float16", engine="hf") == "float16"
+
+
+@pytest.mark.parametrize(
+    ("asked", "runs"),
+    [
+        ("float32", "float32"),
+        ("fp32", "float32"),
+        ("bf16", "bfloat16"),
+        ("half", "float16"),
+        ("torch.float16", "float16"),
+    ],
+)
+@pytest.mark.parametrize(("device", "has_bf16"), [("cpu", True), ("cpu", False), ("cuda", False)])
+@pytest.mark.parametrize("engine", ["hf", "vllm"])
+def test_a_dtype_asked_for_by_name_is_kept_in_its_canonical_spelling(bf16_cpu, engine, device, has_bf16, asked, runs):
+    bf16_cpu(has_bf16)
+    assert inference_dtype(asked, device, "bfloat16", engine=engine) == runs
+
+
+def test_an_unknown_dtype_is_one_sentence_and_an_unknown_engine_an_error():
+    with pytest.raises(JsontuneError, match="unknown dtype 'int4'"):
+        inference_dtype("int4", "cpu", "float32", engine="hf")
+    with pytest.raises(ValueError, match="'hf' or 'vllm'"):
+        inference_dtype("auto", "cpu", "float32", engine="hf-batch")
+
+
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_hf_loading_and_the_bench_resolve_auto_alike(tiny_model, bf16_cpu, has_bf16):
+    """What `predict --engine hf` loads is what the bench gives its HF rows for `auto`: float32 on a CPU."""
+    from jsontune.bench.runner import engine_dtype
+    from jsontune.serving.hf_engine import HFEngine
+
+    bf16_cpu(has_bf16)
+    bench = engine_dtype(str(tiny_model), "auto", engine="hf")
+    assert HFEngine.load(str(tiny_model)).settings["dtype"] == bench
+    if resolve_device() == "cpu":
+        assert bench == "float32"
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_the_vllm_engine_and_the_bench_resolve_auto_alike(tiny_model, bf16_cpu, has_bf16, monkeypatch):
+    """What `predict --engine vllm` starts vLLM with is what the bench gives its vLLM rows for `auto`."""
+    from jsontune.bench.runner import engine_dtype
+    from jsontune.serving.base import vllm_build
+    from jsontune.serving.settings import EngineSettings
+    from jsontune.serving.vllm_engine import engine_args
+
+    for name, value in (("VLLM_WORKER_MULTIPROC_METHOD", "spawn"), ("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")):
+        monkeypatch.setenv(name, value)  # engine_args sets them for vLLM's processes; undone after the test
+    bf16_cpu(has_bf16)
+    args, chosen = engine_args(str(tiny_model), EngineSettings())
+    assert args["dtype"] == chosen["dtype"] == engine_dtype(str(tiny_model), "auto", engine="vllm")
+    if vllm_build() == "cpu":
+        assert chosen["dtype"] == ("bfloat16" if has_bf16 else "float32")

@@ -133,6 +133,12 @@ def notes(result: BenchResult) -> list[str]:
         said.append(f"--skip-bad-rows: {len(skipped)} bad --input rows skipped (the first: {skipped[0]})")
     if n < result.config.n:
         said.append(f"--input has {n} rows, fewer than -n {result.config.n}: all were used.")
+    if len(set(result.engine_dtypes.values())) > 1:
+        ran = ", ".join(f"{kind} in {dtype}" for kind, dtype in result.engine_dtypes.items())
+        said.append(
+            f"The engines ran in different dtypes, each in what predict runs it in ({ran}); "
+            "give --dtype to time them in one."
+        )
     for r in result.rows:
         if not r.ok:
             said.append(f"{r.engine} {r.status}: {r.reason}")

@@ -83,7 +83,7 @@ class BenchRow:
 class BenchResult:
     """The rows of one run, the roofline, and what the run found out about its job on the way."""
 
-    config: BenchConfig  # as asked; the engines ran with `engine_dtype` and vLLM's context sized to the job
+    config: BenchConfig  # as asked; the engines ran in `engine_dtypes` and vLLM's context sized to the job
     rows: list[BenchRow]
     # roofline.roofline()'s numbers (its "gpu" or "cpu" spec among them) and "available": True, or "available":
     # False and the "reason"
@@ -94,7 +94,7 @@ class BenchResult:
     prompt_tokens_mean: float
     prompt_tokens_max: int
     prompts_sha256: str
-    engine_dtype: str
+    engine_dtypes: dict[str, str]  # the dtype each engine kind ran in ("hf", "vllm"): what predict runs it in
     skipped_rows: list[str] = field(default_factory=list)  # --skip-bad-rows: one sentence per bad --input row
 
     @property
@@ -121,6 +121,6 @@ class BenchResult:
             "prompt_tokens_mean": self.prompt_tokens_mean,
             "prompt_tokens_max": self.prompt_tokens_max,
             "prompts_sha256": self.prompts_sha256,
-            "engine_dtype": self.engine_dtype,
+            "engine_dtypes": self.engine_dtypes,
         }
         return {"config": summary, "rows": [asdict(row) for row in self.rows], "roofline": self.roofline}

@@ -316,29 +316,37 @@ def with_roofline_shares(rows: list[BenchRow], roof: dict[str, Any]) -> list[Ben
     return [shared(r) if r.ok else r for r in rows]
 
 
-def engine_dtype(model: str, requested: str) -> str:
-    """The one dtype every engine is given, so that they all compute alike.
-
-    `auto` on a GPU is the checkpoint's own dtype, except that float32 becomes bfloat16, as vLLM's own
-    `auto` does (HF's would keep float32: vLLM would then win by doing half the work). On a CPU it is what
-    vLLM's CPU engine takes for `auto` (`device.cpu_auto_dtype`), for HF too.
+def engine_dtype(model: str, requested: str, device: str | None = None, *, engine: str) -> str:
+    """The dtype `engine` ("hf" or "vllm") is given: `device.inference_dtype`, the rule it follows when predict
+    runs it, on the device it runs on here (HF: `device`, else the best there is), so each row times what
+    predict runs. `auto` on a GPU is the checkpoint's dtype with float32 run as bfloat16 for both; on a CPU,
+    vLLM's is bfloat16 where the CPU has bf16 instructions, HF's float32.
     """
-    if requested != "auto":
-        return requested
-    from jsontune.device import config_dtype, cpu_auto_dtype, cuda_available
-
-    if not cuda_available():  # asked through NVML: no CUDA context in this process
-        return cpu_auto_dtype()
     from transformers import AutoConfig
 
+    from jsontune.device import config_dtype, inference_dtype, probe_cuda_with_nvml, resolve_device
+
+    probe_cuda_with_nvml()  # no CUDA context in this process: its workers measure the GPU's memory
     stored = config_dtype(AutoConfig.from_pretrained(model).get_text_config())
-    return "bfloat16" if stored == "float32" else stored
+    return inference_dtype(requested, resolve_device(device if engine == "hf" else None), stored, engine=engine)
+
+
+def engine_dtypes(model: str, config: BenchConfig) -> dict[str, str]:
+    """The dtype of each engine kind the bench runs ("hf", "vllm"), for --dtype as asked (`engine_dtype`)."""
+    kinds = dict.fromkeys(ENGINES[name] for name in config.engines)
+    return {kind: engine_dtype(model, config.settings.dtype, config.settings.device, engine=kind) for kind in kinds}
 
 
 def run_engines(
-    config: BenchConfig, model: str, work: Path, golds: list[dict] | None, on_engine: OnEngine | None
+    config: BenchConfig,
+    model: str,
+    work: Path,
+    golds: list[dict] | None,
+    on_engine: OnEngine | None,
+    dtypes: dict[str, str],
 ) -> list[BenchRow]:
-    """One row per engine, in order: measured, failed or skipped, never lost."""
+    """One row per engine, in order: measured, failed or skipped, never lost; each in its kind's dtype from
+    `dtypes` (`engine_dtypes`)."""
     from jsontune.schema import schema_if_known
     from jsontune.serving.base import vllm_available
     from jsontune.serving.ray_engine import ray_available
@@ -356,7 +364,9 @@ def run_engines(
         if missing:
             rows.append(BenchRow(row_name, "skipped", reason=missing))
             continue
-        row = run_worker(engine_spec(name, config, model, work, schema, replicas), work, config.timeout_s)
+        in_dtype = replace(config, settings=replace(config.settings, dtype=dtypes[ENGINES[name]]))
+        spec = engine_spec(name, in_dtype, model, work, schema, replicas)
+        row = run_worker(spec, work, config.timeout_s)
         rows.append(with_quality(row, golds, schema) if row.ok and not config.fixed_length else row)
     return with_speedups(rows)
 
@@ -371,7 +381,7 @@ def run_bench(config: BenchConfig, on_engine: OnEngine | None = None) -> BenchRe
 
     records, golds, skipped = load_inputs(config)  # bad input or gold fails before any model is built
     model, random_weights = resolve_model(config.model, config.models_dir)
-    run_dtype = engine_dtype(model, config.settings.dtype)
+    dtypes = engine_dtypes(model, config)
     # The prompts and vLLM's context come from what predict uses: the model's prompt format, rendered once, and
     # the context sized to the longest prompt plus the new tokens (or --max-model-len, checked on every row).
     prompting = Prompting.resolve(model, params=GenerationParams(max_new_tokens=config.max_new_tokens))
@@ -379,12 +389,13 @@ def run_bench(config: BenchConfig, on_engine: OnEngine | None = None) -> BenchRe
     lengths = token_lengths(prompting.tokenizer, prompts)
     prompt_tokens = statistics.mean(lengths)
     inputs = LoadResult(config.input or "the synthetic orders", records)
-    settings = fit_context(replace(config.settings, dtype=run_dtype), inputs, lengths, config.max_new_tokens)
+    settings = fit_context(config.settings, inputs, lengths, config.max_new_tokens)
     work = Path(config.out) / "workers"
     write_json_atomic(work / "prompts.json", prompts)
-    cpu = measure_cpu_rates(model, run_dtype, config.settings.device)  # before any engine, a few seconds
-    rows = run_engines(replace(config, settings=settings), model, work, golds, on_engine)
-    roof = job_roofline(rows, model, run_dtype, len(prompts), prompt_tokens, config.max_new_tokens, cpu)
+    roof_dtype = dtypes[ENGINES[config.engines[0]]]  # the CPU's rates hold for one dtype: the first engine's
+    cpu = measure_cpu_rates(model, roof_dtype, config.settings.device)  # before any engine, a few seconds
+    rows = run_engines(replace(config, settings=settings), model, work, golds, on_engine, dtypes)
+    roof = job_roofline(rows, model, roof_dtype, len(prompts), prompt_tokens, config.max_new_tokens, cpu)
     return BenchResult(
         config=config,  # as asked: bench.json and the rerun command show the flags, not the resolved values
         rows=with_roofline_shares(rows, roof),
@@ -395,6 +406,6 @@ def run_bench(config: BenchConfig, on_engine: OnEngine | None = None) -> BenchRe
         prompt_tokens_mean=prompt_tokens,
         prompt_tokens_max=max(lengths),
         prompts_sha256=prompts_sha256(prompts),
-        engine_dtype=run_dtype,
+        engine_dtypes=dtypes,
         skipped_rows=skipped,
     )

@@ -33,8 +33,11 @@ class VLLMEngine:
     name = "vllm"
 
     def __init__(self, model: str, settings: EngineSettings | None = None, *, lora: str | None = None) -> None:
+        from jsontune.device import inference_dtype
+
         settings = (settings or EngineSettings()).for_engine(VLLM)
-        if lora and resolve_dtype(settings.dtype, _device()) == "float32":
+        # Refused before the model is read: no checkpoint makes `auto` float32 (a GPU runs float32 as bfloat16).
+        if lora and inference_dtype(settings.dtype, _device(), engine=VLLM) == "float32":
             raise JsontuneError(
                 "vLLM serves LoRA adapters in bfloat16 or float16 only; pass --dtype bfloat16, "
                 "or merge the adapter (jsontune merge) and serve that in float32."
@@ -125,9 +128,11 @@ def engine_args(
     """vLLM's engine arguments for `model` on this machine (the names `LLM(...)` and `vllm serve` take), and
     the settings to record. The offline engine and `jsontune serve` both start vLLM from them. This is the
     one place an `EngineSettings` field becomes a vLLM argument."""
+    from jsontune.device import config_dtype, inference_dtype
+
     device = _device()
-    dtype = resolve_dtype(settings.dtype, device)
     shape = _text_config(model, settings.trust_remote_code)
+    dtype = inference_dtype(settings.dtype, device, config_dtype(shape), engine=VLLM)
     max_model_len = _max_model_len(model, settings.max_model_len, shape, device)
     kv_cache_gb = settings.kv_cache_gb
     # A fresh interpreter for vLLM's engine process: a forked one inherits whatever CUDA state this
@@ -170,15 +175,6 @@ def engine_args(
     return args, chosen
 
 
-def resolve_dtype(dtype: str, device: str) -> str:
-    """vLLM's spelling of --dtype; `auto` on a CPU is `device.cpu_auto_dtype()` (bfloat16 where the CPU has
-    bf16 instructions, else float32); on a GPU vLLM's own `auto`."""
-    from jsontune.device import cpu_auto_dtype, dtype_name
-
-    dtype = dtype_name(dtype)
-    return cpu_auto_dtype() if dtype == "auto" and device == "cpu" else dtype
-
-
 def _text_config(model: str, trust_remote_code: bool) -> dict[str, Any]:
     """The model's text config as a dict: its KV-cache shape and longest context."""
     from transformers import AutoConfig
@@ -214,8 +210,7 @@ def kv_cache_bytes(
 
     from jsontune.shape import model_shape
 
-    # "auto" reaches here on a GPU only, where vLLM runs a float32 checkpoint in bfloat16: 2 bytes either way
-    per_token = model_shape(config, "bfloat16" if dtype == "auto" else dtype, params=1).kv_bytes_per_token
+    per_token = model_shape(config, dtype, params=1).kv_bytes_per_token
     per_sequence = -(-max_model_len // _CPU_BLOCK) * _CPU_BLOCK * per_token
     available = psutil.virtual_memory().available
     if kv_cache_gb is not None:

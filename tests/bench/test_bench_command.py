@@ -275,7 +275,7 @@ def test_bad_input_rows_are_skipped_with_a_note_and_the_flag_is_rerun(tmp_path):
         prompt_tokens_mean=9.0,
         prompt_tokens_max=10,
         prompts_sha256="x",
-        engine_dtype="float32",
+        engine_dtypes={"hf": "float32"},
         skipped_rows=skipped,
     )
     assert any(n.startswith("--skip-bad-rows: 1 bad --input rows skipped") for n in report.notes(result))
@@ -284,22 +284,51 @@ def test_bad_input_rows_are_skipped_with_a_note_and_the_flag_is_rerun(tmp_path):
         load_inputs(BenchConfig(model="m", input=data))
 
 
-def test_every_engine_gets_one_dtype_and_auto_follows_vllm_on_a_gpu(tiny_model, monkeypatch):
+def test_each_engine_gets_the_dtype_its_predict_runs_and_auto_follows_vllm_on_a_gpu(tiny_model, monkeypatch):
     import torch
 
-    from jsontune.bench.runner import engine_dtype
+    from jsontune.bench.runner import engine_dtype, engine_dtypes
+    from jsontune.serving.settings import EngineSettings
 
-    assert engine_dtype(str(tiny_model), "float16") == "float16"
+    assert engine_dtype(str(tiny_model), "float16", engine="hf") == "float16"
+    assert engine_dtypes(str(tiny_model), BenchConfig(model="m", settings=EngineSettings(dtype="bf16"))) == {
+        "hf": "bfloat16",
+        "vllm": "bfloat16",
+    }
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    from jsontune import device
-
-    for has_bf16, expected in ((True, "bfloat16"), (False, "float32")):  # CPU: what vLLM's CPU engine takes
+    for has_bf16, vllm in ((True, "bfloat16"), (False, "float32")):  # CPU: vLLM's by the CPU, HF's float32
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda has=has_bf16: has)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-        assert engine_dtype(str(tiny_model), "auto") == expected == device.cpu_auto_dtype()
+        config = BenchConfig(model="m", engines=("hf-seq", "hf-batch", "vllm"))
+        assert engine_dtypes(str(tiny_model), config) == {"hf": "float32", "vllm": vllm}
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     stored = json.loads((tiny_model / "config.json").read_text()).get("dtype", "float32")
-    assert engine_dtype(str(tiny_model), "auto") == ("bfloat16" if stored == "float32" else stored)
+    for engine in ("hf", "vllm"):
+        assert engine_dtype(str(tiny_model), "auto", engine=engine) == ("bfloat16" if stored == "float32" else stored)
+
+
+def test_a_run_in_two_dtypes_says_so():
+    from jsontune.bench import report
+
+    rows = [BenchRow("hf-batch", "skipped", reason="-"), BenchRow("vllm", "skipped", reason="-")]
+    result = BenchResult(
+        config=BenchConfig(model="m"),
+        rows=rows,
+        roofline={"available": False, "reason": "CPU."},
+        model_path="m",
+        random_weights=False,
+        n=2,
+        prompt_tokens_mean=9.0,
+        prompt_tokens_max=10,
+        prompts_sha256="x",
+        engine_dtypes={"hf": "float32", "vllm": "bfloat16"},
+    )
+    said = [n for n in report.notes(result) if "different dtypes" in n]
+    assert said == [
+        "The engines ran in different dtypes, each in what predict runs it in (hf in float32, vllm in "
+        "bfloat16); give --dtype to time them in one."
+    ]
+    assert not any("different dtypes" in n for n in report.notes(replace(result, engine_dtypes={"hf": "float32"})))
 
 
 def test_natural_rows_report_schema_validity_and_cut_outputs(tmp_path):

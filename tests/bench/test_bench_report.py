@@ -48,7 +48,7 @@ def _result(rows: list[BenchRow], n: int = 40, n_requested: int = 40, natural: b
         prompt_tokens_mean=90.0,
         prompt_tokens_max=100,
         prompts_sha256=HASH,
-        engine_dtype="float32",
+        engine_dtypes={"hf": "float32"},
     )
 
 

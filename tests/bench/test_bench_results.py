@@ -71,12 +71,12 @@ def test_bench_json_has_the_config_keys_and_every_field_of_every_row():
         prompt_tokens_mean=90.0,
         prompt_tokens_max=100,
         prompts_sha256="a" * 64,
-        engine_dtype="float32",
+        engine_dtypes={"hf": "float32", "vllm": "bfloat16"},
     )
     saved = json.loads(json.dumps(result.to_json()))
     flags = {f.name for f in dataclasses.fields(BenchConfig)}
     job = {"skipped_rows", "command", "model_path", "random_weights", "mode", "n_requested", "input_label"}
-    job |= {"prompt_tokens_mean", "prompt_tokens_max", "prompts_sha256", "engine_dtype"}
+    job |= {"prompt_tokens_mean", "prompt_tokens_max", "prompts_sha256", "engine_dtypes"}
     assert set(saved["config"]) == flags | job
     assert saved["config"]["n"] == 4 and saved["config"]["n_requested"] == 8  # prompts run, -n asked
     assert saved["config"]["out"] == "runs/b" and saved["config"]["engines"] == ["hf-seq", "vllm"]

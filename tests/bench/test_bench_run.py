@@ -62,7 +62,7 @@ def test_the_vllm_row_ran_with_its_memory_and_cpu_settings(fixed_run):
     assert vllm.peak_rss_gb > 0.05 and vllm.children_rss_gb > 0  # vLLM's engine runs in child processes
     settings = vllm.engine_settings
     assert settings["max_model_len"] == fixed_run.prompt_tokens_max + T  # sized for the job
-    assert settings["dtype"] == fixed_run.engine_dtype  # the one dtype every engine ran in
+    assert settings["dtype"] == fixed_run.engine_dtypes["vllm"]  # what predict runs vLLM in
     if settings["device"] == "cpu":
         assert settings["enforce_eager"] and settings["kv_cache_gb"] > 0
     assert "| vllm | ok |" in report.markdown(fixed_run)
@@ -70,7 +70,7 @@ def test_the_vllm_row_ran_with_its_memory_and_cpu_settings(fixed_run):
 
 def test_hf_rows_record_their_settings(fixed_run):
     for row in fixed_run.rows[:2]:
-        assert row.engine_settings["dtype"] == fixed_run.engine_dtype
+        assert row.engine_settings["dtype"] == fixed_run.engine_dtypes["hf"]  # what predict runs HF in
         assert row.engine_settings["device"]  # cpu, or cuda:N
 
 
@@ -116,12 +116,12 @@ def test_a_cpu_run_has_the_cpus_roofline_measured_at_the_start(fixed_run, files)
     if any(r.gpu for r in fixed_run.rows):
         pytest.skip("ran on a GPU")
     roof = fixed_run.roofline
-    assert roof["available"] and roof["cpu"]["dtype"] == fixed_run.engine_dtype
+    assert roof["available"] and roof["cpu"]["dtype"] == fixed_run.engine_dtypes["hf"]  # the first engine's
     assert roof["cpu"]["threads"] >= 1 and roof["cpu"]["gflops"] > 0 and roof["cpu"]["bandwidth_gb_s"] > 0
     for row in fixed_run.rows[:2]:
         assert row.roofline_share == pytest.approx(row.output_tokens_per_s / roof["ceiling_tokens_per_s"])
     md = files["markdown"].read_text()
-    assert "No roofline" not in md and f"in {fixed_run.engine_dtype} on {roof['cpu']['threads']} threads" in md
+    assert "No roofline" not in md and f"in {fixed_run.engine_dtypes['hf']} on {roof['cpu']['threads']} threads" in md
     assert json.loads(files["json"].read_text())["roofline"]["cpu"]["name"] == fixed_run.rows[0].device
 
 
