@@ -186,8 +186,13 @@ def roofline_sentence(result: BenchResult) -> str:
     return (
         f"Roofline on {on}: {result.n} prompts × {result.config.max_new_tokens} tokens take at least "
         f"{roof['lower_bound_s']:.3f} s ({roof['bound']}-bound at batch {roof['batch']}), a ceiling of "
-        f"{roof['ceiling_tokens_per_s']:,.0f} output tok/s."
+        f"{_rate(roof['ceiling_tokens_per_s'])} output tok/s."
     )
+
+
+def _rate(per_s: float) -> str:
+    """287,918 or 34.9: a CPU's ceiling can be a few tokens a second."""
+    return f"{per_s:,.0f}" if per_s >= 100 else f"{per_s:.3g}"
 
 
 def cpu_rates(cpu: dict[str, Any]) -> str:

@@ -136,3 +136,5 @@ def test_a_cpu_roofline_is_rendered_with_its_measured_rates_and_each_rows_share(
     md = report.markdown(result)
     assert "| hf-batch | ok | 2.0 | 16.00 | 2.50 | 160.0 | 1.00× | 25.0% |" in md and said[-1] in md
     assert report.summary_line(result, {})["engines"]["hf-batch"]["roofline_share"] == 0.25
+    result.roofline = {**roof, "ceiling_tokens_per_s": 4.367}  # a CPU's ceiling can be a few tokens a second
+    assert report.roofline_sentence(result).endswith("a ceiling of 4.37 output tok/s.")
