@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from jsontune.cli.app import app
+from jsontune.parsing import find_json, valid_json
 from jsontune.serving.settings import EngineSettings
 
 pytestmark = pytest.mark.vllm
@@ -97,15 +99,19 @@ def test_extract_many_at_once_gives_offline_guided_predictions(server, vllm_engi
     assert [r["id"] for r in rows] == [r.id for r in records]
     prompts = render_prompts(load_tokenizer(merged_run), [r.text for r in records], read_prompt_format(merged_run))
     params = GenerationParams(max_new_tokens=24, json_schema=guided_json_schema(None, [str(merged_run)]))
-    assert [r["raw_output"] for r in rows] == [g.text for g in vllm_engine.generate(prompts, params)]
-    assert all(r["valid_json"] == "true" for r in rows)  # 100 % parse
+    expected = vllm_engine.generate(prompts, params)
+    assert [r["raw_output"] for r in rows] == [g.text for g in expected]
+    assert all(r["prediction"] for r in rows)  # an object on every row: strict, or cut at 24 tokens and repaired
+    assert [r["valid_json"] == "true" for r in rows] == [valid_json(find_json(g.text)) for g in expected]
 
 
 def test_extract_texts_prints_one_json_per_line(server):
     result = runner.invoke(app, ["extract", "--url", server[0] + "/v1", "--api-key", KEY, "Necesito 100 tornillos"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 1 and isinstance(json.loads(lines[0]), dict)  # the prompt format came from the server
+    prediction, confidence = lines[0].split("\t")  # the JSON, then each field's confidence beside it
+    assert len(lines) == 1 and isinstance(json.loads(prediction), dict)  # the prompt format came from the server
+    assert set(json.loads(confidence)) == set(json.loads(prediction))
 
 
 @pytest.mark.parametrize(
@@ -155,6 +161,7 @@ def test_resume_follows_the_model_to_a_restarted_server_which_dies_with_its_supe
     saved = len(partial_path(out).read_text().splitlines()) - 1
     assert 0 < saved < 40
 
+    (tmp_path / "second").mkdir()
     url, process, _ = _serve(merged_run, tmp_path / "second")
     family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
     try:
@@ -219,3 +226,27 @@ def test_the_server_command_line_serves_what_predict_would(tiny_model, trained_r
     else:
         assert name == tiny_model.name and "--lora-modules" not in argv
     assert "api" not in " ".join(argv).lower().replace("api_server", "")  # the key travels in VLLM_API_KEY
+
+
+@pytest.mark.parametrize("asked", [None, True])
+def test_a_server_keeps_vllms_processes_unless_asked(tiny_model, tmp_path, monkeypatch, asked):
+    """No server started: --in-process reaches the server's environment, and its settings say where the model runs."""
+    from jsontune.serving import server as serving
+
+    started, real_popen = {}, subprocess.Popen
+
+    def popen(argv, **kwargs):
+        if "vllm.entrypoints.openai.api_server" not in argv:
+            return real_popen(argv, **kwargs)
+        started.update(kwargs["env"])
+        return real_popen([sys.executable, "-c", "pass"])
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    monkeypatch.setattr(serving, "wait_healthy", lambda server, timeout_s: None)
+    made = serving.start_server(str(tiny_model), EngineSettings(in_process=asked), port=8199, log_dir=tmp_path)
+    made.process.wait()
+    assert made.settings["in_process"] is bool(asked)
+    assert made.settings["in_process_rule"] == ("asked" if asked else "auto: a server keeps vLLM's own processes")
+    assert started.get("VLLM_ENABLE_V1_MULTIPROCESSING") == (
+        "0" if asked else os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
+    )
