@@ -134,7 +134,7 @@ def test_a_dead_server_or_a_wrong_key_is_one_sentence_and_the_csv_is_untouched(
     assert out.read_bytes() == before and not (tmp_path / "pred.csv.partial.jsonl").exists()
 
 
-@pytest.mark.slow  # opt-in for now: its last run failed and was not diagnosed (see the closing note)
+@pytest.mark.slow  # opt-in until it has passed again (see the closing note)
 def test_resume_follows_the_model_to_a_restarted_server_which_dies_with_its_supervisor(
     server, merged_run, orders, tmp_path, monkeypatch
 ):
@@ -144,7 +144,8 @@ def test_resume_follows_the_model_to_a_restarted_server_which_dies_with_its_supe
     from jsontune.serving import client
 
     args = ["extract", "--api-key", KEY, "--input", str(orders), "--model", str(merged_run), "--chunk-size", "4"]
-    args += ["--max-new-tokens", "24"]
+    # Without confidences: their last digits follow how the server batched the requests, not what it served.
+    args += ["--max-new-tokens", "24", "--no-confidence"]
     full, out = tmp_path / "full.csv", tmp_path / "pred.csv"
     assert runner.invoke(app, [*args, "--url", server[0], "--out", str(full)]).exit_code == 0
     original, calls = client.ServerEngine._one, []
