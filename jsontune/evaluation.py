@@ -38,12 +38,14 @@ def evaluate(
     golds: list[Record] | None = None,
     strict: bool = False,
     review_below: float | None = None,
+    review_share: float | None = None,
 ) -> Evaluation:
     """Field-level P/R/F1, exact match and JSON validity of the predictions in `pred` against `gold`.
 
     `golds` are `gold`'s records when the caller has loaded them already (with its own column names);
     `strict` compares values exactly (see `metrics.score`). When `pred` carries confidences the metrics gain
-    "calibration" (`metrics.calibration`, plus "review", `metrics.review_catch`, with `review_below`).
+    "calibration" (`metrics.calibration`, plus "review", `metrics.review_catch`, with `review_below` and/or
+    `review_share`: the queue `jsontune predict --review-below / --review-share` writes).
     """
     from jsontune.data import load_records
     from jsontune.metrics import score
@@ -54,7 +56,7 @@ def evaluate(
     predictions, targets, missing = align(by_id, golds, pred, gold)
     repaired = [g.id in repaired_ids for g in golds]
     metrics = {**score(predictions, targets, strict=strict, repaired=repaired), "missing_predictions": len(missing)}
-    calibration = calibrate(pred, golds, predictions, strict, review_below)
+    calibration = calibrate(pred, golds, predictions, strict, review_below, review_share)
     return Evaluation(metrics if calibration is None else {**metrics, "calibration": calibration}, missing)
 
 
@@ -170,25 +172,34 @@ CONFIDENCE = "confidence"  # the column (CSV) or key (JSON/JSONL) `jsontune pred
 
 
 def calibrate(
-    pred: Path, golds: list[Record], predictions: list[dict | None], strict: bool, review_below: float | None
+    pred: Path,
+    golds: list[Record],
+    predictions: list[dict | None],
+    strict: bool,
+    review_below: float | None,
+    review_share: float | None = None,
 ) -> dict[str, Any] | None:
     """`metrics.calibration` of the confidences in `pred` (in gold order, like `predictions`), with "review"
-    (`metrics.review_catch`) when `review_below` is given; None when `pred` carries no confidences."""
+    (`metrics.review_catch`) when `review_below` or `review_share` is given; None when `pred` carries no
+    confidences."""
     from jsontune.metrics import calibration, review_catch
 
     confidences = read_confidences(pred)
     if confidences is None:
-        if review_below is not None:
-            raise JsontuneError(
-                f"{pred} has no '{CONFIDENCE}' column, so there is nothing to review below {review_below}; "
-                "use predictions from a `jsontune predict` that writes confidences, or drop --review-below."
-            )
+        for flag, value in (("--review-below", review_below), ("--review-share", review_share)):
+            if value is not None:
+                raise JsontuneError(
+                    f"{pred} has no '{CONFIDENCE}' column, so there is no review queue to count ({flag} {value}); "
+                    f"use predictions from a `jsontune predict` that writes confidences, or drop {flag}."
+                )
         return None
     per_record = [confidences.get(g.id) for g in golds]
     targets = [g.target for g in golds]
     result = calibration(predictions, targets, per_record, strict=strict)
-    if review_below is not None:
-        result["review"] = review_catch(predictions, targets, per_record, review_below, strict=strict)
+    if review_below is not None or review_share is not None:
+        result["review"] = review_catch(
+            predictions, targets, per_record, review_below, strict=strict, share=review_share
+        )
     return result
 
 

@@ -303,7 +303,10 @@ def _check_room(tokenizer: Any, schema: dict[str, Any], max_new_tokens: int) -> 
 def fit_context(settings: EngineSettings, inputs: LoadResult, lengths: list[int], new_tokens: int) -> EngineSettings:
     """`settings` with vLLM's context length for a job whose prompts (of `inputs`' records) are `lengths` tokens
     long: --max-model-len when given (every prompt must leave room to generate), else the longest prompt plus
-    `new_tokens`, so the KV cache is sized for the job and not for the model's 40k-token maximum."""
+    `new_tokens`, so the KV cache is sized for the job and not for the model's 40k-token maximum. The job's size
+    (`job_tokens`: every prompt and `new_tokens` for each) goes with it: vLLM's engine runs in this process for a
+    small job (`vllm_engine.in_process`)."""
+    settings = replace(settings, job_tokens=sum(lengths) + new_tokens * len(lengths))
     asked = settings.max_model_len
     if not lengths:
         return replace(settings, max_model_len=asked or new_tokens + 1)

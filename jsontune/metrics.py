@@ -290,31 +290,49 @@ def calibration(
     }
 
 
+def review_queue(lowest: list[float | None], below: float | None = None, share: float | None = None) -> list[int]:
+    """The positions of the records a review queue takes, least confident first (ties in their order).
+
+    `lowest` is each record's min_confidence, None where it has none (no JSON, or no field with a confidence:
+    nothing vouches for it; those always go in, first). A record goes in when its min_confidence is below
+    `below`, or when it is among the least confident round(`share` x records). `jsontune predict --review-below /
+    --review-share` writes this queue; `jsontune eval` counts what it would catch (`review_catch`).
+    """
+    rank = [-1.0 if value is None else value for value in lowest]
+    ranked = sorted(range(len(lowest)), key=rank.__getitem__)
+    chosen = {i for i in ranked if rank[i] < 0 or (below is not None and rank[i] < below)}
+    if share is not None:
+        chosen |= set(ranked[: round(share * len(lowest))])
+    return [i for i in ranked if i in chosen]
+
+
 def review_catch(
     predictions: list[dict[str, Any] | None],
     golds: list[dict[str, Any]],
     confidences: list[dict[str, float | None] | None],
-    below: float,
+    below: float | None = None,
     strict: bool = False,
+    share: float | None = None,
 ) -> dict[str, Any]:
-    """What a review queue of the records whose min_confidence is below `below` would catch of the wrong fields.
+    """What a review queue (`review_queue`, by `below` and/or `share`) would catch of the wrong fields.
 
     A record's min_confidence is the lowest confidence among its predicted fields (what `jsontune predict`
-    writes in that column). A record is queued when it is below `below`, or when it has none (no JSON, or no
-    field with a confidence: nothing vouches for it). A wrong field is a predicted leaf that is not correct
-    (`leaf_correctness`); gold leaves a prediction misses are not counted, as no confidence speaks for them.
-    Returns below, records, queued_records, wrong_records (records with a wrong field), caught_records (those
-    of them queued), wrong_fields and caught_fields (those in queued records).
+    writes in that column). A wrong field is a predicted leaf that is not correct (`leaf_correctness`); gold
+    leaves a prediction misses are not counted, as no confidence speaks for them.
+    Returns below, share, records, queued_records, wrong_records (records with a wrong field), caught_records
+    (those of them queued), wrong_fields and caught_fields (those in queued records).
     """
-    counts = Counter(queued_records=0, wrong_records=0, caught_records=0, wrong_fields=0, caught_fields=0)
-    for prediction, gold, confidence in zip(predictions, golds, confidences, strict=True):
-        marks = leaf_correctness(prediction, gold, strict)
-        known = [c for path, _ in marks if (c := (confidence or {}).get(path)) is not None]
-        queued = not known or min(known) < below
-        wrong = sum(not ok for _, ok in marks)
-        counts["queued_records"] += queued
+    marks = [leaf_correctness(p, g, strict) for p, g in zip(predictions, golds, strict=True)]
+    lowest = []
+    for leaves, confidence in zip(marks, confidences, strict=True):
+        known = [c for path, _ in leaves if (c := (confidence or {}).get(path)) is not None]
+        lowest.append(min(known) if known else None)
+    queued = set(review_queue(lowest, below, share))
+    counts = Counter(queued_records=len(queued), wrong_records=0, caught_records=0, wrong_fields=0, caught_fields=0)
+    for i, leaves in enumerate(marks):
+        wrong = sum(not ok for _, ok in leaves)
         counts["wrong_records"] += wrong > 0
-        counts["caught_records"] += queued and wrong > 0
+        counts["caught_records"] += i in queued and wrong > 0
         counts["wrong_fields"] += wrong
-        counts["caught_fields"] += wrong if queued else 0
-    return {"below": below, "records": len(golds), **counts}
+        counts["caught_fields"] += wrong if i in queued else 0
+    return {"below": below, "share": share, "records": len(golds), **counts}

@@ -263,7 +263,8 @@ class ReviewQueue:
     """`--review-below T` / `--review-share P`: the rows a person should look at, least confident first.
 
     A row goes in when its lowest field confidence is below `below`, or when it is among the least confident
-    `share` of the rows; a row with no confidence at all (no JSON, or a repaired one) always goes in, first. Each
+    `share` of the rows; a row with no confidence at all (no JSON, or a repaired one) always goes in, first
+    (`metrics.review_queue`, the rule `jsontune eval` counts with). Each
     line is a record `jsontune train` reads: id, text and the predicted JSON as its target (`{}` where there is
     none), plus the field confidences, so that corrected rows go straight back into the training data."""
 
@@ -278,15 +279,9 @@ class ReviewQueue:
     def write(
         self, out: Path, records: list[Record], done: dict[str, Any], found: list[Found | None]
     ) -> dict[str, Any]:
-        def lowest(record: Record) -> float:
-            value = done[record.id].get("min_confidence")
-            return -1.0 if value is None else value  # no confidence: first in line
+        from jsontune.metrics import review_queue
 
-        ranked = sorted(range(len(records)), key=lambda i: lowest(records[i]))
-        chosen = {i for i in ranked if lowest(records[i]) < (self.below if self.below is not None else -1.0)}
-        if self.share is not None:
-            chosen |= set(ranked[: round(self.share * len(records))])
-        chosen |= {i for i in ranked if lowest(records[i]) < 0}
+        queue = review_queue([done[r.id].get("min_confidence") for r in records], self.below, self.share)
         lines = [
             {
                 "id": records[i].id,
@@ -295,8 +290,7 @@ class ReviewQueue:
                 "confidence": done[records[i].id].get("confidence"),
                 "min_confidence": done[records[i].id].get("min_confidence"),
             }
-            for i in ranked
-            if i in chosen
+            for i in queue
         ]
         path = review_path(out)
         write_jsonl_atomic(path, lines)

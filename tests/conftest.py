@@ -150,11 +150,14 @@ def ray_cluster():
 
 @pytest.fixture(scope="session")
 def vllm_engine(merged_run):
-    """One vLLM engine (float32) over `merged_run` for the whole session: a start costs ~20 s on 2 CPUs."""
+    """One vLLM engine (float32) over `merged_run` for the whole session: a start costs ~20 s on 2 CPUs. In its own
+    processes, as vLLM lays itself out: in the pytest process it would hold torch's thread setting all session."""
     from jsontune.serving.registry import make_engine
 
     engine = make_engine(
-        "vllm", str(merged_run), EngineSettings(dtype="float32", max_model_len=512, gpu_memory_utilization=0.3)
+        "vllm",
+        str(merged_run),
+        EngineSettings(dtype="float32", max_model_len=512, gpu_memory_utilization=0.3, in_process=False),
     )
     yield engine
     engine.close()

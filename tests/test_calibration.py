@@ -18,6 +18,7 @@ from jsontune.metrics import (
     leaf_correctness,
     reliability,
     review_catch,
+    review_queue,
     score,
 )
 
@@ -197,6 +198,7 @@ def test_review_catch_by_hand():
     below_half = review_catch(PREDICTIONS, GOLDS, CONFIDENCES, 0.5)
     assert below_half == {
         "below": 0.5,
+        "share": None,
         "records": 4,
         "queued_records": 3,  # 2, 3, and 4 (nothing vouches for it)
         "wrong_records": 2,
@@ -207,6 +209,18 @@ def test_review_catch_by_hand():
     below = review_catch(PREDICTIONS, GOLDS, CONFIDENCES, 0.35)  # record 2's 0.4 is accepted now
     assert (below["queued_records"], below["caught_records"], below["caught_fields"]) == (2, 1, 1)
     assert review_catch(PREDICTIONS, GOLDS, CONFIDENCES, 0.3)["caught_fields"] == 0  # 0.3 is not below 0.3
+    # the least confident half: round(0.5 x 4) = 2 records, 4 (none) and 3 (0.3), holding 1 of the 2 wrong fields
+    half = review_catch(PREDICTIONS, GOLDS, CONFIDENCES, share=0.5)
+    assert (half["share"], half["queued_records"], half["caught_fields"], half["wrong_fields"]) == (0.5, 2, 1, 2)
+
+
+def test_review_queue_ranks_least_confident_first_and_always_takes_the_unvouched():
+    lowest = [0.9, None, 0.2, 0.5, 0.2, 0.99]
+    assert review_queue(lowest, below=0.5) == [1, 2, 4]  # none first, ties in order, 0.5 is not below 0.5
+    assert review_queue(lowest, share=0.5) == [1, 2, 4]  # round(0.5 x 6) = 3
+    assert review_queue(lowest, share=0.0) == [1]  # a row nothing vouches for is never left out
+    assert review_queue(lowest, below=0.3, share=4 / 6) == [1, 2, 4, 3]
+    assert review_queue(lowest) == [1] and review_queue([]) == []
 
 
 def _pred_csv(path, confidences=CONFIDENCES):

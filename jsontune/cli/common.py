@@ -206,8 +206,10 @@ def print_calibration(calibration: dict[str, Any]) -> None:
     )
     review = calibration.get("review")
     if review:
+        asked = [f"below {review['below']}"] if review["below"] is not None else []
+        asked += [f"the least confident {review['share']:.0%}"] if review.get("share") is not None else []
         console.print(
-            f"review below {review['below']}: {review['queued_records']} of {review['records']} records queued; "
+            f"review {' or '.join(asked)}: {review['queued_records']} of {review['records']} records queued; "
             f"they hold {review['caught_records']} of the {review['wrong_records']} records with a wrong field "
             f"and {review['caught_fields']} of the {review['wrong_fields']} wrong fields "
             "(wrong predicted values and made-up keys; missed gold fields are not counted).",

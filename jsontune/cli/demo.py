@@ -11,7 +11,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
@@ -90,9 +90,13 @@ def _run_step(jsontune: click.Command, args: list[str]) -> float:
 
 
 def _test_scores(out: Path) -> dict:
-    from jsontune.evaluation import evaluate
+    """eval's metrics of the demo's predictions; with confidences, what a review of the least confident
+    REVIEW_SHARE of the rows would catch too (`jsontune eval --review-share 0.2`)."""
+    from jsontune.evaluation import evaluate, read_confidences
 
-    return evaluate(out / "predictions.csv", out / "data" / "test.jsonl").metrics
+    pred, gold = out / "predictions.csv", out / "data" / "test.jsonl"
+    share = REVIEW_SHARE if read_confidences(pred) is not None else None
+    return evaluate(pred, gold, review_share=share).metrics
 
 
 def _timings(steps: list[list[str]], seconds: list[float]) -> Table:
@@ -104,6 +108,26 @@ def _timings(steps: list[list[str]], seconds: list[float]) -> Table:
         verb = " ".join(args[:2]) if args[0] == "data" else args[0]
         table.add_row(verb, f"{s:.1f}", f"{s / sum(seconds):.0%}")
     return table
+
+
+REVIEW_SHARE = 0.2  # the least confident fifth of the rows: a queue a person could check by hand
+
+
+def _confidence_rows(calibration: dict[str, Any]) -> list[tuple[str, str]]:
+    """The summary's rows on how far the test set's field confidences can be trusted: eval's AUROC, its
+    auto-accept coverage at 95 % precision, and what `--review-share 0.2`'s queue would catch."""
+    overall, review = calibration["overall"], calibration["review"]
+    accept = overall["auto_accept"]["0.95"]
+    auroc = "n/a (one class)" if overall["auroc"] is None else f"{overall['auroc']:.3f}"
+    covered = "none" if accept["threshold"] is None else f"{accept['coverage']:.0%} (conf >= {accept['threshold']:.3f})"
+    caught = f"{review['caught_fields']} of {review['wrong_fields']}"
+    if review["wrong_fields"]:
+        caught += f" ({review['caught_fields'] / review['wrong_fields']:.0%})"
+    return [
+        ("test confidence AUROC (right vs wrong fields)", auroc),
+        ("test fields auto-accepted at 95% precision", covered),
+        (f"test wrong fields in the least confident {REVIEW_SHARE:.0%} of rows", caught),
+    ]
 
 
 def _summary(out: Path, seconds: float) -> Table:
@@ -119,8 +143,13 @@ def _summary(out: Path, seconds: float) -> Table:
     table.add_row(f"val F1 best adapter (step {best['step']})", f"{best['eval_f1']:.3f}")
     predicted = json.loads((out / "predictions.csv.manifest.json").read_text())
     table.add_row("test F1 (merged model)", f"{test['f1']:.3f}")
+    for field, scores in test["per_field"].items():
+        table.add_row(f"  test F1 {field}", f"{scores['f1']:.3f}")
     table.add_row("predict engine", f"{predicted['engine']} ({predicted['engine_settings'].get('device')})")
     table.add_row("test exact match / valid JSON", f"{test['exact_match']:.3f} / {test['json_valid_rate']:.3f}")
+    if "calibration" in test:  # predict wrote confidences (not with --no-confidence)
+        for name, value in _confidence_rows(test["calibration"]):
+            table.add_row(name, value)
     for name, row in bench.items():
         if row.get("status") == "ok":
             table.add_row(

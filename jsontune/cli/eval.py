@@ -3,6 +3,7 @@
 jsontune eval runs/pred.csv --gold data/test.jsonl
 jsontune eval runs/pred.csv --gold data/test.jsonl --json | jq .f1
 jsontune eval runs/pred.csv --gold data/test.jsonl --review-below 0.9   # predictions with confidences
+jsontune eval runs/pred.csv --gold data/test.jsonl --review-share 0.2   # the least confident 20 % of rows
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ def eval_cmd(
             "min_confidence is below this would catch.",
         ),
     ] = None,
+    review_share: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="With confidences: the same for a queue of the least confident share of the records "
+            "(0.2: 20 %), as `predict --review-share` writes it.",
+        ),
+    ] = None,
     columns: InputColumns = InputColumns(),  # the --text-col, ... flags (@input_options)
 ) -> None:
     """Score predictions against gold JSON: field-level precision, recall, F1, exact match, JSON validity.
@@ -52,7 +62,9 @@ def eval_cmd(
 
     loaded = load_records(gold, columns)
     print_load_report(loaded, "skipped gold row")
-    evaluation = evaluate(pred, gold, loaded.records, strict=strict, review_below=review_below)
+    evaluation = evaluate(
+        pred, gold, loaded.records, strict=strict, review_below=review_below, review_share=review_share
+    )
     result, missing = evaluation.metrics, evaluation.missing
     if missing:
         err_console.print(

@@ -90,7 +90,7 @@ def start_server(
     as for the offline engine."""
     from jsontune.schema import schema_if_known
     from jsontune.serving.base import vllm_available
-    from jsontune.serving.vllm_engine import engine_args
+    from jsontune.serving.vllm_engine import engine_args, engine_env
 
     if (missing := vllm_available()) is not None:
         raise JsontuneError(missing.replace("--engine vllm", "jsontune serve"))
@@ -98,7 +98,7 @@ def start_server(
         raise JsontuneError(f"--lora {lora} is not a PEFT adapter folder (no adapter_config.json).")
     _check_port_free(host, port)
     settings = (settings or EngineSettings()).for_engine(VLLM)
-    args, chosen = engine_args(str(model), settings, lora=lora)
+    args, chosen = engine_args(str(model), settings, lora=lora, server=True)
     name = served_name(str(model), lora)
     folder = Path(log_dir) / f"{name}-{port}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -110,7 +110,9 @@ def start_server(
         schema_path = folder / "schema.json"
         write_json_atomic(schema_path, schema)
     log = folder / "server.log"
-    env = {**os.environ, **({"VLLM_API_KEY": api_key} if api_key else {})}  # the key stays out of `ps`
+    env = {**os.environ, **engine_env(chosen)}
+    if api_key:
+        env["VLLM_API_KEY"] = api_key  # the key stays out of `ps`
     with log.open("w") as out:
         process = subprocess.Popen(
             guarded(server_argv(args, host, port, name, lora)),

@@ -49,6 +49,17 @@ class EngineSettings:
     )
     tensor_parallel_size: int = setting(1, "vLLM: GPUs to shard the model over.", (VLLM,))
     seed: int = setting(0, "vLLM's seed (bench: also the synthetic orders').", (VLLM,))
+    in_process: bool | None = setting(
+        None,
+        "vLLM: run its engine in this process (vLLM imported once, not three times) or in its own processes "
+        "(--no-in-process); default: in this process on a CPU for a job of up to 1 TFLOP (800 tokens of a 0.6B "
+        "model, 900k of the demo's), else its own. serve: --in-process puts the model in the server's engine "
+        "process.",
+        (VLLM,),
+    )
+    # Not a flag: the tokens the job computes (its prompts, plus --max-new-tokens for each), set by
+    # `extractor.fit_context` from the input, so that `in_process`'s default can follow the job's size.
+    job_tokens: int | None = field(default=None, metadata={"engines": (VLLM,)})
 
     def __post_init__(self) -> None:
         from jsontune.device import dtype_name

@@ -49,13 +49,16 @@ class VLLMEngine:
             from vllm.lora.request import LoRARequest
 
             self.lora_request = LoRARequest("adapter", 1, str(lora))
-        from vllm import LLM
-
         log: list[str] = []
         try:
-            with _output_copy(log):
+            with _output_copy(log), _environment(engine_env(self.settings)):
+                import torch
+                from vllm import LLM
+
+                self._set_threads = torch.set_num_threads  # vLLM's CPU worker replaces it where it runs
                 self.llm = LLM(**args)
         except Exception as e:  # vLLM's own errors come in many types; each becomes one sentence
+            self._give_back_process()
             raise JsontuneError(startup_error(e, model, self.settings, log)) from None
 
     def generate(
@@ -102,9 +105,23 @@ class VLLMEngine:
         self.llm.reset_prefix_cache()
 
     def close(self) -> None:
-        # The engine core runs in its own process; shutting it down frees its GPU memory.
+        # In its own processes, shutting the engine core down ends them and frees their (GPU) memory.
         self.llm.llm_engine.engine_core.shutdown()
         del self.llm
+        self._give_back_process()
+
+    def _give_back_process(self) -> None:
+        """After an engine that ran in this process: its distributed group gone, vLLM's frozen copy of the
+        environment dropped, and `torch.set_num_threads` (which vLLM's CPU worker disables) working again."""
+        if not self.settings["in_process"]:
+            return
+        from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+
+        cleanup_dist_env_and_memory()
+        if hasattr(self, "_set_threads"):
+            import torch
+
+            torch.set_num_threads = self._set_threads
 
 
 GiB = 1 << 30
@@ -114,6 +131,12 @@ _CPU_KV_SEQUENCES = 64  # the automatic CPU KV cache holds this many full-length
 _CPU_KV_SHARE = 0.25  # ... but takes at most this share of the memory available at start
 _SMALL_CPU = 4  # up to this many CPUs, vLLM's engine computes on all of them (none kept for its front end)
 _SMALL_CPU_BATCHED_TOKENS = 1024  # ... and schedules at most this many tokens a step (chunked prefill)
+# `in_process`'s default on a CPU: the engine runs in this process for a job of up to this much work (2 x parameters
+# x the job's tokens; the demo's 100 rows are 0.03), in its own processes above it. In this process torch's threads
+# run unbound, and on 2 shared cores that made generation 2.5x slower, which outweighs the start saved from about
+# 2 TFLOP on (docs/BENCHMARKS.md).
+_IN_PROCESS_MAX_TFLOP = 1.0
+_MULTIPROCESSING = "VLLM_ENABLE_V1_MULTIPROCESSING"  # 0: vLLM's engine core and model worker in this process
 
 
 def _device() -> str:
@@ -123,11 +146,11 @@ def _device() -> str:
 
 
 def engine_args(
-    model: str, settings: EngineSettings, *, lora: str | None = None
+    model: str, settings: EngineSettings, *, lora: str | None = None, server: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """vLLM's engine arguments for `model` on this machine (the names `LLM(...)` and `vllm serve` take), and
-    the settings to record. The offline engine and `jsontune serve` both start vLLM from them. This is the
-    one place an `EngineSettings` field becomes a vLLM argument."""
+    the settings to record. The offline engine and `jsontune serve` (`server`) both start vLLM from them, in the
+    environment `engine_env` gives. This is the one place an `EngineSettings` field becomes a vLLM argument."""
     from jsontune.device import config_dtype, inference_dtype
 
     device = _device()
@@ -152,6 +175,7 @@ def engine_args(
         "seed": settings.seed,
     }
     chosen: dict[str, Any] = {"device": device, "dtype": dtype, "max_model_len": max_model_len}
+    chosen["in_process"], chosen["in_process_rule"] = in_process(settings, shape, device, server=server)
     if device == "cpu":
         if (os.cpu_count() or 1) <= _SMALL_CPU:
             # vLLM keeps a core for its front end; on 2 cores that halves the compute (24 vs 41 tok/s).
@@ -164,7 +188,7 @@ def engine_args(
             enforce_eager=True,
             kv_cache_memory_bytes=kv_cache_bytes(shape, dtype, max_model_len, kv_cache_gb, in_ram=True),
         )
-        chosen.update(cpu_settings(args))
+        chosen.update(cpu_settings(args, in_process=chosen["in_process"]))
     else:
         if kv_cache_gb is not None:
             length = max_model_len or shape.get("max_position_embeddings") or _CPU_MAX_MODEL_LEN
@@ -173,6 +197,56 @@ def engine_args(
     if lora:
         args.update(enable_lora=True, max_lora_rank=_max_lora_rank(lora))
     return args, chosen
+
+
+def in_process(
+    settings: EngineSettings, shape: dict[str, Any], device: str, *, server: bool = False
+) -> tuple[bool, str]:
+    """Whether vLLM's engine runs in this process, and why. --in-process / --no-in-process decide; by default, on a
+    CPU, a job of up to _IN_PROCESS_MAX_TFLOP runs here: it starts without importing vLLM in two more processes
+    (15-20 s each on 2 CPUs), and a longer job keeps vLLM's own layout, whose worker's threads are bound to the
+    CPUs. A job of unknown size (an `Extractor` loaded without its input) runs here too. On a GPU, vLLM's
+    own processes. `jsontune serve` (`server`) keeps them unless asked: a server runs for long, and vLLM's server
+    always runs its engine core in a process of its own; --in-process puts the model in that process, where it
+    would otherwise get a third."""
+    from jsontune.shape import estimate_params
+
+    if settings.in_process is not None:
+        return settings.in_process, "asked"
+    if server:
+        return False, "auto: a server keeps vLLM's own processes"
+    if device != "cpu":
+        return False, "auto: on a GPU, vLLM's own processes"
+    if settings.job_tokens is None:
+        return True, "auto: a CPU, a job of unknown size"
+    tflop = 2 * estimate_params(shape) * settings.job_tokens / 1e12
+    here = tflop <= _IN_PROCESS_MAX_TFLOP
+    return here, f"auto: a CPU, a job of {tflop:.3g} TFLOP ({'at most' if here else 'over'} {_IN_PROCESS_MAX_TFLOP:g})"
+
+
+def engine_env(chosen: dict[str, Any]) -> dict[str, str]:
+    """The environment vLLM is started in for the settings `engine_args` chose. In-process: vLLM reads
+    VLLM_ENABLE_V1_MULTIPROCESSING=0 when it builds an engine; the offline engine core then runs in the calling
+    process (a server's in its own still), and vLLM's CPU platform keeps the model worker in the engine core."""
+    return {_MULTIPROCESSING: "0"} if chosen["in_process"] else {}
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """`values` in this process's environment while the block runs, then restored; so is vLLM's reading of it,
+    which an engine core freezes in the process it runs in."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if values and "vllm.envs" in sys.modules:
+            sys.modules["vllm.envs"].disable_envs_cache()
 
 
 def _text_config(model: str, trust_remote_code: bool) -> dict[str, Any]:
@@ -231,15 +305,18 @@ def kv_cache_bytes(
     return size
 
 
-def cpu_settings(options: dict[str, Any]) -> dict[str, Any]:
-    """The CPU choices that shape speed, for the predict manifest and bench.json."""
+def cpu_settings(options: dict[str, Any], *, in_process: bool = False) -> dict[str, Any]:
+    """The CPU choices that shape speed, for the predict manifest and bench.json. vLLM binds threads to CPUs and
+    keeps CPUs for its front end only for a model worker of its own; in this process torch's threads run unbound."""
     return {
         "enforce_eager": options["enforce_eager"],
         "kv_cache_gb": round(options["kv_cache_memory_bytes"] / GiB, 3),
         "max_num_batched_tokens": options.get("max_num_batched_tokens", "vllm default"),
         "cpus": os.cpu_count(),
-        "omp_threads_bind": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto"),
-        "reserved_cpus": os.environ.get("VLLM_CPU_NUM_OF_RESERVED_CPU", "auto"),
+        "omp_threads_bind": "none (in process)" if in_process else os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto"),
+        "reserved_cpus": "none (in process)" if in_process else os.environ.get("VLLM_CPU_NUM_OF_RESERVED_CPU", "auto"),
+        # jsontune preloads nothing (docs/BENCHMARKS.md): LD_PRELOAD as this command had it when the engine was built
+        "ld_preload": os.environ.get("LD_PRELOAD") or "none",
     }
 
 

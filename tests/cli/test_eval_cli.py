@@ -252,6 +252,7 @@ def test_confidence_tables_and_review_queue(tmp_path, gold_file):
     report = json.loads(invoke(pred, "--gold", gold_file, "--review-below", "0.35", "--json").stdout)
     assert report["calibration"]["review"] == {
         "below": 0.35,
+        "share": None,
         "records": 4,
         "queued_records": 2,
         "wrong_records": 2,
@@ -265,4 +266,22 @@ def test_review_below_needs_confidences(tmp_path, gold_file):
     pred = write_pred_csv(tmp_path / "pred.csv", PREDICTIONS)
     result = invoke(pred, "--gold", gold_file, "--review-below", "0.5")
     assert result.exit_code == 1 and "has no 'confidence' column" in message(result)
+    assert "drop --review-below" in message(result)
     assert invoke(pred, "--gold", gold_file, "--review-below", "1.5").exit_code == 2
+    shared = invoke(pred, "--gold", gold_file, "--review-share", "0.2")
+    assert shared.exit_code == 1 and "drop --review-share" in message(shared)
+
+
+def test_review_share_counts_the_least_confident_rows(tmp_path, gold_file):
+    pred = write_confident_csv(tmp_path / "pred.csv")
+    # round(0.5 x 4) = 2 rows: 10 (no JSON) first, then 9 (min 0.3), which holds one of the two wrong fields
+    result = invoke(pred, "--gold", gold_file, "--review-share", "0.5")
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.stdout.split())
+    assert "review the least confident 50%: 2 of 4 records queued; they hold 1 of the 2 records" in out
+    review = json.loads(invoke(pred, "--gold", gold_file, "--review-share", "0.5", "--json").stdout)
+    assert review["calibration"]["review"]["caught_fields"] == 1 and review["calibration"]["review"]["share"] == 0.5
+    both = json.loads(
+        invoke(pred, "--gold", gold_file, "--review-share", "0.5", "--review-below", "0.5", "--json").stdout
+    )
+    assert both["calibration"]["review"]["queued_records"] == 3 and both["calibration"]["review"]["caught_fields"] == 2

@@ -17,8 +17,8 @@ from jsontune.serving.settings import HF, VLLM, EngineSettings, takes
 runner = CliRunner()
 VLLM_SETTINGS = {
     "--" + name.replace("_", "-")
-    for name in EngineSettings.__dataclass_fields__
-    if VLLM in takes(name)  # dtype, trust_remote_code and vLLM's own
+    for name, field in EngineSettings.__dataclass_fields__.items()
+    if VLLM in takes(name) and "help" in field.metadata  # dtype, trust_remote_code and vLLM's own flags
 }
 
 

@@ -179,7 +179,120 @@ def test_the_engine_records_the_settings_it_chose(vllm_engine):
     assert settings["dtype"] == "float32" and settings["max_model_len"] == 512
     if settings["device"] == "cpu":  # eager, and a KV cache sized for the job, not vLLM's guess
         assert settings["enforce_eager"] is True and 0 < settings["kv_cache_gb"] < 1
-        assert settings["cpus"] == os.cpu_count() and "omp_threads_bind" in settings
+        assert settings["cpus"] == os.cpu_count() and "omp_threads_bind" in settings and "ld_preload" in settings
+
+
+MULTIPROCESSING = "VLLM_ENABLE_V1_MULTIPROCESSING"
+# Qwen3-0.6B's shape: 596M parameters, so 1 TFLOP is about 840 tokens of work.
+QWEN3_06B = {
+    "hidden_size": 1024,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+    "intermediate_size": 3072,
+    "vocab_size": 151936,
+    "tie_word_embeddings": True,
+}
+
+
+@pytest.mark.parametrize(
+    ("settings", "device", "server", "expected"),
+    [
+        (EngineSettings(job_tokens=800), "cpu", False, (True, "auto: a CPU, a job of 0.954 TFLOP (at most 1)")),
+        (EngineSettings(job_tokens=10_000), "cpu", False, (False, "auto: a CPU, a job of 11.9 TFLOP (over 1)")),
+        (EngineSettings(), "cpu", False, (True, "auto: a CPU, a job of unknown size")),
+        (EngineSettings(job_tokens=10), "cuda", False, (False, "auto: on a GPU, vLLM's own processes")),
+        (EngineSettings(job_tokens=10), "cpu", True, (False, "auto: a server keeps vLLM's own processes")),
+        (EngineSettings(in_process=True), "cpu", True, (True, "asked")),
+        (EngineSettings(job_tokens=10**9, in_process=True), "cpu", False, (True, "asked")),
+        (EngineSettings(job_tokens=10, in_process=False), "cpu", False, (False, "asked")),
+    ],
+)
+def test_where_the_engine_runs_follows_the_job(settings, device, server, expected):
+    from jsontune.serving.vllm_engine import engine_env, in_process
+
+    assert in_process(settings, QWEN3_06B, device, server=server) == expected
+    assert engine_env({"in_process": expected[0]}) == ({MULTIPROCESSING: "0"} if expected[0] else {})
+
+
+def test_the_job_size_comes_from_its_prompts():
+    from jsontune.extractor import fit_context
+
+    fitted = fit_context(EngineSettings(), None, [100, 120, 80], new_tokens=64)
+    assert fitted.job_tokens == 300 + 3 * 64 and fitted.max_model_len == 184
+
+
+def test_in_process_is_a_vllm_setting_in_one_sentence(synth_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from jsontune.cli.app import app
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            str(tmp_path / "never-loaded"),
+            "--input",
+            str(synth_dir / "test.jsonl"),
+            "--out",
+            str(tmp_path / "p.csv"),
+            "--engine",
+            "hf",
+            "--in-process",
+        ],
+    )
+    assert result.exit_code != 0
+    assert (
+        "--in-process is a vllm setting; the hf engine does not take it (drop --in-process, or use --engine vllm)."
+        in " ".join(result.output.split())
+    )
+
+
+@pytest.mark.vllm
+def test_the_engine_in_this_process_gives_the_session_engines_tokens(
+    vllm_engine, merged_run, synth_dir, order_prompts, tmp_path
+):
+    """One more vLLM start, in the pytest process: no child process appears, the same greedy tokens as the
+    session's engine (in its own processes), the manifest says where it ran, and the process is given back."""
+    import psutil
+    import torch
+
+    from jsontune.data import load_records
+    from jsontune.extractor import Extractor, Prompting
+    from jsontune.predict import predict_with
+
+    assert vllm_engine.settings["in_process"] is False  # the session's: --no-in-process
+    children = {c.pid for c in psutil.Process().children(recursive=True)}
+    import vllm.envs
+
+    set_threads, environment = torch.set_num_threads, dict(os.environ)
+    engine = make_engine(
+        "vllm",
+        str(merged_run),
+        EngineSettings(dtype="float32", max_model_len=512, gpu_memory_utilization=0.3, in_process=True),
+    )
+    try:
+        assert {c.pid for c in psutil.Process().children(recursive=True)} <= children  # vLLM started none
+        assert engine.settings["in_process"] is True and engine.settings["in_process_rule"] == "asked"
+        params = GenerationParams(max_new_tokens=24)
+        here, there = engine.generate(order_prompts[:12], params), vllm_engine.generate(order_prompts[:12], params)
+        rate = _agreement(here, there)
+        assert len({g.token_ids for g in here}) >= 3, "outputs must differ for a real comparison"
+        assert rate == 1.0 if engine.device == "cpu" else rate >= 0.9
+        loaded = load_records(synth_dir / "test.jsonl")
+        loaded.records = loaded.records[:6]
+        prompting = Prompting.resolve(str(merged_run), params=GenerationParams(max_new_tokens=24))
+        predict_with(Extractor(engine, prompting), loaded, tmp_path / "p.csv")
+    finally:
+        engine.close()
+    manifest = json.loads((tmp_path / "p.csv.manifest.json").read_text())
+    assert manifest["engine_settings"]["in_process"] is True
+    assert manifest["engine_settings"]["omp_threads_bind"] == "none (in process)" or engine.device != "cpu"
+    assert torch.set_num_threads is set_threads and os.environ.get(MULTIPROCESSING) == environment.get(MULTIPROCESSING)
+    assert not vllm.envs._is_envs_cache_enabled()  # vLLM reads the environment afresh again
+    assert vllm_engine.generate(order_prompts[:2], params)[0].token_ids == there[0].token_ids  # still serves
 
 
 @pytest.mark.vllm

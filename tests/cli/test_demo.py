@@ -1,0 +1,81 @@
+"""The demo's closing summary, read from a small fake run folder (the full demo is too slow for a test)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from rich.console import Console
+
+from jsontune.cli.demo import _summary
+
+GOLD = {"producto": "tuercas M10", "cantidad": 97, "precio_unitario": 3110}
+
+
+def _row(i: int, prediction: dict | None, confidence: float | None) -> dict[str, str]:
+    fields = {k: confidence for k in prediction} if prediction else None
+    return {
+        "id": f"r{i}",
+        "prediction": json.dumps(prediction) if prediction else "",
+        "valid_json": "true" if prediction else "false",
+        "raw_output": json.dumps(prediction) if prediction else "no JSON here",
+        "confidence": json.dumps(fields) if fields else "",
+        "min_confidence": "" if confidence is None else repr(confidence),
+    }
+
+
+def _fake_run(out):
+    """Ten test rows: six right (confidence 0.99), r7 and r8 one wrong field each (0.2, 0.3), r9 two wrong
+    fields (0.95), r10 no JSON and no confidence. The least confident fifth is r10 and r7: 1 of 4 wrong fields."""
+    (out / "data").mkdir(parents=True)
+    with (out / "data" / "test.jsonl").open("w") as f:
+        for i in range(1, 11):
+            f.write(json.dumps({"id": f"r{i}", "text": "97 bolsas de tuercas M10 a $3110", "target": GOLD}) + "\n")
+    rows = [_row(i, GOLD, 0.99) for i in range(1, 7)]
+    rows += [_row(7, {**GOLD, "cantidad": 9}, 0.2), _row(8, {**GOLD, "producto": "tuercas"}, 0.3)]
+    rows += [_row(9, {**GOLD, "cantidad": 1, "precio_unitario": 311}, 0.95), _row(10, None, None)]
+    with (out / "predictions.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    manifest = {"engine": "vllm", "engine_settings": {"device": "cpu"}}
+    (out / "predictions.csv.manifest.json").write_text(json.dumps(manifest))
+    (out / "run" / "best").mkdir(parents=True)
+    metrics = [{"step": 0, "eval_f1": 0.0}, {"step": 10, "loss": 1.5}, {"step": 20, "eval_f1": 0.61}]
+    (out / "run" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in metrics))
+    (out / "run" / "best" / "jsontune.json").write_text(json.dumps({"kind": "adapter", "step": 20, "eval_f1": 0.61}))
+    (out / "bench").mkdir()
+    bench = {"rows": [{"engine": "hf-seq", "status": "ok", "output_tokens_per_s": 500.0, "speedup": 1.0}]}
+    (out / "bench" / "bench.json").write_text(json.dumps(bench))
+
+
+def test_summary_prints_per_field_f1_and_how_far_confidences_can_be_trusted(tmp_path):
+    _fake_run(tmp_path)
+    console = Console(record=True, width=200)
+    console.print(_summary(tmp_path, 90.0))
+    text = console.export_text()
+    lines = {" ".join(line.strip("│┃ ").split()) for line in text.splitlines()}
+    assert any(line.startswith("val F1 before training (step 0) │ 0.000") for line in lines), text
+    assert any(line.startswith("val F1 best adapter (step 20) │ 0.610") for line in lines), text
+    # producto: 8 right of 9 predicted and 10 gold -> F1 2*8/(9+10) = 0.842; cantidad (r7, r9 wrong) 14/19
+    assert "test F1 producto │ 0.842" in lines, text
+    assert "test F1 cantidad │ 0.737" in lines, text
+    assert "test F1 precio_unitario │ 0.842" in lines, text
+    assert "test wrong fields in the least confident 20% of rows │ 1 of 4 (25%)" in lines, text
+    assert any(line.startswith("test confidence AUROC (right vs wrong fields) │ 0.") for line in lines), text
+    assert any(line.startswith("test fields auto-accepted at 95% precision │") for line in lines), text
+
+
+def test_summary_without_confidences_leaves_those_rows_out(tmp_path):
+    _fake_run(tmp_path)
+    path = tmp_path / "predictions.csv"
+    with path.open(newline="") as f:
+        rows = [{k: v for k, v in r.items() if k not in ("confidence", "min_confidence")} for r in csv.DictReader(f)]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    console = Console(record=True, width=200)
+    console.print(_summary(tmp_path, 90.0))
+    text = console.export_text()
+    assert "test F1 producto" in text and "AUROC" not in text and "least confident" not in text
