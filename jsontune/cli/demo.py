@@ -167,7 +167,7 @@ def demo(
     engine: Annotated[str, typer.Option(help="Predict engine: auto picks vLLM where it can run.")] = "auto",
     pretrain_steps: Annotated[
         int, typer.Option(help="Warm-start steps for the tiny base (a stand-in for pretraining; 0: random).")
-    ] = 1000,
+    ] = 800,
     force: Annotated[bool, typer.Option("--force", help="Delete --out first if it exists.")] = False,
 ) -> None:
     """Run data synth -> init-model -> train -> merge -> predict -> eval -> bench on a tiny local model."""

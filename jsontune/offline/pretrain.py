@@ -5,9 +5,17 @@
 A random-init model cannot copy a product name or a price out of a text, and LoRA cannot build that
 ability in a CPU budget; a real base model learnt it in pretraining. Here a few hundred steps of
 full-parameter causal-LM training on a synthetic corpus give it: order texts followed by a plain
-rendering of their fields ("producto = X ; cantidad = N ; precio = P", fields in random order), copy
-drills ("repite: ... => ...") and number rewritings ("$1.250,50 => 1250.5"). The corpus has no chat
+rendering of their fields ('producto = "X" ; cantidad = N ; precio = P', fields in random order), copy
+drills ('repite: ... => "..."') and number rewritings ("$1.250,50 => 1250.5"). The corpus has no chat
 template, no instruction and no JSON, so fine-tuning still has to teach the task's prompt and format.
+
+Copies are quoted because a value inside JSON starts without its word's space: the text's "tuercas M10" is
+`Ġt uer cas ĠM 1 0` and the JSON's `":"tuercas M10` is `":" t uer cas ĠM 1 0`. A model that only ever copied
+`Ġt` cannot start the copy there, and since `t` never occurs in the text, it cannot continue it either.
+Quoted copies teach that step. On the demo (2-core Xeon with AVX-512, one run each), 800 quoted steps in batches
+of like length gave test F1 0.547 (producto 0.13, cantidad 0.70, precio_unitario 0.81) in 68 s; 1000 plain ones gave
+0.433 (0.04, 0.55, 0.71) in an earlier session. The product stays mostly out of reach: the fine-tuned model
+starts it from the names it saw in training. 500 steps were too few: the copying had not emerged (test F1 0.01).
 """
 
 from __future__ import annotations
@@ -37,7 +45,9 @@ def _spanish(value: int | float, rng: random.Random) -> str:
 def _fields_doc(text: str, target: dict[str, Any], rng: random.Random) -> str:
     fields = list(_FIELDS)
     rng.shuffle(fields)
-    values = [f"{name} = {target[key] if key == 'producto' else _number(target[key])}" for key, name in fields]
+    values = [
+        f'{name} = "{target[key]}"' if key == "producto" else f"{name} = {_number(target[key])}" for key, name in fields
+    ]
     return f"{text}\n\n{' ; '.join(values)}"
 
 
@@ -45,7 +55,7 @@ def _copy_doc(text: str, rng: random.Random) -> str:
     words = text.split()
     start = rng.randrange(len(words))
     span = " ".join(words[start : start + rng.randint(1, 6)])
-    return f"{text}\n\nrepite: {span} => {span}"
+    return f'{text}\n\nrepite: {span} => "{span}"'
 
 
 def _numbers_doc(rng: random.Random) -> str:
@@ -76,16 +86,23 @@ def copy_corpus(n: int, seed: int) -> list[str]:
 
 
 def _batches(tokenizer: Any, docs: list[str], batch_size: int, max_length: int, seed: int):
-    """Endless shuffled batches of token ids (right-padded) and labels (-100 on padding)."""
+    """Endless batches of token ids (right-padded) and labels (-100 on padding). Each pass shuffles the documents,
+    sorts every run of 16 batches' worth by length and deals those out as batches, in random order: the corpus
+    runs from 10 to 200 tokens, and batches drawn at random were half padding (2,800 against 4,860 padded tokens
+    a step, for the same 2,600 real ones)."""
     import torch
 
     ids = [tokenizer(doc + tokenizer.pad_token)["input_ids"][:max_length] for doc in docs]
     rng = random.Random(seed)
+    run = batch_size * 16
     while True:
         order = list(range(len(ids)))
         rng.shuffle(order)
-        for i in range(0, len(order) - batch_size + 1, batch_size):
-            rows = [ids[j] for j in order[i : i + batch_size]]
+        order = [j for i in range(0, len(order), run) for j in sorted(order[i : i + run], key=lambda j: len(ids[j]))]
+        batches = [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
+        rng.shuffle(batches)
+        for batch in batches:
+            rows = [ids[j] for j in batch]
             width = max(map(len, rows))
             input_ids = torch.full((batch_size, width), tokenizer.pad_token_id)
             labels = torch.full((batch_size, width), -100)

@@ -25,9 +25,10 @@ def test_corpus_teaches_copying_but_not_the_task_format():
         assert sorted(rendering.split(" ; ")) == [
             f"cantidad = {order.target['cantidad']}",
             f"precio = {order.target['precio_unitario']}",
-            f"producto = {order.target['producto']}",
+            'producto = "{}"'.format(order.target["producto"]),  # quoted, as a JSON value starts: see pretrain.py
         ]
-    assert any(" => " in d and "repite: " in d for d in docs)
+    copies = [d.split("\n\nrepite: ")[1].split(" => ") for d in docs if "repite: " in d]
+    assert len(copies) > 50 and all(quoted == f'"{span}"' for span, quoted in copies)
     drills = [line.split(" => ") for d in docs if "repite: " not in d for line in d.splitlines() if " => " in line]
     assert len(drills) > 100
     assert all(parse_number(written) == float(plain) for written, plain in drills)
@@ -56,3 +57,19 @@ def test_every_step_is_reported_for_a_progress_bar():
         on_step=lambda step, steps, loss: seen.append((step, steps, loss)),
     )
     assert seen == [(i + 1, 3, loss) for i, loss in enumerate(losses)]
+
+
+def test_batches_group_documents_of_like_length_and_cover_the_corpus():
+    from jsontune.offline.pretrain import _batches
+
+    tokenizer = build_tokenizer(2048)
+    docs = copy_corpus(4 * 16 * 4, seed=3)  # 4 runs of 16 batches of 4
+    batches = _batches(tokenizer, docs, batch_size=4, max_length=192, seed=0)
+    first_pass = [next(batches) for _ in range(64)]
+    padded = sum(ids.numel() for ids, _, _ in first_pass)
+    real = sum(int(mask.sum()) for _, mask, _ in first_pass)
+    lengths = sorted(min(len(tokenizer(d + tokenizer.pad_token)["input_ids"]), 192) for d in docs)
+    assert real == sum(lengths)  # every document once a pass
+    assert padded < 1.15 * real  # runs sorted by length: little padding
+    for ids, mask, labels in first_pass:
+        assert (labels[mask == 0] == -100).all() and (labels[mask == 1] == ids[mask == 1]).all()
