@@ -134,7 +134,6 @@ def test_a_dead_server_or_a_wrong_key_is_one_sentence_and_the_csv_is_untouched(
     assert out.read_bytes() == before and not (tmp_path / "pred.csv.partial.jsonl").exists()
 
 
-@pytest.mark.slow  # opt-in until it has passed again (see the closing note)
 def test_resume_follows_the_model_to_a_restarted_server_which_dies_with_its_supervisor(
     server, merged_run, orders, tmp_path, monkeypatch
 ):
