@@ -369,7 +369,8 @@ def predict(
     from jsontune.serving.registry import resolve_engine
 
     check_out(out, chunk_size)
-    engine = resolve_engine(engine)
+    resolve_engine(engine)  # a wrong or missing engine is one sentence before the input is read; "auto" is
+    # resolved by `Extractor.load`, which knows the job's size
     loaded = load_records(input_path, columns, require_target=False)
     extractor = Extractor.load(
         model,

@@ -42,6 +42,12 @@ def estimate_params(config: dict[str, Any]) -> int:
     return embeddings + layers * (attention + mlp)
 
 
+def job_tflop(config: dict[str, Any], job_tokens: int) -> float:
+    """The work of a generation job in TFLOP: 2 x parameters x the tokens it computes (its prompts, and the new
+    tokens of each). The one measure `auto` engine and in-process rules compare against their thresholds."""
+    return 2 * estimate_params(config) * job_tokens / 1e12
+
+
 def model_shape(config: dict[str, Any], dtype: str, params: int | None = None) -> ModelShape:
     """The shape the roofline needs; `params` from the weights files when known, else estimated."""
     heads = config["num_attention_heads"]

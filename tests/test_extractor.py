@@ -99,3 +99,43 @@ def test_extract_gives_what_predict_writes_on_vllm(vllm_engine, merged_run, test
     # Guided outputs are strict JSON; one cut by --max-new-tokens 24 holds its object only after repair.
     assert all(e.valid_json for e in extractions if e.finish_reason == "stop")
     assert all(e.valid_json or e.repaired for e in extractions) and any(e.valid_json for e in extractions)
+
+
+@pytest.fixture
+def vllm_on_a_cpu(monkeypatch):
+    """As where vLLM's CPU build is installed (this suite's), whether or not it is: nothing starts vLLM here."""
+    from jsontune.serving import base, registry
+
+    monkeypatch.setattr(registry, "vllm_available", lambda: None)
+    monkeypatch.setattr(base, "vllm_build", lambda: "cpu")
+
+
+def test_auto_takes_hf_for_a_small_cpu_job_and_vllm_for_a_large_one(tiny_model, vllm_on_a_cpu, monkeypatch):
+    from jsontune.extractor import AUTO_HF_MAX_TFLOP, small_job_engine
+    from jsontune.serving import base
+
+    settings = EngineSettings()
+    kind, chosen, rule = small_job_engine(str(tiny_model), settings, [80] * 100, 64)
+    assert kind == "hf" and chosen == settings and rule.startswith("auto: HF for a CPU job of 0.0")
+    # the tiny model has 0.53M parameters: 0.3 TFLOP is some 280k tokens of work
+    kind, _, rule = small_job_engine(str(tiny_model), settings, [200] * 2000, 64)
+    assert kind == "vllm" and rule.endswith(f"TFLOP (over {AUTO_HF_MAX_TFLOP:g})")
+    kind, _, rule = small_job_engine(str(tiny_model), EngineSettings(kv_cache_gb=1.0), [80], 64)
+    assert (kind, rule) == ("vllm", "auto: vLLM, for the vLLM settings given")
+    monkeypatch.setattr(base, "vllm_build", lambda: "cuda")
+    assert small_job_engine(str(tiny_model), settings, [80], 64)[::2] == ("vllm", "auto: vLLM on a GPU")
+
+
+def test_predict_auto_records_why_it_took_hf(merged_run, test_orders, vllm_on_a_cpu, tmp_path):
+    out = tmp_path / "pred.csv"
+    args = ["predict", "--model", str(merged_run), "--input", str(test_orders), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--max-new-tokens", "24"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "pred.csv.manifest.json").read_text())
+    assert manifest["engine"] == "hf-batch" and manifest["engine_settings"]["engine_rule"].startswith(
+        "auto: HF for a CPU"
+    )
+    plain = tmp_path / "hf.csv"
+    hf = runner.invoke(app, [*args[:-1], str(plain), "--max-new-tokens", "24", "--engine", "hf"])
+    assert hf.exit_code == 0, hf.output
+    assert _predicted(out) == _predicted(plain)

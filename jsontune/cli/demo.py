@@ -164,7 +164,13 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for everything the demo makes.")] = Path("runs/demo"),
     n: Annotated[int, typer.Option(help="Synthetic orders to generate (80/10/10 split).")] = 1000,
     bench_n: Annotated[int, typer.Option(help="Prompts in the closing bench.")] = 48,
-    engine: Annotated[str, typer.Option(help="Predict engine: auto picks vLLM where it can run.")] = "auto",
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="Predict engine: auto is vLLM where it can run (the demo shows it, though `predict --engine auto` "
+            "would take HF for a job this small), else HF."
+        ),
+    ] = "auto",
     pretrain_steps: Annotated[
         int, typer.Option(help="Warm-start steps for the tiny base (a stand-in for pretraining; 0: random).")
     ] = 800,
@@ -178,7 +184,9 @@ def demo(
             raise JsontuneError(f"{out} already exists; pass --force to start the demo over, or pick another --out.")
         shutil.rmtree(out)
     start = time.perf_counter()
-    steps = _steps(out, n, bench_n, engine, pretrain_steps)
+    from jsontune.serving.registry import resolve_engine
+
+    steps = _steps(out, n, bench_n, resolve_engine(engine), pretrain_steps)
     jsontune = ctx.find_root().command  # the app that called this verb: no import of cli/app.py, no cycle
     seconds = [_run_step(jsontune, args) for args in steps]
     console.print(_timings(steps, seconds))

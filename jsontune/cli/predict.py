@@ -120,7 +120,9 @@ def predict(
     model: Annotated[str, typer.Option(help="Model folder or Hub id (with --lora: the adapter's base).")],
     input: Annotated[Path, typer.Option(help="Texts: .jsonl/.json/.csv/.parquet or a saved dataset.")],
     out: Annotated[Path, typer.Option(help="CSV to write: id, prediction, valid_json, raw_output.")],
-    engine: Annotated[str, typer.Option(help="auto (vLLM when it can run, else hf), vllm or hf.")] = "auto",
+    engine: Annotated[
+        str, typer.Option(help="auto (vLLM when it can run, but HF for a small job on a CPU; else hf), vllm or hf.")
+    ] = "auto",
     max_new_tokens: Annotated[int, typer.Option(help="Most tokens generated per row.")] = 64,
     lora: Annotated[str | None, typer.Option(help="PEFT adapter folder to serve on top of --model.")] = None,
     guided_json: Annotated[
@@ -160,6 +162,7 @@ def predict(
     from jsontune.serving.base import GenerationParams
 
     name = _engine_name(engine, settings.sequential)
+    name = "auto" if engine == "auto" and name == "vllm" else name  # Extractor.load picks by the job's size
     given = review_below is not None or review_share is not None
     review = ReviewQueue(review_below, review_share) if given else None
     ray_options = _ray_options(ray, replicas, gpus_per_replica, cpus_per_replica)

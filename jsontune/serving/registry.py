@@ -30,7 +30,8 @@ ENGINE_CHOICES = ("auto", *ENGINES)
 
 
 def resolve_engine(name: str) -> str:
-    """The engine to build for --engine NAME: "auto" is vLLM where it can run, else HF.
+    """The engine to build for --engine NAME: "auto" is vLLM where it can run, else HF (`Extractor.load`, which
+    knows the job, runs a small CPU job of it on HF: `extractor.small_job_engine`).
 
     Asking for vLLM where it cannot run is one sentence, before anything slow has happened."""
     if name == "auto":

@@ -209,7 +209,7 @@ def in_process(
     own processes. `jsontune serve` (`server`) keeps them unless asked: a server runs for long, and vLLM's server
     always runs its engine core in a process of its own; --in-process puts the model in that process, where it
     would otherwise get a third."""
-    from jsontune.shape import estimate_params
+    from jsontune.shape import job_tflop
 
     if settings.in_process is not None:
         return settings.in_process, "asked"
@@ -219,7 +219,7 @@ def in_process(
         return False, "auto: on a GPU, vLLM's own processes"
     if settings.job_tokens is None:
         return True, "auto: a CPU, a job of unknown size"
-    tflop = 2 * estimate_params(shape) * settings.job_tokens / 1e12
+    tflop = job_tflop(shape, settings.job_tokens)
     here = tflop <= _IN_PROCESS_MAX_TFLOP
     return here, f"auto: a CPU, a job of {tflop:.3g} TFLOP ({'at most' if here else 'over'} {_IN_PROCESS_MAX_TFLOP:g})"
 
