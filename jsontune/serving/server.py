@@ -133,9 +133,12 @@ def start_server(
 
 
 def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port something listens on. Bound as vLLM's server binds it (SO_REUSEADDR, as uvicorn does), so the
+    connections a killed server leaves in TIME_WAIT do not count: its successor can bind the port at once."""
     import socket
 
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as e:

@@ -19,7 +19,9 @@ import pytest
 from typer.testing import CliRunner
 
 from jsontune.cli.app import app
+from jsontune.errors import JsontuneError
 from jsontune.parsing import find_json, valid_json
+from jsontune.serving import server as serving
 from jsontune.serving.settings import EngineSettings
 
 pytestmark = pytest.mark.vllm
@@ -177,8 +179,28 @@ def test_resume_follows_the_model_to_a_restarted_server_which_dies_with_its_supe
     while _alive(family) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _alive(family), "the server outlived its SIGKILLed supervisor"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", int(url.rsplit(":", 1)[1])))  # the port is free again
+    serving._check_port_free("127.0.0.1", int(url.rsplit(":", 1)[1]))  # a new `jsontune serve` may take the port
+
+
+def test_a_port_left_in_time_wait_is_free_and_a_listened_one_is_not():
+    """A killed server's closed connections linger in TIME_WAIT: a plain bind fails there, the serve check must
+    not (vLLM's server binds with SO_REUSEADDR and would start); a port something listens on is refused."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    with pytest.raises(JsontuneError, match=f"127.0.0.1:{port} is taken"):
+        serving._check_port_free("127.0.0.1", port)
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    accepted.close()  # the server's side closes first: its end waits in TIME_WAIT
+    time.sleep(0.1)
+    client.close()
+    listener.close()
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # so the port really is in TIME_WAIT
+    serving._check_port_free("127.0.0.1", port)
 
 
 def test_stopping_the_server_leaves_no_process(server):
