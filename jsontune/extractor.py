@@ -270,10 +270,9 @@ def small_job_engine(
     """What `--engine auto` runs a job of prompts `lengths` tokens long on, where vLLM can run: HF for a small job
     on a CPU (`AUTO_HF_MAX_TFLOP`), unless a vLLM setting was given; vLLM otherwise. The engine, its settings and
     the rule, for the manifest."""
-    from transformers import AutoConfig
-
     from jsontune.serving.base import vllm_build
-    from jsontune.shape import job_tflop
+    from jsontune.serving.vllm_engine import text_config
+    from jsontune.shape import job_tflop, job_tokens
 
     if vllm_build() != "cpu":
         return "vllm", settings, "auto: vLLM on a GPU"
@@ -281,8 +280,7 @@ def small_job_engine(
         hf = settings.for_engine("hf")
     except JsontuneError:
         return "vllm", settings, "auto: vLLM, for the vLLM settings given"
-    config = AutoConfig.from_pretrained(model, trust_remote_code=settings.trust_remote_code).get_text_config()
-    tflop = job_tflop(config.to_dict(), sum(lengths) + new_tokens * len(lengths))
+    tflop = job_tflop(text_config(model, settings.trust_remote_code), job_tokens(lengths, new_tokens))
     if tflop <= AUTO_HF_MAX_TFLOP:
         return "hf", hf, f"auto: HF for a CPU job of {tflop:.3g} TFLOP (at most {AUTO_HF_MAX_TFLOP:g})"
     return "vllm", settings, f"auto: vLLM for a CPU job of {tflop:.3g} TFLOP (over {AUTO_HF_MAX_TFLOP:g})"
@@ -345,7 +343,9 @@ def fit_context(settings: EngineSettings, inputs: LoadResult, lengths: list[int]
     `new_tokens`, so the KV cache is sized for the job and not for the model's 40k-token maximum. The job's size
     (`job_tokens`: every prompt and `new_tokens` for each) goes with it: vLLM's engine runs in this process for a
     small job (`vllm_engine.in_process`)."""
-    settings = replace(settings, job_tokens=sum(lengths) + new_tokens * len(lengths))
+    from jsontune.shape import job_tokens
+
+    settings = replace(settings, job_tokens=job_tokens(lengths, new_tokens))
     asked = settings.max_model_len
     if not lengths:
         return replace(settings, max_model_len=asked or new_tokens + 1)

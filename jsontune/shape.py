@@ -42,6 +42,11 @@ def estimate_params(config: dict[str, Any]) -> int:
     return embeddings + layers * (attention + mlp)
 
 
+def job_tokens(prompt_lengths: list[int], new_tokens: int) -> int:
+    """The tokens a generation job computes: every prompt, and `new_tokens` for each."""
+    return sum(prompt_lengths) + new_tokens * len(prompt_lengths)
+
+
 def job_tflop(config: dict[str, Any], job_tokens: int) -> float:
     """The work of a generation job in TFLOP: 2 x parameters x the tokens it computes (its prompts, and the new
     tokens of each). The one measure `auto` engine and in-process rules compare against their thresholds."""

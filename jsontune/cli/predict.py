@@ -36,7 +36,8 @@ def _engine_name(engine: str, sequential: bool) -> str:
 
     if sequential and engine == "vllm":
         raise JsontuneError("--sequential is the HF one-at-a-time baseline; drop it or use --engine hf.")
-    return resolve_engine("hf" if sequential and engine == "auto" else engine)
+    name = resolve_engine("hf" if sequential and engine == "auto" else engine)
+    return "auto" if engine == "auto" and name == "vllm" else name  # Extractor.load picks by the job's size
 
 
 def _ray_options(address: str | None, replicas: int, gpus: float | None, cpus: float | None) -> RayOptions | None:
@@ -162,7 +163,6 @@ def predict(
     from jsontune.serving.base import GenerationParams
 
     name = _engine_name(engine, settings.sequential)
-    name = "auto" if engine == "auto" and name == "vllm" else name  # Extractor.load picks by the job's size
     given = review_below is not None or review_share is not None
     review = ReviewQueue(review_below, review_share) if given else None
     ray_options = _ray_options(ray, replicas, gpus_per_replica, cpus_per_replica)

@@ -132,9 +132,9 @@ _CPU_KV_SHARE = 0.25  # ... but takes at most this share of the memory available
 _SMALL_CPU = 4  # up to this many CPUs, vLLM's engine computes on all of them (none kept for its front end)
 _SMALL_CPU_BATCHED_TOKENS = 1024  # ... and schedules at most this many tokens a step (chunked prefill)
 # `in_process`'s default on a CPU: the engine runs in this process for a job of up to this much work (2 x parameters
-# x the job's tokens; the demo's 100 rows are 0.03), in its own processes above it. In this process torch's threads
-# run unbound, and on 2 shared cores that made generation 2.5x slower, which outweighs the start saved from about
-# 2 TFLOP on (docs/BENCHMARKS.md).
+# x the job's tokens; the demo's 100 rows are 0.03), in its own processes above it. On idle cores both generate
+# alike and this process starts 10-15 s sooner; but here torch's threads run unbound, and on 2 cores shared with
+# other work that made generation 2.5x slower, and for a long job the start saved is noise (docs/BENCHMARKS.md).
 _IN_PROCESS_MAX_TFLOP = 1.0
 _MULTIPROCESSING = "VLLM_ENABLE_V1_MULTIPROCESSING"  # 0: vLLM's engine core and model worker in this process
 
@@ -154,7 +154,7 @@ def engine_args(
     from jsontune.device import config_dtype, inference_dtype
 
     device = _device()
-    shape = _text_config(model, settings.trust_remote_code)
+    shape = text_config(model, settings.trust_remote_code)
     dtype = inference_dtype(settings.dtype, device, config_dtype(shape), engine=VLLM)
     max_model_len = _max_model_len(model, settings.max_model_len, shape, device)
     kv_cache_gb = settings.kv_cache_gb
@@ -249,8 +249,8 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
             sys.modules["vllm.envs"].disable_envs_cache()
 
 
-def _text_config(model: str, trust_remote_code: bool) -> dict[str, Any]:
-    """The model's text config as a dict: its KV-cache shape and longest context."""
+def text_config(model: str, trust_remote_code: bool) -> dict[str, Any]:
+    """The model's text config as a dict: its KV-cache shape, longest context and size (`shape.job_tflop`)."""
     from transformers import AutoConfig
 
     try:

@@ -256,6 +256,23 @@ def test_bench_fails_when_no_engine_ran(tiny_model, tmp_path):
     assert row["status"] == "failed" and "\n" not in row["reason"]
 
 
+def _result(**changes) -> BenchResult:
+    """A small BenchResult with no roofline, for what report.notes and to_json say of it."""
+    made = {
+        "config": BenchConfig(model="m"),
+        "rows": [],
+        "roofline": {"available": False, "reason": "CPU."},
+        "model_path": "m",
+        "random_weights": False,
+        "n": 2,
+        "prompt_tokens_mean": 9.0,
+        "prompt_tokens_max": 10,
+        "prompts_sha256": "x",
+        **changes,
+    }
+    return BenchResult(**made)
+
+
 def test_bad_input_rows_are_skipped_with_a_note_and_the_flag_is_rerun(tmp_path):
     from jsontune.bench import report
 
@@ -265,19 +282,7 @@ def test_bad_input_rows_are_skipped_with_a_note_and_the_flag_is_rerun(tmp_path):
     records, _, skipped = load_inputs(config)
     assert [r.id for r in records] == ["a", "c"] and len(skipped) == 1
     assert config.command().endswith(f"--input {data} --skip-bad-rows")
-    result = BenchResult(
-        config=config,
-        rows=[],
-        roofline={"available": False, "reason": "CPU."},
-        model_path="m",
-        random_weights=False,
-        n=2,
-        prompt_tokens_mean=9.0,
-        prompt_tokens_max=10,
-        prompts_sha256="x",
-        engine_dtypes={"hf": "float32"},
-        skipped_rows=skipped,
-    )
+    result = _result(config=config, engine_dtypes={"hf": "float32"}, skipped_rows=skipped)
     assert any(n.startswith("--skip-bad-rows: 1 bad --input rows skipped") for n in report.notes(result))
     assert result.to_json()["config"]["skipped_rows"] == skipped
     with pytest.raises(JsontuneError, match="--skip-bad-rows"):
@@ -311,18 +316,7 @@ def test_a_run_in_two_dtypes_says_so():
     from jsontune.bench import report
 
     rows = [BenchRow("hf-batch", "skipped", reason="-"), BenchRow("vllm", "skipped", reason="-")]
-    result = BenchResult(
-        config=BenchConfig(model="m"),
-        rows=rows,
-        roofline={"available": False, "reason": "CPU."},
-        model_path="m",
-        random_weights=False,
-        n=2,
-        prompt_tokens_mean=9.0,
-        prompt_tokens_max=10,
-        prompts_sha256="x",
-        engine_dtypes={"hf": "float32", "vllm": "bfloat16"},
-    )
+    result = _result(rows=rows, engine_dtypes={"hf": "float32", "vllm": "bfloat16"})
     said = [n for n in report.notes(result) if "different dtypes" in n]
     assert said == [
         "The engines ran in different dtypes, each in what predict runs it in (hf in float32, vllm in "
