@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -257,10 +258,15 @@ def reliability_png_path(pred: str | os.PathLike) -> Path:
     return pred.with_name(pred.name + ".reliability.png")
 
 
-def write_reliability_png(calibration: dict[str, Any], path: str | os.PathLike) -> None:
+def write_reliability_png(
+    calibration: dict[str, Any], path: str | os.PathLike, fields: Collection[str] | None = None
+) -> None:
     """The reliability diagram of `metrics.calibration`'s result: share correct against mean confidence in
-    each bin, for all fields and for each path, beside the diagonal a calibrated model lies on; and the
-    number of fields in each bin."""
+    each bin, for all fields and for each path in `fields` (default: every path; eval passes the gold fields,
+    so the keys a weak model invents count in "all fields" without a curve each), beside the diagonal a
+    calibrated model lies on; and the number of fields in each bin."""
+    import warnings
+
     from matplotlib.figure import Figure
 
     from jsontune.io import atomic_path
@@ -270,7 +276,9 @@ def write_reliability_png(calibration: dict[str, Any], path: str | os.PathLike) 
     diagram, counts = fig.subplots(1, 2)
     diagram.plot([0, 1], [0, 1], linestyle="--", color="gray", label="calibrated")
     curves = [
-        (path, figures, {"lw": 1, "marker": ".", "alpha": 0.7}) for path, figures in calibration["per_field"].items()
+        (path, figures, {"lw": 1, "marker": ".", "alpha": 0.7})
+        for path, figures in calibration["per_field"].items()
+        if fields is None or path in fields
     ]
     curves.append(("all fields", overall, {"lw": 2.5, "marker": "o", "color": "black"}))
     for name, figures, style in curves:
@@ -278,7 +286,7 @@ def write_reliability_png(calibration: dict[str, Any], path: str | os.PathLike) 
         diagram.plot([b["mean_confidence"] for b in bins], [b["share_correct"] for b in bins], label=name, **style)
     diagram.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="mean confidence in the bin", ylabel="share correct")
     diagram.set_title("reliability")
-    diagram.legend(fontsize="small")
+    diagram.legend(fontsize="small", ncols=1 + len(curves) // 12)
     bins = overall["reliability"]
     counts.bar(
         [b["lower"] for b in bins], [b["count"] for b in bins], width=1 / len(bins), align="edge", edgecolor="white"
@@ -287,5 +295,8 @@ def write_reliability_png(calibration: dict[str, Any], path: str | os.PathLike) 
     counts.set_title("fields per bin")
     auroc = "n/a" if overall["auroc"] is None else f"{overall['auroc']:.3f}"
     fig.suptitle(f"{overall['fields']} fields with a confidence (AUROC {auroc}); {overall['no_confidence']} without")
-    with atomic_path(path) as tmp:
+    # A legend too big for its axes makes matplotlib give up the layout with a UserWarning; the plot is still
+    # drawn, and a library's warning is no message for the user of eval.
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         fig.savefig(tmp, format="png", dpi=120)

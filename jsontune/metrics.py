@@ -117,6 +117,10 @@ def score(
     """Micro P/R/F1 over leaf fields, exact-match, JSON-valid and JSON-repaired rates, a per-field table and
     error counts.
 
+    The per-field table has a row for every path a gold record or a prediction holds: precision, recall, f1,
+    support (the gold leaves on the path) and predicted (the predicted leaves on it; a key no gold record has,
+    support 0, is one the predictions invented: `fold_invented` folds those for a printed table).
+
     `repaired` marks the predictions that were read only after repair (default: none was). `errors` counts
     fields of the predictions (missing_key, extra_key, wrong_value) and records whose prediction is None
     (invalid_json). The result is plain JSON-serialisable data.
@@ -150,10 +154,27 @@ def score(
         "json_repaired_rate": _ratio(fixed, n),
         "n": n,
         "per_field": {
-            path: {**_prf(c["tp"], c["fp"], c["fn"]), "support": c["tp"] + c["fn"]} for path, c in fields.items()
+            path: {**_prf(c["tp"], c["fp"], c["fn"]), "support": c["tp"] + c["fn"], "predicted": c["tp"] + c["fp"]}
+            for path, c in fields.items()
         },
         "errors": dict(errors),
     }
+
+
+def fold_invented(per_field: dict[str, dict[str, Any]], named: int = 3) -> tuple[dict[str, dict], dict | None]:
+    """`score`'s per-field table split for people: (the rows of the gold fields, the invented keys folded).
+
+    A gold field is a path some gold record has (support > 0); its rows keep their order. Every other path is
+    a key predictions invented (a weak model invents hundreds); they fold into {"keys": how many, "predicted":
+    how many leaves they hold in all, "most_predicted": [(path, leaves), ...] the `named` most predicted, ties
+    in first-seen order}, or None when there is none.
+    """
+    gold = {path: row for path, row in per_field.items() if row["support"] > 0}
+    invented = [(path, row["predicted"]) for path, row in per_field.items() if row["support"] == 0]
+    if not invented:
+        return gold, None
+    ranked = sorted(invented, key=lambda item: -item[1])  # stable: ties stay in first-seen order
+    return gold, {"keys": len(invented), "predicted": sum(n for _, n in invented), "most_predicted": ranked[:named]}
 
 
 # Calibration: how well a field's confidence tells a right value from a wrong one.

@@ -4,7 +4,7 @@ import random
 import pytest
 
 from jsontune.data.numbers import spellings, write_number
-from jsontune.metrics import flatten, normalize_value, score
+from jsontune.metrics import flatten, fold_invented, normalize_value, score
 
 GOLDS = [
     {"producto": "Tornillo", "cantidad": 100, "precio_unitario": 50},
@@ -28,9 +28,10 @@ def test_hand_computed_micro_scores():
     assert result["json_valid_rate"] == 1.0
     assert result["n"] == 2
     assert result["errors"] == {"missing_key": 0, "extra_key": 1, "wrong_value": 1, "invalid_json": 0}
-    assert result["per_field"]["producto"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
-    assert result["per_field"]["precio_unitario"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
-    assert result["per_field"]["moneda"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert result["per_field"]["producto"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2, "predicted": 2}
+    precio = {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2, "predicted": 2}
+    assert result["per_field"]["precio_unitario"] == precio
+    assert result["per_field"]["moneda"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0, "predicted": 1}
     assert list(result["per_field"]) == ["producto", "cantidad", "precio_unitario", "moneda"]
     assert json.loads(json.dumps(result)) == result
 
@@ -50,6 +51,7 @@ def test_invalid_prediction_misses_every_gold_field():
         "recall": 0.5,
         "f1": pytest.approx(2 / 3),
         "support": 2,
+        "predicted": 1,
     }
 
 
@@ -189,3 +191,15 @@ def test_a_repaired_prediction_is_scored_but_is_not_valid_json():
     assert (result["json_valid_rate"], result["json_repaired_rate"]) == (0.5, 0.5)
     assert result["errors"]["invalid_json"] == 0
     assert score(GOLDS, GOLDS)["json_repaired_rate"] == 0.0  # nothing marked: nothing repaired
+
+
+def test_fold_invented_keeps_gold_fields_and_folds_the_rest():
+    predictions = [
+        {"producto": "Tornillo", "moneda": "MXN", "nota": "x"},
+        {"producto": "Tuerca", "moneda": "MXN", "extra": [1, 2]},
+    ]
+    per_field = score(predictions, GOLDS)["per_field"]
+    gold, invented = fold_invented(per_field, named=2)
+    assert list(gold) == ["producto", "cantidad", "precio_unitario"]  # cantidad: never predicted, still a row
+    assert invented == {"keys": 3, "predicted": 5, "most_predicted": [("moneda", 2), ("extra[]", 2)]}
+    assert fold_invented(score(GOLDS, GOLDS)["per_field"]) == (score(GOLDS, GOLDS)["per_field"], None)

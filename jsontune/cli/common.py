@@ -132,7 +132,12 @@ def print_load_report(loaded: Any, skipped_label: str) -> None:
 
 
 def print_eval_report(result: dict[str, Any]) -> None:
-    """`jsontune eval`'s tables (summary, per field, errors), for eval and `predict --gold` alike."""
+    """`jsontune eval`'s tables (summary, per field, errors), for eval and `predict --gold` alike.
+
+    The per-field table keeps the gold fields and folds the keys predictions invented into one row.
+    """
+    from jsontune.metrics import fold_invented
+
     summary = Table(title="eval")
     for name in (*_EVAL_SUMMARY, "n"):
         summary.add_column(name, justify="right")
@@ -146,8 +151,11 @@ def print_eval_report(result: dict[str, Any]) -> None:
         ("support", "right"),
     ]:
         fields.add_column(name, justify=justify)
-    for path, row in result["per_field"].items():
-        fields.add_row(path, *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), str(row["support"]))
+    gold_fields, invented = fold_invented(result["per_field"])
+    for path, row in gold_fields.items():
+        fields.add_row(escape(path), *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), str(row["support"]))
+    if invented:  # never in gold: precision 0 (every leaf on them is wrong), nothing to recall
+        fields.add_row(_invented_label(invented), "0.0000", "0.0000", "0.0000", "0")
     errors = Table(title="errors")
     errors.add_column("kind")
     errors.add_column("count", justify="right")
@@ -162,18 +170,41 @@ def print_eval_report(result: dict[str, Any]) -> None:
     for table in (fields, errors):
         console.print(table)
     if "calibration" in result:
-        print_calibration(result["calibration"])
+        print_calibration(result["calibration"], set(gold_fields))
+
+
+def _invented_label(invented: dict[str, Any]) -> str:
+    """One table row's name for the keys predictions invented (`metrics.fold_invented`); --json lists each."""
+    named = ", ".join(f"{path} ({n})" for path, n in invented["most_predicted"])
+    more = ", …" if invented["keys"] > len(invented["most_predicted"]) else ""
+    return escape(f"{invented['keys']} invented key(s), {invented['predicted']} leaves: {named}{more}")
 
 
 def _share(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def print_calibration(calibration: dict[str, Any]) -> None:
-    """The confidence tables: AUROC and auto-accept coverage per field, the reliability bins, the review catch."""
+def print_calibration(calibration: dict[str, Any], gold_fields: set[str]) -> None:
+    """The confidence tables: AUROC and auto-accept coverage per field, the reliability bins, the review catch.
+
+    A path not in `gold_fields` (a key predictions invented) gets no row of its own: they share one.
+    """
     from jsontune.metrics import AUTO_ACCEPT_PRECISIONS
 
-    rows = [("all fields", calibration["overall"]), *calibration["per_field"].items()]
+    per_field = calibration["per_field"]
+    rows = [("all fields", calibration["overall"])]
+    rows += [(escape(path), row) for path, row in per_field.items() if path in gold_fields]
+    invented = [row for path, row in per_field.items() if path not in gold_fields]
+    if invented:
+        # Every field on an invented key is wrong: no AUROC (one class), no threshold reaches a precision.
+        none_accepted = {"coverage": 0.0, "threshold": None}
+        folded = {
+            "fields": sum(row["fields"] for row in invented),
+            "no_confidence": sum(row["no_confidence"] for row in invented),
+            "auroc": None,
+            "auto_accept": {str(p): none_accepted for p in AUTO_ACCEPT_PRECISIONS},
+        }
+        rows.append((f"{len(invented)} invented key(s)", folded))
     table = Table(title="calibration")
     accept = Table(title="auto-accept")
     for t, names in [

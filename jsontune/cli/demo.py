@@ -144,7 +144,8 @@ def _summary(out: Path, seconds: float) -> Table:
     predicted = json.loads((out / "predictions.csv.manifest.json").read_text())
     table.add_row("test F1 (merged model)", f"{test['f1']:.3f}")
     for field, scores in test["per_field"].items():
-        table.add_row(f"  test F1 {field}", f"{scores['f1']:.3f}")
+        if scores["support"]:  # a gold field, not a key the model invented
+            table.add_row(f"  test F1 {field}", f"{scores['f1']:.3f}")
     table.add_row("predict engine", f"{predicted['engine']} ({predicted['engine_settings'].get('device')})")
     table.add_row("test exact match / valid JSON", f"{test['exact_match']:.3f} / {test['json_valid_rate']:.3f}")
     if "calibration" in test:  # predict wrote confidences (not with --no-confidence)

@@ -74,7 +74,8 @@ def eval_cmd(
         )
     plot = reliability_png_path(pred) if "calibration" in result else None
     if plot:
-        write_reliability_png(result["calibration"], plot)
+        gold_fields = {path for path, row in result["per_field"].items() if row["support"] > 0}
+        write_reliability_png(result["calibration"], plot, gold_fields)
     if json_out:
         print(json.dumps(result))  # plain print: rich would wrap a long line
     else:

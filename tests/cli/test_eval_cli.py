@@ -285,3 +285,63 @@ def test_review_share_counts_the_least_confident_rows(tmp_path, gold_file):
         invoke(pred, "--gold", gold_file, "--review-share", "0.5", "--review-below", "0.5", "--json").stdout
     )
     assert both["calibration"]["review"]["queued_records"] == 3 and both["calibration"]["review"]["caught_fields"] == 2
+
+
+def write_inventive_csv(path, rows=40):
+    """A weak model's predict CSV for `rows` gold records: producto right, cantidad wrong, precio_unitario
+    missing, and three invented keys a row, each with a confidence: "moneda" in every row, "nota" in every
+    other one, and a key of its own ("extra0", "extra1", ...)."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "prediction", "valid_json", "raw_output", "confidence", "min_confidence"])
+        for i in range(rows):
+            pred = {"producto": "tornillo", "cantidad": -1, "moneda": "MXN", f"extra{i}": i}
+            pred |= {"nota": "x"} if i % 2 else {}
+            confidence = {key: 0.5 + (i % 10) / 20 for key in pred}
+            compact = json.dumps(pred, separators=(",", ":"))
+            writer.writerow([str(i), compact, "true", compact, json.dumps(confidence), min(confidence.values())])
+    return path
+
+
+def first_column(output, title):
+    """The first cell of each row of the rich table titled `title`, a cell wrapped over lines joined again."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == title)
+    cells = []
+    for line in lines[start + 4 :]:  # title, top rule, header, header rule
+        if not line.startswith("│"):
+            break
+        first, *rest = (cell.strip() for cell in line.strip("│").split("│"))
+        if any(rest) or not cells:
+            cells.append(first)
+        else:
+            cells[-1] += " " + first
+    return cells
+
+
+def test_invented_keys_fold_into_one_row_and_json_keeps_them_all(tmp_path, recwarn):
+    gold = tmp_path / "gold.jsonl"
+    targets = [{"producto": "tornillo", "cantidad": i, "precio_unitario": 5} for i in range(40)]
+    gold.write_text("".join(json.dumps({"id": str(i), "text": "x", "target": t}) + "\n" for i, t in enumerate(targets)))
+    pred = write_inventive_csv(tmp_path / "pred.csv")
+    result = invoke(pred, "--gold", gold)
+    assert result.exit_code == 0, result.output
+    assert first_column(result.stdout, "per field") == [
+        "producto",
+        "cantidad",
+        "precio_unitario",
+        # 42 invented keys (moneda, nota, extra0..extra39) holding 40 + 20 + 40 leaves, the most predicted named
+        "42 invented key(s), 100 leaves: moneda (40), nota (20), extra0 (1), …",
+    ]
+    assert first_column(result.stdout, "calibration") == ["all fields", "producto", "cantidad", "42 invented key(s)"]
+    assert "extra7" not in result.stdout
+    assert len(result.stdout.splitlines()) < 80
+    assert [str(w.message) for w in recwarn] == []  # e.g. matplotlib's "constrained_layout not applied"
+    assert result.stderr.count("Warning") == 0
+    report = json.loads(invoke(pred, "--gold", gold, "--json").stdout)
+    assert len(report["per_field"]) == 3 + 42
+    assert report["per_field"]["moneda"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0, "predicted": 40}
+    assert set(report["calibration"]["per_field"]) == {"producto", "cantidad", "moneda", "nota"} | {
+        f"extra{i}" for i in range(40)
+    }
+    assert (tmp_path / "pred.csv.reliability.png").read_bytes()[:4] == b"\x89PNG"
