@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jsontune.errors import JsontuneError
-from jsontune.io import atomic_path, write_json_atomic, write_jsonl_atomic
+from jsontune.io import atomic_path, file_sha256, write_json_atomic, write_jsonl_atomic
 from jsontune.parsing import Found, find_json, has_thinking, valid_json
 from jsontune.prompts import completion_text
 from jsontune.schema import schema_valid_rate
@@ -178,13 +178,15 @@ def run_predictions(
     schema: dict[str, Any] | None = None,
     score: Scorer | None = None,
     review: ReviewQueue | None = None,
+    source: dict[str, Any] | None = None,
 ) -> PredictSummary:
     """Generate for every record not done yet, chunk by chunk, then write the CSV in input order.
 
     `settings` (e.g. the model) and `params` are saved in the sidecar: --resume refuses to mix runs.
     `schema` (default: the one decoding is constrained to) is what the schema-valid rate is measured by.
     `score` gives each generation's field confidences (saved in the sidecar with the row, so a resumed run
-    has the ones the first run computed); `review` writes the least confident rows to OUT.review.jsonl."""
+    has the ones the first run computed); `review` writes the least confident rows to OUT.review.jsonl.
+    `source` (`input_file`) goes in the manifest, so that `jsontune review` finds the texts."""
     if chunk_size < 1:
         raise JsontuneError(f"--chunk-size must be at least 1, got {chunk_size}.")
     out, partial = Path(out), partial_path(out)
@@ -242,7 +244,7 @@ def run_predictions(
     )
     if review is not None:
         summary.review = review.write(out, records, done, found)
-    write_json_atomic(manifest_path(out), _manifest(summary, settings, schema))
+    write_json_atomic(manifest_path(out), _manifest(summary, settings, schema, source))
     return summary
 
 
@@ -311,7 +313,12 @@ def _batches(
         yield [(todo[j], generation) for j, generation in rows]
 
 
-def _manifest(summary: PredictSummary, settings: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
+def _manifest(
+    summary: PredictSummary,
+    settings: dict[str, Any],
+    schema: dict[str, Any] | None,
+    source: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """What OUT.manifest.json keeps: how the CSV was made and what came out."""
     from jsontune.manifest import library_versions
 
@@ -324,6 +331,7 @@ def _manifest(summary: PredictSummary, settings: dict[str, Any], schema: dict[st
         **made,
         "out": str(summary.out),
         "schema": schema,
+        "input": source,
         "versions": library_versions(),
     }
 
@@ -429,6 +437,19 @@ def predict_with(
         schema=extractor.schema,
         score=extractor.confidences if extractor.params.logprobs else None,
         review=review,
+        source=input_file(loaded),
     )
     summary.skipped, summary.notes = loaded.skipped, extractor.notes
     return summary
+
+
+def input_file(loaded: LoadResult) -> dict[str, Any]:
+    """What the manifest keeps of the input: its path (absolute), its SHA-256 (None for a folder or a Hub id),
+    and the columns its texts and ids were read from, so `jsontune review` reads the same texts."""
+    path = Path(loaded.path)
+    return {
+        "path": str(path.resolve()) if path.exists() else str(loaded.path),
+        "sha256": file_sha256(path) if path.is_file() else None,
+        "text_col": loaded.text_col,
+        "id_col": loaded.id_col,
+    }
