@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shlex
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from jsontune.data.records import InputColumns
 from jsontune.errors import JsontuneError
-from jsontune.serving.settings import EngineSettings
+from jsontune.serving.ray_engine import LOCAL, RayOptions
+from jsontune.serving.settings import EngineSettings, as_flags, flag
 
 # bench name -> engine; a "+logprobs" row also returns every token's log-probability (what field confidences
 # cost)
@@ -50,19 +51,17 @@ class BenchConfig:
                 f"--engines {','.join(self.engines)!r}: list engines from {', '.join(ENGINES)}, "
                 "comma-separated, each at most once."
             )
-        for flag, value, least in [
+        for name, value, least in [
             ("-n", self.n, 1),
             ("--max-new-tokens", self.max_new_tokens, 1),
             ("--repeats", self.repeats, 1),
             ("--warmup", self.warmup, 0),
             ("--seq-limit", self.seq_limit or 1, 1),
             ("--timeout-s", self.timeout_s, 1),
-            ("--replicas", self.replicas, 1),
         ]:
             if value < least:
-                raise JsontuneError(f"{flag} must be at least {least}, got {value}.")
-        if self.replicas > 1 and self.ray is None:
-            raise JsontuneError("--replicas needs --ray (the replicas run on a Ray cluster).")
+                raise JsontuneError(f"{name} must be at least {least}, got {value}.")
+        RayOptions.given(self.ray, self.replicas)  # --replicas: at least 1, and only with --ray
         if "vllm-guided" in self.engines and self.fixed_length:
             raise JsontuneError(
                 "vllm-guided decodes under the JSON schema, which ends the object where it ends; bench it with "
@@ -81,18 +80,16 @@ class BenchConfig:
         return [(e, e, None) for e in self.engines] + [(f"{e}@ray×{k}", e, k) for e in self.engines for k in counts]
 
     def command(self) -> str:
-        """The `jsontune bench` command line that reruns this configuration."""
+        """The `jsontune bench` command line that reruns this configuration: each flag that differs from its
+        default, the engine and input-column flags spelt as their declarations say (`settings.as_flags`)."""
         defaults = BenchConfig(model=self.model)
-        parts = ["jsontune bench", f"--model {shlex.quote(self.model)}"]
-        flat = {k: v for k, v in asdict(self).items() if k not in ("settings", "columns")}
-        given = {**flat, **asdict(self.settings), **asdict(self.columns)}
-        default = {**asdict(defaults), **asdict(defaults.settings), **asdict(defaults.columns)}
-        for name, value in given.items():
-            if name in ("model", "fixed_length") or value == default[name] or value is None:
+        words = ["jsontune", "bench", "--model", self.model]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("model", "settings", "columns", "fixed_length") or value in (getattr(defaults, f.name), None):
                 continue
-            flag = "-n" if name == "n" else "--" + name.replace("_", "-")
-            if isinstance(value, bool) or (name == "ray" and value == "local"):  # --ray alone means "local"
-                parts.append(flag)
-                continue
-            parts.append(f"{flag} {shlex.quote(','.join(value) if isinstance(value, tuple) else str(value))}")
-        return " ".join(parts + ([] if self.fixed_length else ["--natural"]))
+            words.append("-n" if f.name == "n" else flag(f.name))
+            if not (f.name == "ray" and value == LOCAL):  # --ray alone means a Ray started on this machine
+                words.append(",".join(value) if isinstance(value, tuple) else str(value))
+        words += as_flags(self.settings) + as_flags(self.columns)
+        return shlex.join(words + ([] if self.fixed_length else ["--natural"]))

@@ -62,7 +62,9 @@ def options_from(cls: type, name: str, engines: tuple[str, ...] | None = None) -
     when given: `serve` takes vLLM's only), with the field's type, default and help, and calls the verb with
     the options gathered into one `cls` object as its parameter `name`. The flags are made from the
     declaration, so every verb that takes a setting spells and explains it alike."""
-    options = _declared(cls, engines)
+    from jsontune.serving.settings import declared, flag_names
+
+    options = declared(cls, engines)
 
     def decorate(fn: F) -> F:
         signature = inspect.signature(fn, eval_str=True)
@@ -72,7 +74,7 @@ def options_from(cls: type, name: str, engines: tuple[str, ...] | None = None) -
                 option,
                 inspect.Parameter.KEYWORD_ONLY,
                 default=default,
-                annotation=Annotated[kind, typer.Option(*_option_names(option, kind), help=help)],
+                annotation=Annotated[kind, typer.Option(*flag_names(option, kind), help=help)],
             )
             for option, kind, default, help in options
         ]
@@ -87,27 +89,6 @@ def options_from(cls: type, name: str, engines: tuple[str, ...] | None = None) -
         return wrapper  # type: ignore[return-value]
 
     return decorate
-
-
-def _option_names(option: str, kind: Any) -> list[str]:
-    """A bool field is an on-switch (--sequential), not the --x/--no-x pair typer makes by default."""
-    return ["--" + option.replace("_", "-")] if kind is bool else []
-
-
-def _declared(cls: type, engines: tuple[str, ...] | None) -> list[tuple[str, Any, Any, str]]:
-    """(name, type, default, help) of each field of dataclass `cls` that has a default and a help (and, with
-    `engines`, that one of them takes)."""
-    from dataclasses import MISSING, fields
-    from typing import get_type_hints
-
-    hints = get_type_hints(cls)
-    return [
-        (f.name, hints[f.name], f.default, f.metadata["help"])
-        for f in fields(cls)
-        if f.default is not MISSING
-        and "help" in f.metadata
-        and (engines is None or set(engines) & set(f.metadata.get("engines", engines)))
-    ]
 
 
 def engine_options(*engines: str) -> Callable[[F], F]:

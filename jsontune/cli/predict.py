@@ -28,7 +28,6 @@ from jsontune.serving.settings import EngineSettings
 
 if TYPE_CHECKING:
     from jsontune.predict import PredictSummary
-    from jsontune.serving.ray_engine import RayOptions
 
 
 def _engine_name(engine: str, sequential: bool) -> str:
@@ -38,26 +37,6 @@ def _engine_name(engine: str, sequential: bool) -> str:
         raise JsontuneError("--sequential is the HF one-at-a-time baseline; drop it or use --engine hf.")
     name = resolve_engine("hf" if sequential and engine == "auto" else engine)
     return "auto" if engine == "auto" and name == "vllm" else name  # Extractor.load picks by the job's size
-
-
-def _ray_options(address: str | None, replicas: int, gpus: float | None, cpus: float | None) -> RayOptions | None:
-    """--ray's settings, or None without --ray (where the replica flags are refused: they would do nothing)."""
-    from jsontune.serving.ray_engine import RayOptions
-
-    if address is None:
-        given = [
-            flag
-            for flag, on in (
-                ("--replicas", replicas != 1),
-                ("--gpus-per-replica", gpus is not None),
-                ("--cpus-per-replica", cpus is not None),
-            )
-            if on
-        ]
-        if given:
-            raise JsontuneError(f"{given[0]} needs --ray (the replicas run on a Ray cluster).")
-        return None
-    return RayOptions(address, replicas, gpus, cpus)
 
 
 def _print_summary(summary: PredictSummary) -> None:
@@ -161,11 +140,12 @@ def predict(
     from jsontune.predict import ReviewQueue
     from jsontune.predict import predict as run_predict
     from jsontune.serving.base import GenerationParams
+    from jsontune.serving.ray_engine import RayOptions
 
     name = _engine_name(engine, settings.sequential)
     given = review_below is not None or review_share is not None
     review = ReviewQueue(review_below, review_share) if given else None
-    ray_options = _ray_options(ray, replicas, gpus_per_replica, cpus_per_replica)
+    ray_options = RayOptions.given(ray, replicas, gpus_per_replica, cpus_per_replica)
     # A bad --gold fails here, before the model loads.
     golds = load_records(gold, columns).records if gold else None
     bar_columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())

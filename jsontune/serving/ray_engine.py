@@ -55,6 +55,28 @@ class RayOptions:
             if value is not None and value < 0:
                 raise JsontuneError(f"{flag} must be 0 or more, got {value:g}.")
 
+    @classmethod
+    def given(
+        cls,
+        address: str | None,
+        replicas: int = 1,
+        gpus_per_replica: float | None = None,
+        cpus_per_replica: float | None = None,
+    ) -> RayOptions | None:
+        """The options of `--ray ADDRESS` and the replica flags (predict's and bench's); None without --ray,
+        where a replica flag is refused: it would do nothing."""
+        if address is not None:
+            return cls(address, replicas, gpus_per_replica, cpus_per_replica)
+        flags = {
+            "--replicas": replicas != 1,
+            "--gpus-per-replica": gpus_per_replica is not None,
+            "--cpus-per-replica": cpus_per_replica is not None,
+        }
+        given = [flag for flag, on in flags.items() if on]
+        if given:
+            raise JsontuneError(f"{given[0]} needs --ray (the replicas run on a Ray cluster).")
+        return None
+
 
 class RayEngine:
     """The Engine protocol over a pool of replicas, plus `stream`, which yields batches as they finish."""

@@ -31,6 +31,47 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def flag_names(name: str, kind: Any) -> list[str]:
+    """How setting `name` of type `kind` is written on a command line: a bool is an on-switch (--sequential), an
+    optional bool the pair --x/--no-x (--in-process, --no-in-process; neither: the default decides), anything else
+    --x VALUE. The flags every verb makes (`cli/common.py` `options_from`) and the commands it writes back
+    (`as_flags`) both follow it."""
+    if kind == bool | None:
+        return [f"{flag(name)}/--no-{flag(name)[2:]}"]
+    return [flag(name)]
+
+
+def declared(cls: type, engines: tuple[str, ...] | None = None) -> list[tuple[str, Any, Any, str]]:
+    """(name, type, default, help) of each field of settings dataclass `cls` that has a default and a help, so a
+    flag (and, with `engines`, that one of them takes)."""
+    from dataclasses import MISSING
+    from typing import get_type_hints
+
+    hints = get_type_hints(cls)
+    return [
+        (f.name, hints[f.name], f.default, f.metadata["help"])
+        for f in fields(cls)
+        if f.default is not MISSING
+        and "help" in f.metadata
+        and (engines is None or set(engines) & set(f.metadata.get("engines", engines)))
+    ]
+
+
+def as_flags(values: Any) -> list[str]:
+    """The command-line words that give settings dataclass `values` back: the flag of each field that differs
+    from its default, spelt as `flag_names` spells it (False of an optional bool is --no-x)."""
+    words: list[str] = []
+    for name, _, default, _ in declared(type(values)):
+        value = getattr(values, name)
+        if value == default or value is None:
+            continue
+        if isinstance(value, bool):
+            words.append(flag(name) if value else f"--no-{flag(name)[2:]}")
+        else:
+            words += [flag(name), str(value)]
+    return words
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """How an engine loads and runs a model. Decoding (max_new_tokens, the schema) is `GenerationParams`."""

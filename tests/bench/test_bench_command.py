@@ -22,6 +22,7 @@ from jsontune.bench.runner import (
 from jsontune.cli.app import app
 from jsontune.data import InputColumns
 from jsontune.errors import JsontuneError
+from jsontune.serving.settings import EngineSettings
 
 
 def test_natural_with_gold_scores_every_engine(tiny_model, synth_dir, tmp_path):
@@ -99,6 +100,43 @@ def test_gold_without_an_input_id_names_it(synth_dir, tmp_path):
 def test_command_reruns_the_configuration():
     config = BenchConfig(model="runs/my model", n=6, engines=("hf-seq", "hf-batch"), fixed_length=False)
     assert config.command() == "jsontune bench --model 'runs/my model' -n 6 --engines hf-seq,hf-batch --natural"
+
+
+def test_the_command_parses_back_to_the_same_configuration(tmp_path, monkeypatch):
+    """bench.json's command reruns the same bench: every flag (a False optional bool as --no-x, --ray alone, a
+    quoted path) read back by the real CLI gives an equal BenchConfig. `--no-in-process` was written as
+    `--in-process`."""
+    import shlex
+
+    import jsontune.bench.runner
+
+    config = BenchConfig(
+        model="runs/my model",
+        input=tmp_path / "in put.jsonl",
+        n=7,
+        engines=("hf-batch", "vllm"),
+        fixed_length=False,
+        seq_limit=3,
+        out=tmp_path / "out",
+        ray="local",
+        replicas=2,
+        settings=EngineSettings(dtype="bf16", in_process=False, trust_remote_code=True, kv_cache_gb=1.5, seed=4),
+        columns=InputColumns(text_col="texto", skip_bad_rows=True),
+    )
+    assert "--no-in-process" in config.command().split()
+    parsed = []
+
+    def captured(config, on_engine):
+        parsed.append(config)
+        raise JsontuneError("parsed")
+
+    monkeypatch.setattr(jsontune.bench.runner, "run_bench", captured)
+    for asked in (config, replace(config, settings=replace(config.settings, in_process=True), ray="auto")):
+        words = shlex.split(asked.command())
+        assert words[:2] == ["jsontune", "bench"]
+        result = CliRunner().invoke(app, words[1:])
+        assert result.exit_code == 1 and "parsed" in result.output, result.output
+        assert parsed.pop() == asked
 
 
 def test_a_preset_is_built_once_then_reused(tmp_path, monkeypatch):
