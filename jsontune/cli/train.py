@@ -94,10 +94,7 @@ def train(
         seed=seed,
         report_to=report_to,
         gradient_checkpointing=gradient_checkpointing,
-        text_col=columns.text_col,
-        target_col=columns.target_col,
-        id_col=columns.id_col,
-        skip_bad_rows=columns.skip_bad_rows or None,
+        columns=columns,
         resume=resume or None,
         trust_remote_code=trust_remote_code or None,
     )

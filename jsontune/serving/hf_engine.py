@@ -23,8 +23,7 @@ class HFEngine:
     passes the model being trained."""
 
     def __init__(self, model, tokenizer, *, batch_size: int = 8, sequential: bool = False) -> None:
-        if batch_size < 1:
-            raise JsontuneError(f"--batch-size must be at least 1, got {batch_size}.")
+        # batch_size is at least 1: `EngineSettings` checks --batch-size, `TrainConfig` eval_batch_size
         self.model, self.tokenizer = model, tokenizer
         self.sequential = sequential
         self.batch_size = 1 if sequential else batch_size

@@ -150,7 +150,8 @@ def engine_args(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """vLLM's engine arguments for `model` on this machine (the names `LLM(...)` and `vllm serve` take), and
     the settings to record. The offline engine and `jsontune serve` (`server`) both start vLLM from them, in the
-    environment `engine_env` gives. This is the one place an `EngineSettings` field becomes a vLLM argument."""
+    environment `engine_env` gives; this process's own is left as it is. This is the one place an `EngineSettings`
+    field becomes a vLLM argument."""
     from jsontune.device import config_dtype, inference_dtype
 
     device = _device()
@@ -158,9 +159,6 @@ def engine_args(
     dtype = inference_dtype(settings.dtype, device, config_dtype(shape), engine=VLLM)
     max_model_len = _max_model_len(model, settings.max_model_len, shape, device)
     kv_cache_gb = settings.kv_cache_gb
-    # A fresh interpreter for vLLM's engine process: a forked one inherits whatever CUDA state this
-    # process has (HF generation, a test's fixtures) and dies re-initialising it.
-    os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
     args: dict[str, Any] = {
         "model": str(model),
         "dtype": dtype,
@@ -177,9 +175,7 @@ def engine_args(
     chosen: dict[str, Any] = {"device": device, "dtype": dtype, "max_model_len": max_model_len}
     chosen["in_process"], chosen["in_process_rule"] = in_process(settings, shape, device, server=server)
     if device == "cpu":
-        if (os.cpu_count() or 1) <= _SMALL_CPU:
-            # vLLM keeps a core for its front end; on 2 cores that halves the compute (24 vs 41 tok/s).
-            os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+        if _small_cpu():
             # Prefill in chunks of 1024 tokens, not 4096: 93 against 66 tok/s on 2 cores (0.6B, bf16).
             args["max_num_batched_tokens"] = _SMALL_CPU_BATCHED_TOKENS
         # Eager: no torch.compile at start-up. With an explicit KV cache too, vLLM skips its warm-up pass,
@@ -188,7 +184,7 @@ def engine_args(
             enforce_eager=True,
             kv_cache_memory_bytes=kv_cache_bytes(shape, dtype, max_model_len, kv_cache_gb, in_ram=True),
         )
-        chosen.update(cpu_settings(args, in_process=chosen["in_process"]))
+        chosen.update(cpu_settings(args, engine_env(chosen), in_process=chosen["in_process"]))
     else:
         if kv_cache_gb is not None:
             length = max_model_len or shape.get("max_position_embeddings") or _CPU_MAX_MODEL_LEN
@@ -225,10 +221,26 @@ def in_process(
 
 
 def engine_env(chosen: dict[str, Any]) -> dict[str, str]:
-    """The environment vLLM is started in for the settings `engine_args` chose. In-process: vLLM reads
-    VLLM_ENABLE_V1_MULTIPROCESSING=0 when it builds an engine; the offline engine core then runs in the calling
-    process (a server's in its own still), and vLLM's CPU platform keeps the model worker in the engine core."""
-    return {_MULTIPROCESSING: "0"} if chosen["in_process"] else {}
+    """The variables vLLM is started with for the settings `engine_args` chose (`device`, `in_process`), to set
+    over this process's environment where vLLM starts: around building the offline engine (`VLLMEngine`), in the
+    server's process (`jsontune serve`). A variable below that the user set keeps the user's value.
+
+    - VLLM_WORKER_MULTIPROC_METHOD=spawn: a fresh interpreter for vLLM's engine process; a forked one inherits
+      whatever CUDA state this process has (HF generation, a test's fixtures) and dies re-initialising it.
+    - VLLM_CPU_NUM_OF_RESERVED_CPU=0 on a CPU of up to _SMALL_CPU cores: vLLM keeps a core for its front end,
+      which on 2 cores halves the compute (docs/BENCHMARKS.md).
+    - In-process, VLLM_ENABLE_V1_MULTIPROCESSING=0: vLLM reads it when it builds an engine; the offline engine
+      core then runs in the calling process (a server's in its own still), and vLLM's CPU platform keeps the
+      model worker in the engine core."""
+    defaults = {"VLLM_WORKER_MULTIPROC_METHOD": "spawn"}
+    if chosen["device"] == "cpu" and _small_cpu():
+        defaults["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
+    env = {name: os.environ.get(name, value) for name, value in defaults.items()}
+    return {**env, _MULTIPROCESSING: "0"} if chosen["in_process"] else env
+
+
+def _small_cpu() -> bool:
+    return (os.cpu_count() or 1) <= _SMALL_CPU
 
 
 @contextmanager
@@ -262,10 +274,9 @@ def text_config(model: str, trust_remote_code: bool) -> dict[str, Any]:
 
 
 def _max_model_len(model: str, asked: int | None, shape: dict[str, Any], device: str) -> int | None:
-    """--max-model-len, checked against the model; on a CPU a default that the KV cache can hold."""
+    """--max-model-len (at least 1: `EngineSettings`), checked against the model; on a CPU a default that the KV
+    cache can hold."""
     limit = shape.get("max_position_embeddings") or 0
-    if asked is not None and asked < 1:
-        raise JsontuneError(f"--max-model-len must be at least 1, got {asked}.")
     if asked is not None and limit and asked > limit:
         raise JsontuneError(
             f"--max-model-len {asked} is longer than {model} allows ({limit} positions); pass at most {limit}."
@@ -305,18 +316,20 @@ def kv_cache_bytes(
     return size
 
 
-def cpu_settings(options: dict[str, Any], *, in_process: bool = False) -> dict[str, Any]:
-    """The CPU choices that shape speed, for the predict manifest and bench.json. vLLM binds threads to CPUs and
-    keeps CPUs for its front end only for a model worker of its own; in this process torch's threads run unbound."""
+def cpu_settings(options: dict[str, Any], env: dict[str, str], *, in_process: bool = False) -> dict[str, Any]:
+    """The CPU choices that shape speed, for the predict manifest and bench.json, as vLLM sees them in `env` (over
+    this process's environment). vLLM binds threads to CPUs and keeps CPUs for its front end only for a model
+    worker of its own; in this process torch's threads run unbound."""
+    env = {**os.environ, **env}
     return {
         "enforce_eager": options["enforce_eager"],
         "kv_cache_gb": round(options["kv_cache_memory_bytes"] / GiB, 3),
         "max_num_batched_tokens": options.get("max_num_batched_tokens", "vllm default"),
         "cpus": os.cpu_count(),
-        "omp_threads_bind": "none (in process)" if in_process else os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto"),
-        "reserved_cpus": "none (in process)" if in_process else os.environ.get("VLLM_CPU_NUM_OF_RESERVED_CPU", "auto"),
+        "omp_threads_bind": "none (in process)" if in_process else env.get("VLLM_CPU_OMP_THREADS_BIND", "auto"),
+        "reserved_cpus": "none (in process)" if in_process else env.get("VLLM_CPU_NUM_OF_RESERVED_CPU", "auto"),
         # jsontune preloads nothing (docs/BENCHMARKS.md): LD_PRELOAD as this command had it when the engine was built
-        "ld_preload": os.environ.get("LD_PRELOAD") or "none",
+        "ld_preload": env.get("LD_PRELOAD") or "none",
     }
 
 

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from jsontune.data.records import InputColumns
 from jsontune.errors import JsontuneError
-
-if TYPE_CHECKING:
-    from jsontune.data.records import InputColumns
 
 REPORT_TO = ("none", "tensorboard", "wandb", "trackio")
 SECTIONS = ("sft", "lora")
@@ -95,15 +93,13 @@ RESERVED = {
         "base_model_name_or_path": "--model",
     },
 }
+# The input-column settings (`InputColumns`: text_col, ...), which a recipe gives at its top level.
+COLUMNS = tuple(f.name for f in fields(InputColumns))
 # Settings a resumed run must keep: its checkpoint, data order and adapter shape depend on them. Every
-# lora key is kept too.
+# column and every lora key is kept too.
 RESUME_FIXED = (
     "model",
     "train",
-    "text_col",
-    "target_col",
-    "id_col",
-    "skip_bad_rows",
     "augment_factor",
     "augment_strategies",
     "instruction",
@@ -127,10 +123,7 @@ class TrainConfig:
     val: str | None = None
     out: str = ""
     # data
-    text_col: str | None = None
-    target_col: str | None = None
-    id_col: str | None = None
-    skip_bad_rows: bool = False
+    columns: InputColumns = field(default_factory=InputColumns)  # a mapping of its fields is read into one
     augment_factor: float = 1.0
     augment_strategies: list[str] | None = None
     instruction: str | None = None
@@ -149,14 +142,9 @@ class TrainConfig:
     sft: dict[str, Any] = field(default_factory=dict)
     lora: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def columns(self) -> InputColumns:
-        """The data columns (the recipe's text_col, ... keys) as every verb that reads records takes them."""
-        from jsontune.data.records import InputColumns
-
-        return InputColumns(self.text_col, self.target_col, self.id_col, self.skip_bad_rows)
-
     def __post_init__(self) -> None:
+        if isinstance(self.columns, dict):  # run.json's, a recipe's
+            self.columns = InputColumns(**self.columns)
         self.sft = {**DEFAULTS["sft"], **self.sft}
         self.lora = {**DEFAULTS["lora"], **self.lora}
         for ok, message in self._checks():
@@ -190,6 +178,7 @@ class TrainConfig:
             (self.augment_factor >= 1, f"--augment-factor must be at least 1, got {self.augment_factor}."),
             (self.eval_steps >= 1, f"--eval-steps must be at least 1, got {self.eval_steps}."),
             (eval_samples is None or eval_samples >= 1, f"--eval-samples must be at least 1, got {eval_samples}."),
+            (self.eval_batch_size >= 1, f"eval_batch_size must be at least 1, got {self.eval_batch_size}."),
             (self.report_to in REPORT_TO, f"--report-to must be one of {', '.join(REPORT_TO)}."),
             (self.precision in ("auto", "fp32", "bf16", "fp16"), "precision must be auto, fp32, bf16 or fp16."),
         ]
@@ -238,6 +227,7 @@ def _accepts(cls: type, values: dict[str, Any]) -> bool:
 def check_resume(started: TrainConfig, now: TrainConfig) -> None:
     """Refuse, by name, a change to a setting the resumed run's checkpoint depends on."""
     compared = [(key, getattr(started, key), getattr(now, key)) for key in RESUME_FIXED]
+    compared += [(key, getattr(started.columns, key), getattr(now.columns, key)) for key in COLUMNS]
     for section, keys in (("sft", RESUME_FIXED_SFT), ("lora", sorted({*started.lora, *now.lora}))):
         was, new = getattr(started, section), getattr(now, section)
         compared += [(f"{section}.{k}", _value(section, was, k), _value(section, new, k)) for k in keys]

@@ -16,6 +16,7 @@ from typing import Any
 from jsontune.errors import JsontuneError
 from jsontune.training.config import (
     ALIASES,
+    COLUMNS,
     RESERVED,
     SECTIONS,
     TrainConfig,
@@ -63,11 +64,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def parse_settings(values: dict[str, Any], where: str) -> dict[str, Any]:
     """`values` (a recipe, flags, run.json) as TrainConfig takes them; errors begin with `where`."""
-    own_fields = {f.name for f in fields(TrainConfig)} - set(SECTIONS)
-    unknown = [key for key in values if key not in own_fields | set(ALIASES) | set(SECTIONS)]
+    own_fields = {f.name for f in fields(TrainConfig)} - set(SECTIONS) - {"columns"}
+    unknown = [key for key in values if key not in own_fields | {"columns", *COLUMNS, *ALIASES, *SECTIONS}]
     if unknown:
-        raise JsontuneError(f"{where}: {_unknown_top_level(unknown[0], own_fields)}")
+        raise JsontuneError(f"{where}: {_unknown_top_level(unknown[0], own_fields | set(COLUMNS))}")
     own = typed(TrainConfig, {k: v for k, v in values.items() if k in own_fields}, where, "")
+    if columns := _columns(values, where):
+        own["columns"] = columns
     sections = {name: _section(values.get(name), name, where) for name in SECTIONS}
     for alias, (section, key) in ALIASES.items():
         if alias not in values:
@@ -79,6 +82,23 @@ def parse_settings(values: dict[str, Any], where: str) -> dict[str, Any]:
             value = [m.strip() for m in value.split(",") if m.strip()]
         sections[section][key] = value
     return {**own, **{name: _typed_section(name, keys, where) for name, keys in sections.items() if keys}}
+
+
+def _columns(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """The input columns given, typed: a recipe's top-level text_col, ... keys, and `columns` (run.json's
+    mapping, or the flags' InputColumns, whose defaults are not given)."""
+    from dataclasses import asdict
+
+    from jsontune.data.records import InputColumns
+
+    given = values.get("columns") or {}
+    if isinstance(given, InputColumns):
+        given = {k: v for k, v in asdict(given).items() if v != getattr(InputColumns(), k)}
+    given = {**_section(given, "columns", where), **{k: values[k] for k in COLUMNS if k in values}}
+    for key in given:
+        if key not in COLUMNS:
+            raise JsontuneError(f"{where}: columns.{key} is not a column setting; use {', '.join(COLUMNS)}.")
+    return typed(InputColumns, given, where, "")
 
 
 def _section(value: Any, name: str, where: str) -> dict[str, Any]:
@@ -155,7 +175,7 @@ def _typed_lora(values: dict[str, Any], where: str) -> dict[str, Any]:
 def _layered(below: dict[str, Any], above: dict[str, Any]) -> dict[str, Any]:
     """`above` over `below`, the sft and lora sections key by key."""
     merged = {**below, **above}
-    for section in SECTIONS:
+    for section in (*SECTIONS, "columns"):
         if section in below or section in above:
             merged[section] = {**below.get(section, {}), **above.get(section, {})}
     return merged
@@ -172,5 +192,5 @@ def saved_settings(run_dir: str | Path) -> dict[str, Any]:
         saved = json.loads(path.read_text(encoding="utf-8")).get("settings") or {}
     except (json.JSONDecodeError, AttributeError):
         raise JsontuneError(f"--resume: {path} is not valid JSON; it is written by jsontune train.") from None
-    known = {f.name for f in fields(TrainConfig)} | set(ALIASES)
+    known = {f.name for f in fields(TrainConfig)} | set(COLUMNS) | set(ALIASES)
     return parse_settings({k: v for k, v in saved.items() if k in known and k != "resume"}, f"--resume: {path}")

@@ -60,6 +60,8 @@ def test_the_extractor_refuses_such_a_setting_before_anything_loads(tmp_path):
     ("values", "says"),
     [
         ({"batch_size": 0}, "--batch-size must be at least 1"),
+        ({"max_model_len": 0}, "--max-model-len must be at least 1, got 0"),
+        ({"tensor_parallel_size": 0}, "--tensor-parallel-size must be at least 1, got 0"),
         ({"gpu_memory_utilization": 1.5}, r"--gpu-memory-utilization is a share in \(0, 1\]"),
         ({"kv_cache_gb": -1.0}, "--kv-cache-gb must be more than 0"),
         ({"dtype": "int3"}, "unknown dtype 'int3'"),

@@ -213,7 +213,31 @@ def test_where_the_engine_runs_follows_the_job(settings, device, server, expecte
     from jsontune.serving.vllm_engine import engine_env, in_process
 
     assert in_process(settings, QWEN3_06B, device, server=server) == expected
-    assert engine_env({"in_process": expected[0]}) == ({MULTIPROCESSING: "0"} if expected[0] else {})
+    assert engine_env({"in_process": expected[0], "device": device}).get(MULTIPROCESSING) == (
+        "0" if expected[0] else None
+    )
+
+
+@pytest.mark.vllm  # no engine starts: vLLM's build says the device
+@pytest.mark.parametrize("in_process", [False, True])
+def test_engine_args_return_the_environment_vllm_needs_and_leave_this_ones_alone(tiny_model, monkeypatch, in_process):
+    """`engine_args` once set VLLM_WORKER_MULTIPROC_METHOD and VLLM_CPU_NUM_OF_RESERVED_CPU in this process's
+    environment; now the environment is a value, applied where vLLM starts, and a value the user set wins."""
+    from jsontune.serving.vllm_engine import engine_args, engine_env
+
+    method, reserved = "VLLM_WORKER_MULTIPROC_METHOD", "VLLM_CPU_NUM_OF_RESERVED_CPU"
+    for name in (method, reserved, MULTIPROCESSING):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    before = dict(os.environ)
+    args, chosen = engine_args(str(tiny_model), EngineSettings(in_process=in_process))
+    assert dict(os.environ) == before
+    env = engine_env(chosen)
+    assert env[method] == "spawn" and env.get(MULTIPROCESSING) == ("0" if in_process else None)
+    if chosen["device"] == "cpu":
+        assert env[reserved] == "0" and chosen["reserved_cpus"] == ("none (in process)" if in_process else "0")
+        monkeypatch.setenv(reserved, "1")
+        assert engine_env(chosen)[reserved] == "1"
 
 
 def test_the_job_size_comes_from_its_prompts():

@@ -120,6 +120,7 @@ def test_keys_jsontune_owns_are_refused(tmp_path, text, message):
         ({"report_to": "mlflow"}, "--report-to"),
         ({"model": ""}, "--model"),
         ({"epochs": 0}, "--epochs"),
+        ({"eval_batch_size": 0}, "eval_batch_size must be at least 1"),  # the F1 eval's HF batches
     ],
 )
 def test_bad_values_name_the_flag(override, flag):
@@ -250,3 +251,25 @@ def test_checkpointing_reaches_the_installed_transformers(on, tmp_path):
     assert bool(new if new is not None else args.gradient_checkpointing) is on
     kwargs = getattr(args, "activation_checkpointing_kwargs", None) or args.gradient_checkpointing_kwargs
     assert (kwargs == {"use_reentrant": False}) if on else not kwargs
+
+
+def test_the_input_columns_travel_as_one_input_columns(tmp_path):
+    """`train` takes the --text-col, ... flags as one InputColumns, nothing copied field by field: a flag wins
+    over the recipe's top-level key of the same column, the others stay, and run.json gives them back on
+    --resume, which refuses a changed column by name (run.json of earlier versions kept them flat)."""
+    from jsontune.data import InputColumns
+
+    run = tmp_path / "run"
+    run.mkdir()
+    recipe = _recipe(tmp_path, "text_col: texto\ntarget_col: salida\nskip_bad_rows: 'true'\n")
+    cfg = build_config(recipe, model="m", train="t.jsonl", out=str(run), columns=InputColumns(target_col="json"))
+    assert cfg.columns == InputColumns(text_col="texto", target_col="json", skip_bad_rows=True)
+    (run / "run.json").write_text(json.dumps({"settings": cfg.to_dict()}))
+    assert build_config(out=str(run), resume=True).columns == cfg.columns
+    with pytest.raises(JsontuneError, match="--resume: text_col was 'texto' when .* started and is now 'text'"):
+        build_config(out=str(run), resume=True, columns=InputColumns(text_col="text"))
+    flat = {"model": "m", "train": "t.jsonl", "out": str(run), "text_col": "texto", "skip_bad_rows": True}
+    (run / "run.json").write_text(json.dumps({"settings": flat}))
+    assert build_config(out=str(run), resume=True).columns == InputColumns(text_col="texto", skip_bad_rows=True)
+    with pytest.raises(JsontuneError, match="columns.text is not a column setting"):
+        build_config(_recipe(tmp_path, "columns: {text: texto}\n"), **REQUIRED)
