@@ -357,3 +357,47 @@ def review_catch(
         counts["wrong_fields"] += wrong
         counts["caught_fields"] += wrong if i in queued else 0
     return {"below": below, "share": share, "records": len(golds), **counts}
+
+
+Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile: a two-sided 95 % interval
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float] | None:
+    """The Wilson score interval of a share (successes / trials): 95 % by default; None when trials is 0.
+
+    Unlike the normal approximation it stays inside [0, 1] and holds up near 0 and 1 and for small samples,
+    which is where an audit of a few dozen fields of a good model lies: 20 of 20 correct gives 0.839-1.0, not
+    1.0-1.0."""
+    if not 0 <= successes <= trials:
+        raise ValueError(f"{successes} successes out of {trials} trials.")
+    if trials == 0:
+        return None
+    share, z2 = successes / trials, z * z
+    center = (share + z2 / (2 * trials)) / (1 + z2 / trials)
+    half = z / (1 + z2 / trials) * math.sqrt(share * (1 - share) / trials + z2 / (4 * trials * trials))
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+def audit_precision(correct: list[bool], asked: float) -> dict[str, Any]:
+    """What a review's audit says of the fields a threshold accepts without a look.
+
+    `correct` holds one mark per audited field (the model's leaf, `leaf_correctness` against the reviewer's
+    answer) of rows drawn at random from those the threshold accepts whole; `asked` is the precision wanted.
+    Returns fields, correct, precision (None without fields), interval (`wilson_interval`, None without fields)
+    and verdict: "below" when the whole interval lies under `asked`, "meets" when none of it does, "unsure"
+    when it straddles `asked`, None without fields. Fields of one row count as separate trials, as eval's
+    coverage at a precision counts them; their errors go together more often than not, so the true interval
+    is somewhat wider."""
+    fields, right = len(correct), sum(correct)
+    interval = wilson_interval(right, fields)
+    verdict = None
+    if interval is not None:
+        verdict = "below" if interval[1] < asked else "meets" if interval[0] >= asked else "unsure"
+    return {
+        "fields": fields,
+        "correct": right,
+        "precision": right / fields if fields else None,
+        "interval": interval,
+        "asked": asked,
+        "verdict": verdict,
+    }
