@@ -49,8 +49,9 @@ def inference_dtype(requested: str, device: str, stored: str | None = None, *, e
     A dtype asked for by name is kept (in its canonical spelling). `auto` depends on where the model runs:
     - cuda, cuda:N (both engines): the checkpoint's own dtype (`stored`, `config_dtype`), float32 becoming
       bfloat16, as vLLM's own `auto` does;
-    - cpu, vLLM: `cpu_auto_dtype()`, bfloat16 where the CPU has bf16 instructions, else float32, whatever the
-      checkpoint stores;
+    - cpu, vLLM: bfloat16 where the CPU has bf16 instructions (`cpu_has_bf16`), several times faster than float32
+      there (docs/BENCHMARKS.md); else float32, where bfloat16 is emulated and slower; whatever the checkpoint
+      stores;
     - cpu, HF: float32. bfloat16 took a third of the compute for the qwen3-0.6b shape, but changed 15 of the
       demo's 100 outputs and made batched output differ from sequential (docs/BENCHMARKS.md);
     - mps (HF): the checkpoint's own dtype.
@@ -62,21 +63,19 @@ def inference_dtype(requested: str, device: str, stored: str | None = None, *, e
     if requested != "auto":
         return requested
     if device == "cpu":
-        return cpu_auto_dtype() if engine == "vllm" else "float32"
+        return "bfloat16" if engine == "vllm" and cpu_has_bf16() else "float32"
     stored = dtype_name(stored or "float32")
     if device.split(":")[0] == "cuda" and stored == "float32":
         return "bfloat16"
     return stored
 
 
-def cpu_auto_dtype() -> str:
-    """What `auto` means for vLLM on this CPU (`inference_dtype`): bfloat16 where it has bf16 instructions
-    (AVX512-BF16 or AMX; measured 3x faster than float32 for the qwen3-0.6b shape, docs/BENCHMARKS.md), float32
-    elsewhere, where bfloat16 is emulated and slower."""
+def cpu_has_bf16() -> bool:
+    """Whether the CPU has bf16 instructions (AVX512-BF16 or AMX), as torch probes it: the one probe `auto`
+    rules ask (`inference_dtype`, and through it `registry.auto_engine`)."""
     import torch
 
-    has_bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return "bfloat16" if has_bf16 else "float32"
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def probe_cuda_with_nvml() -> None:

@@ -141,6 +141,8 @@ class Extractor:
         names). `fit` is the job's input: its prompts are rendered once (`fitted_prompts`), and vLLM's context
         is sized to the longest."""
         from jsontune.prompts import token_lengths
+        from jsontune.serving.registry import auto_engine
+        from jsontune.shape import job_tokens
 
         kind, settings = _engine_and_settings(engine, settings, guided_json)
         lora = _adapter(lora)
@@ -157,8 +159,9 @@ class Extractor:
         if fit is not None and kind == "vllm":
             lengths = token_lengths(prompting.tokenizer, prompts)
             new_tokens = prompting.params.max_new_tokens
-            if engine == "auto" and ray is None:
-                kind, settings, rule = small_job_engine(str(model), settings, lengths, new_tokens)
+            if engine == "auto":
+                size = job_tokens(lengths, new_tokens)
+                kind, rule = auto_engine(str(model), settings, size, guided=guided_json, ray=ray is not None)
             if kind == "vllm":
                 settings = fit_context(settings, fit, lengths, new_tokens)
         identity = {"model": str(model), "lora": lora, "engine": kind}
@@ -255,35 +258,6 @@ def _engine_and_settings(engine: str, settings: EngineSettings | None, guided_js
     if guided_json and kind != "vllm":
         raise JsontuneError("--guided-json needs --engine vllm; HF generate here cannot constrain decoding.")
     return kind, (settings or EngineSettings()).for_engine(kind)
-
-
-# `--engine auto` takes HF on a CPU for a job of up to this much work (`shape.job_tflop`): vLLM's start (about 10 s
-# more than HF's on 2 CPUs, in the calling process) outweighs its speed there. The demo's 100 rows (0.03 TFLOP)
-# took 4.8 s end to end on HF against 13 s on vLLM; from the bench's rates, vLLM repays its start after about
-# 0.3 TFLOP both on the demo's model (some 1,900 rows) and on the 0.6B shape (docs/BENCHMARKS.md).
-AUTO_HF_MAX_TFLOP = 0.3
-
-
-def small_job_engine(
-    model: str, settings: EngineSettings, lengths: list[int], new_tokens: int
-) -> tuple[str, EngineSettings, str]:
-    """What `--engine auto` runs a job of prompts `lengths` tokens long on, where vLLM can run: HF for a small job
-    on a CPU (`AUTO_HF_MAX_TFLOP`), unless a vLLM setting was given; vLLM otherwise. The engine, its settings and
-    the rule, for the manifest."""
-    from jsontune.serving.base import vllm_build
-    from jsontune.serving.vllm_engine import text_config
-    from jsontune.shape import job_tflop, job_tokens
-
-    if vllm_build() != "cpu":
-        return "vllm", settings, "auto: vLLM on a GPU"
-    try:
-        hf = settings.for_engine("hf")
-    except JsontuneError:
-        return "vllm", settings, "auto: vLLM, for the vLLM settings given"
-    tflop = job_tflop(text_config(model, settings.trust_remote_code), job_tokens(lengths, new_tokens))
-    if tflop <= AUTO_HF_MAX_TFLOP:
-        return "hf", hf, f"auto: HF for a CPU job of {tflop:.3g} TFLOP (at most {AUTO_HF_MAX_TFLOP:g})"
-    return "vllm", settings, f"auto: vLLM for a CPU job of {tflop:.3g} TFLOP (over {AUTO_HF_MAX_TFLOP:g})"
 
 
 def _adapter(lora: str | os.PathLike | None) -> str | None:

@@ -1,10 +1,11 @@
 """Predict: records -> prompts (prompts.py) -> engine -> CSV `id, prediction, valid_json, raw_output`.
 
 Generations are appended chunk by chunk to a sidecar `OUT.partial.jsonl` (flushed and fsynced), so a
-crash or Ctrl-C loses at most one chunk and `resume=True` skips the ids already done. The CSV is
-written in input order, atomically, only once every id has its row; then the sidecar is removed and
-`OUT.manifest.json` records how the file was made: model, engine and every setting the engine chose
-(vLLM on a CPU: dtype, KV cache, threads), decoding, the rates and the library versions.
+crash or Ctrl-C loses at most one chunk and `resume=True` skips the ids already done; a run refused before
+its first row leaves none, as there is nothing to resume. The CSV is written in input order, atomically,
+only once every id has its row; then the sidecar is removed and `OUT.manifest.json` records how the file
+was made: model, engine and every setting the engine chose (vLLM on a CPU: dtype, KV cache, threads),
+decoding, the rates and the library versions.
 
 `valid_json` is "true" only where the raw output held a JSON object that a plain `json.loads` reads as the
 model wrote it (strict JSON, RFC 8259: the whole answer, or a `{…}` span of it). Where the object could only be
@@ -206,18 +207,20 @@ def run_predictions(
 
     tick(0)
     output_tokens, start = 0, time.perf_counter()
-    with partial.open("a", encoding="utf-8") as f:
-        try:
+    try:
+        with partial.open("a", encoding="utf-8") as f:
             for batch in _batches(engine, prompts, todo, params, chunk_size, tick):
                 rows = [_done_row(records[i].id, g, score) for i, g in batch if records[i].id not in done]
                 _append(f, rows)
                 done.update((row["id"], row) for row in rows)
                 output_tokens += sum(row["output_tokens"] for row in rows)
-        except JsontuneError as e:
-            raise JsontuneError(
-                f"{e} The {len(done)} row(s) done so far are saved in {partial}; rerun with "
-                "--resume to finish the rest."
-            ) from None
+    except JsontuneError as e:
+        if not done:  # refused before any row was done (a setting the engine does not take): nothing to resume
+            partial.unlink(missing_ok=True)
+            raise
+        raise JsontuneError(
+            f"{e} The {len(done)} row(s) done so far are saved in {partial}; rerun with --resume to finish the rest."
+        ) from None
     seconds = time.perf_counter() - start
     found = [find_json(done[r.id]["raw_output"]) for r in records]
     table = [csv_row(done[r.id], f) for r, f in zip(records, found, strict=True)]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import Qwen3Config
 
-from jsontune.device import config_dtype, dtype_name, inference_dtype, resolve_device, torch_dtype
+from jsontune.device import config_dtype, cpu_has_bf16, dtype_name, inference_dtype, resolve_device, torch_dtype
 from jsontune.errors import JsontuneError
 
 
@@ -47,11 +47,10 @@ def test_device_names():
 
 @pytest.fixture
 def bf16_cpu(monkeypatch):
-    """Set whether this CPU has bf16 instructions, as torch's probes answer it (AVX512-BF16 or AMX)."""
+    """Set whether the CPU has bf16 instructions, as the one probe every `auto` rule asks answers it."""
 
     def set_to(has: bool) -> None:
-        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: has)
-        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        monkeypatch.setattr("jsontune.device.cpu_has_bf16", lambda: has)
 
     return set_to
 
@@ -71,10 +70,14 @@ def test_auto_on_a_cpu_is_float32_for_hf_with_or_without_bf16_instructions(bf16_
     assert inference_dtype("auto", "cpu", stored, engine="hf") == "float32"
 
 
-def test_amx_alone_counts_as_bf16_instructions(monkeypatch):
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
-    assert inference_dtype("auto", "cpu", "float32", engine="vllm") == "bfloat16"
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "has"), [(True, False, True), (False, True, True), (False, False, False)]
+)
+def test_avx512_bf16_or_amx_alone_counts_as_bf16_instructions(monkeypatch, avx512_bf16, amx, has):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert cpu_has_bf16() is has
+    assert inference_dtype("auto", "cpu", "float32", engine="vllm") == ("bfloat16" if has else "float32")
 
 
 @pytest.mark.parametrize(

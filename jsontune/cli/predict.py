@@ -36,7 +36,7 @@ def _engine_name(engine: str, sequential: bool) -> str:
     if sequential and engine == "vllm":
         raise JsontuneError("--sequential is the HF one-at-a-time baseline; drop it or use --engine hf.")
     name = resolve_engine("hf" if sequential and engine == "auto" else engine)
-    return "auto" if engine == "auto" and name == "vllm" else name  # Extractor.load picks by the job's size
+    return "auto" if engine == "auto" and name == "vllm" else name  # Extractor.load picks by the job (auto_engine)
 
 
 def _print_summary(summary: PredictSummary) -> None:
@@ -101,7 +101,11 @@ def predict(
     input: Annotated[Path, typer.Option(help="Texts: .jsonl/.json/.csv/.parquet or a saved dataset.")],
     out: Annotated[Path, typer.Option(help="CSV to write: id, prediction, valid_json, raw_output.")],
     engine: Annotated[
-        str, typer.Option(help="auto (vLLM when it can run, but HF for a small job on a CPU; else hf), vllm or hf.")
+        str,
+        typer.Option(
+            help="auto (vLLM where it can run, but HF for a small CPU job where both engines compute in float32; "
+            "else hf), vllm or hf."
+        ),
     ] = "auto",
     max_new_tokens: Annotated[int, typer.Option(help="Most tokens generated per row.")] = 64,
     lora: Annotated[str | None, typer.Option(help="PEFT adapter folder to serve on top of --model.")] = None,

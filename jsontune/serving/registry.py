@@ -31,7 +31,7 @@ ENGINE_CHOICES = ("auto", *ENGINES)
 
 def resolve_engine(name: str) -> str:
     """The engine to build for --engine NAME: "auto" is vLLM where it can run, else HF (`Extractor.load`, which
-    knows the job, runs a small CPU job of it on HF: `extractor.small_job_engine`).
+    knows the job, asks `auto_engine` whether HF would do better).
 
     Asking for vLLM where it cannot run is one sentence, before anything slow has happened."""
     if name == "auto":
@@ -41,6 +41,47 @@ def resolve_engine(name: str) -> str:
     if name == "vllm" and (missing := vllm_available()) is not None:
         raise JsontuneError(missing)
     return name
+
+
+# `--engine auto` takes HF on a CPU for a job of up to this much work (`shape.job_tflop`): vLLM's start (about 10 s
+# more than HF's on 2 CPUs) outweighs its speed there (docs/BENCHMARKS.md).
+AUTO_HF_MAX_TFLOP = 0.3
+
+
+def auto_engine(
+    model: str, settings: EngineSettings, job_tokens: int, *, guided: bool = False, ray: bool = False
+) -> tuple[str, str]:
+    """What `--engine auto` runs a job of `job_tokens` tokens on where vLLM can run ("hf" or "vllm"), and why
+    (the manifest's `engine_rule`): the one engine rule.
+
+    vLLM, except for a small job (`AUTO_HF_MAX_TFLOP`) on a CPU, which HF finishes sooner, where nothing asks for
+    vLLM (`guided` decoding, `ray`, a vLLM setting) and both engines compute in float32 (`device.inference_dtype`:
+    `--dtype auto` on a CPU without bf16 instructions, or `--dtype float32`), in which HF's greedy answers are
+    vLLM's. So a row's answer does not depend on how many rows run with it: on a CPU with bf16 instructions vLLM
+    computes `auto` in bfloat16 and HF in float32, and every job runs on vLLM."""
+    from jsontune.device import inference_dtype
+    from jsontune.serving.base import vllm_build
+    from jsontune.serving.vllm_engine import text_config
+    from jsontune.shape import job_tflop
+
+    if vllm_build() != "cpu":
+        return "vllm", "auto: vLLM on a GPU"
+    if guided or ray:
+        return "vllm", f"auto: vLLM, for {'--guided-json' if guided else '--ray'}"
+    try:
+        settings.for_engine("hf")
+    except JsontuneError:
+        return "vllm", "auto: vLLM, for the vLLM settings given"
+    dtypes = {kind: inference_dtype(settings.dtype, "cpu", engine=kind) for kind in ENGINES}
+    if set(dtypes.values()) != {"float32"}:
+        return "vllm", (
+            f"auto: vLLM in {dtypes['vllm']}, whatever the job's size: HF takes a small CPU job only where both "
+            "engines compute in float32, so that a row's answer does not depend on how many rows run with it"
+        )
+    tflop = job_tflop(text_config(model, settings.trust_remote_code), job_tokens)
+    if tflop <= AUTO_HF_MAX_TFLOP:
+        return "hf", f"auto: HF for a CPU job of {tflop:.3g} TFLOP (at most {AUTO_HF_MAX_TFLOP:g}; both in float32)"
+    return "vllm", f"auto: vLLM for a CPU job of {tflop:.3g} TFLOP (over {AUTO_HF_MAX_TFLOP:g}; both in float32)"
 
 
 def make_engine(name: str, model: str, settings: EngineSettings | None = None, *, lora: str | None = None) -> Engine:

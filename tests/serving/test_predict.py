@@ -1,4 +1,5 @@
-"""run_predictions: the CSV contract and resuming after an interruption (with a scripted engine)."""
+"""run_predictions: the CSV contract and resuming after an interruption (with a scripted engine); the engine
+`--engine auto` takes for a job (`registry.auto_engine`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from dataclasses import asdict
 import pytest
 
 from jsontune.data import Record
+from jsontune.device import inference_dtype
 from jsontune.errors import JsontuneError
 from jsontune.predict import COLUMNS, partial_path, run_predictions
 from jsontune.serving.base import Generation, GenerationParams, chunked
+from jsontune.serving.registry import AUTO_HF_MAX_TFLOP, auto_engine
+from jsontune.serving.settings import EngineSettings
+from jsontune.shape import job_tokens
 
 ANSWERS = {
     "a": '{"producto": "A", "cantidad": 100}',
@@ -210,7 +215,6 @@ def test_valid_json_is_strict_and_a_repaired_object_is_kept_with_false(tmp_path,
 def test_vllm_context_is_the_longest_prompt_plus_new_tokens_or_the_row_that_does_not_fit(tmp_path):
     from jsontune.data import LoadResult
     from jsontune.extractor import fit_context
-    from jsontune.serving.settings import EngineSettings
 
     rows = LoadResult("in.jsonl", [Record(id="short", text="x"), Record(id="long", text="y")])
     assert fit_context(EngineSettings(), rows, [10, 120], 64).max_model_len == 184
@@ -260,11 +264,13 @@ def test_resume_names_what_changed(records, tmp_path):
 
     class Stop(ScriptedEngine):
         def generate(self, prompts, params, progress=None):
-            raise JsontuneError("stopped")
+            if self.asked:
+                raise JsontuneError("stopped")
+            return super().generate(prompts, params, progress)
 
     made_by = {"engine": "server", "model": "merged", "served_from": "/runs/merged", "prompt_format": {"v": 1}}
     with pytest.raises(JsontuneError, match="stopped"):
-        run_predictions(Stop(), records, [r.text for r in records], out, PARAMS, settings=made_by)
+        run_predictions(Stop(), records, [r.text for r in records], out, PARAMS, settings=made_by, chunk_size=3)
     elsewhere = {**made_by, "served_from": "/runs/other"}
     with pytest.raises(
         JsontuneError, match=r"different served_from \(served_from \"/runs/merged\" then, \"/runs/other\" now\)"
@@ -276,3 +282,87 @@ def test_resume_names_what_changed(records, tmp_path):
         ScriptedEngine(), records, [r.text for r in records], out, PARAMS, settings=made_by, resume=True
     )
     assert summary.rows == len(records)
+
+
+def test_a_run_refused_before_its_first_row_leaves_no_sidecar_and_no_resume_hint(records, tmp_path):
+    class Refuses(ScriptedEngine):
+        def generate(self, prompts, params, progress=None):
+            raise JsontuneError("--guided-json needs --engine vllm; the HF engine cannot constrain decoding.")
+
+    out = tmp_path / "pred.csv"
+    with pytest.raises(JsontuneError) as refused:
+        _run(records, out, engine=Refuses())
+    assert str(refused.value) == "--guided-json needs --engine vllm; the HF engine cannot constrain decoding."
+    assert not partial_path(out).exists() and not out.exists()
+    # Rows an unfinished run saved are kept, and the hint says how to finish.
+    _sidecar(out, json.dumps({"id": "id-a", "raw_output": "{}", "prompt_tokens": 1, "output_tokens": 1}))
+    with pytest.raises(JsontuneError, match=r"The 1 row\(s\) done so far are saved in .*; rerun with --resume"):
+        _run(records, out, engine=Refuses(), resume=True)
+    assert len(partial_path(out).read_text().splitlines()) == 2
+
+
+@pytest.fixture
+def vllm_on_a_cpu(monkeypatch):
+    """As where vLLM's CPU build is installed, whether or not it is: nothing starts vLLM here."""
+    from jsontune.serving import base, registry
+
+    monkeypatch.setattr(registry, "vllm_available", lambda: None)
+    monkeypatch.setattr(base, "vllm_build", lambda: "cpu")
+
+
+# The tiny model has 0.53M parameters: 0.3 TFLOP is some 280k tokens of work.
+SMALL, LARGE = job_tokens([80] * 20, 64), job_tokens([200] * 2000, 64)
+
+
+def _runs(model, settings, size, **asked):
+    """The engine `auto` takes for a job of `size` tokens, and the dtype that engine computes in on a CPU."""
+    kind, rule = auto_engine(str(model), settings, size, **asked)
+    return kind, inference_dtype(settings.dtype, "cpu", engine=kind), rule
+
+
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_auto_runs_a_small_job_and_a_large_one_in_the_same_precision(tiny_model, vllm_on_a_cpu, monkeypatch, has_bf16):
+    """A row's answer does not depend on how many rows run with it: on a CPU with bf16 instructions vLLM would
+    compute `auto` in bfloat16 and HF in float32, so every job runs on vLLM; without them both compute in float32,
+    where HF's greedy answers are vLLM's (tests/serving/test_vllm.py), and a small job runs on HF."""
+    monkeypatch.setattr("jsontune.device.cpu_has_bf16", lambda: has_bf16)
+    small, large = _runs(tiny_model, EngineSettings(), SMALL), _runs(tiny_model, EngineSettings(), LARGE)
+    if has_bf16:
+        assert small[:2] == large[:2] == ("vllm", "bfloat16")
+        assert small[2] == large[2] and "only where both engines compute in float32" in small[2]
+    else:
+        assert (small[:2], large[:2]) == (("hf", "float32"), ("vllm", "float32"))
+        assert small[2] == "auto: HF for a CPU job of 0.00307 TFLOP (at most 0.3; both in float32)"
+        assert large[2].startswith("auto: vLLM for a CPU job of") and f"(over {AUTO_HF_MAX_TFLOP:g}" in large[2]
+
+
+@pytest.mark.parametrize(
+    ("settings", "runs"),
+    [(EngineSettings(dtype="float32"), ("hf", "float32")), (EngineSettings(dtype="bf16"), ("vllm", "bfloat16"))],
+)
+def test_auto_takes_hf_for_a_small_job_only_in_float32_whatever_the_cpu(tiny_model, vllm_on_a_cpu, settings, runs):
+    """--dtype float32 makes both engines compute in float32; HF's bfloat16 is not vLLM's."""
+    assert _runs(tiny_model, settings, SMALL)[:2] == runs
+    assert _runs(tiny_model, settings, LARGE)[:2] == (("vllm",) + runs[1:])
+
+
+@pytest.mark.parametrize(
+    ("settings", "asked", "rule"),
+    [
+        (EngineSettings(), {"guided": True}, "auto: vLLM, for --guided-json"),
+        (EngineSettings(), {"ray": True}, "auto: vLLM, for --ray"),
+        (EngineSettings(kv_cache_gb=1.0), {}, "auto: vLLM, for the vLLM settings given"),
+    ],
+)
+def test_auto_takes_vllm_for_a_small_job_that_asks_for_it(
+    tiny_model, vllm_on_a_cpu, monkeypatch, settings, asked, rule
+):
+    monkeypatch.setattr("jsontune.device.cpu_has_bf16", lambda: False)  # where a small job would run on HF
+    assert auto_engine(str(tiny_model), settings, SMALL, **asked) == ("vllm", rule)
+
+
+def test_auto_is_vllm_on_a_gpu(tiny_model, vllm_on_a_cpu, monkeypatch):
+    from jsontune.serving import base
+
+    monkeypatch.setattr(base, "vllm_build", lambda: "cuda")
+    assert auto_engine(str(tiny_model), EngineSettings(dtype="float32"), SMALL) == ("vllm", "auto: vLLM on a GPU")

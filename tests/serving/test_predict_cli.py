@@ -264,3 +264,59 @@ def test_trust_remote_code_is_off_unless_asked(tiny_model, orders, tmp_path, mon
     seen.clear()
     assert _predict(tiny_model, orders, tmp_path / "b.csv", "--trust-remote-code").exit_code == 0
     assert seen and all(seen)
+
+
+def test_a_run_refused_by_its_settings_leaves_no_sidecar_and_no_resume_hint(tiny_model, orders, tmp_path):
+    """The HF engine refuses guided decoding when asked to generate: nothing was done, so nothing is left to
+    resume (`--engine auto` takes vLLM for --guided-json, and --engine hf refuses it before the model loads)."""
+    from jsontune.data import load_records
+    from jsontune.errors import JsontuneError
+    from jsontune.extractor import Extractor, Prompting
+    from jsontune.predict import predict_with
+
+    guided = GenerationParams(max_new_tokens=6, json_schema={"type": "object"})
+    prompting = Prompting.resolve(str(tiny_model), params=guided)
+    extractor = Extractor(registry.make_engine("hf", str(tiny_model)), prompting)
+    out = tmp_path / "pred.csv"
+    with pytest.raises(JsontuneError) as refused:
+        predict_with(extractor, load_records(orders), out)
+    assert str(refused.value) == "--guided-json needs --engine vllm; the HF engine cannot constrain decoding."
+    assert not partial_path(out).exists() and not out.exists()
+
+
+def _auto(model, orders, out, *extra):
+    args = ["predict", "--model", str(model), "--input", str(orders), "--out", str(out), "--max-new-tokens", "24"]
+    return runner.invoke(app, [*args, *extra])
+
+
+def test_auto_takes_hf_for_a_small_job_where_both_engines_compute_in_float32(merged_run, orders, tmp_path, monkeypatch):
+    from jsontune.serving import base
+
+    monkeypatch.setattr(registry, "vllm_available", lambda: None)  # as with vLLM's CPU build: nothing starts it
+    monkeypatch.setattr(base, "vllm_build", lambda: "cpu")
+    monkeypatch.setattr("jsontune.device.cpu_has_bf16", lambda: False)
+    out, plain = tmp_path / "pred.csv", tmp_path / "hf.csv"
+    result = _auto(merged_run, orders, out)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "pred.csv.manifest.json").read_text())
+    assert manifest["engine"] == "hf-batch" and manifest["engine_settings"]["engine_rule"].startswith(
+        "auto: HF for a CPU job of"
+    )
+    assert _auto(merged_run, orders, plain, "--engine", "hf").exit_code == 0
+    assert [r["raw_output"] for r in _rows(out)] == [r["raw_output"] for r in _rows(plain)]
+
+
+@pytest.mark.vllm
+def test_guided_json_with_the_default_engine_runs_a_small_job_on_vllm(merged_run, orders, tmp_path):
+    """The schema is inferred from the training data `merged_run`'s manifest names; vLLM starts in this process."""
+    out = tmp_path / "pred.csv"
+    result = _auto(merged_run, orders, out, "--guided-json", "--dtype", "float32")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "pred.csv.manifest.json").read_text())
+    assert manifest["engine"] == "vllm" and manifest["guided"] is True
+    assert manifest["engine_settings"]["engine_rule"] == "auto: vLLM, for --guided-json"
+    rows = _rows(out)
+    assert [r["id"] for r in rows] == [f"o{i}" for i in range(len(rows))] and len(rows) == 7
+    valid = sum(r["valid_json"] == "true" for r in rows)
+    assert valid >= len(rows) - manifest["cut_by_length"] and valid > 0  # guided: strict JSON unless cut short
+    assert not partial_path(out).exists()
