@@ -10,7 +10,7 @@ import warnings
 
 import typer
 
-from jsontune.cli import bench, data, demo, eval, extract, init_model, merge, predict, serve, train
+from jsontune.cli import bench, data, demo, eval, extract, init_model, merge, predict, review, serve, train
 from jsontune.cli.common import RayCommand, user_errors
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ def _quiet_libraries() -> None:
 
 
 app.add_typer(data.app, name="data")
+app.add_typer(review.app, name="review")
 for name, fn in [
     ("init-model", init_model.init_model),
     ("train", train.train),

@@ -4,6 +4,9 @@ jsontune eval runs/pred.csv --gold data/test.jsonl
 jsontune eval runs/pred.csv --gold data/test.jsonl --json | jq .f1
 jsontune eval runs/pred.csv --gold data/test.jsonl --review-below 0.9   # predictions with confidences
 jsontune eval runs/pred.csv --gold data/test.jsonl --review-share 0.2   # the least confident 20 % of rows
+
+Where `jsontune review runs/pred.csv` has kept a review (runs/pred.csv.review.sqlite), eval also prints what its
+audit says of the rows the review's threshold accepts ("review_audit" in --json).
 """
 
 from __future__ import annotations
@@ -76,9 +79,29 @@ def eval_cmd(
     if plot:
         gold_fields = {path for path, row in result["per_field"].items() if row["support"] > 0}
         write_reliability_png(result["calibration"], plot, gold_fields)
+    audit = _review_audit(pred)
+    if audit is not None:
+        result["review_audit"] = audit
     if json_out:
         print(json.dumps(result))  # plain print: rich would wrap a long line
     else:
         print_eval_report(result)
+        if audit is not None:
+            console.print(f"review audit: {audit['sentence']}", highlight=False, soft_wrap=True)
     if plot:
         (err_console if json_out else console).print(f"reliability plot: {plot}", highlight=False, soft_wrap=True)
+
+
+def _review_audit(pred: Path) -> dict | None:
+    """What the audit of PRED's review page (PRED.review.sqlite) says of the rows its threshold accepts, where
+    there is one; a review made for other predictions is a note, not an error."""
+    from rich.markup import escape
+
+    from jsontune.errors import JsontuneError
+    from jsontune.review.job import audit_of
+
+    try:
+        return audit_of(pred)
+    except JsontuneError as e:
+        err_console.print(f"[yellow]note:[/yellow] no review audit: {escape(str(e))}", highlight=False, soft_wrap=True)
+        return None
