@@ -76,7 +76,9 @@ def as_flags(values: Any) -> list[str]:
 class EngineSettings:
     """How an engine loads and runs a model. Decoding (max_new_tokens, the schema) is `GenerationParams`."""
 
-    dtype: str = setting("auto", "auto, float32, bfloat16 or float16 (or bf16, fp16, fp32); auto: see the README.")
+    dtype: str = setting(
+        "auto", "auto, float32, bfloat16 or float16 (or bf16, fp16, fp32); auto: per engine and device, docs/cli.md."
+    )
     trust_remote_code: bool = setting(False, "Run the model repository's own Python code (off).")
     batch_size: int = setting(8, "HF: prompts per batch (halved on out-of-memory).", (HF,))
     sequential: bool = setting(False, "HF: one prompt at a time (the naive baseline).", (HF,))
@@ -93,9 +95,8 @@ class EngineSettings:
     in_process: bool | None = setting(
         None,
         "vLLM: run its engine in this process (vLLM imported once, not three times) or in its own processes "
-        "(--no-in-process); default: in this process on a CPU for a job of up to 1 TFLOP (800 tokens of a 0.6B "
-        "model, 900k of the demo's), else its own. serve: --in-process puts the model in the server's engine "
-        "process.",
+        "(--no-in-process); default: in this process for a CPU job of up to 1 TFLOP of work, else its own "
+        "(docs/cli.md). serve: --in-process puts the model in the server's engine process.",
         (VLLM,),
     )
     # Not a flag: the tokens the job computes (its prompts, plus --max-new-tokens for each), set by
