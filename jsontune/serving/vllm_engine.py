@@ -133,8 +133,8 @@ _SMALL_CPU = 4  # up to this many CPUs, vLLM's engine computes on all of them (n
 _SMALL_CPU_BATCHED_TOKENS = 1024  # ... and schedules at most this many tokens a step (chunked prefill)
 # `in_process`'s default on a CPU: the engine runs in this process for a job of up to this much work (2 x parameters
 # x the job's tokens; the demo's 100 rows are 0.03), in its own processes above it. On idle cores both generate
-# alike and this process starts 10-15 s sooner; but here torch's threads run unbound, and on 2 cores shared with
-# other work that made generation 2.5x slower, and for a long job the start saved is noise (docs/BENCHMARKS.md).
+# alike and this process starts sooner; but in it torch's threads run unbound, which slows generation on shared
+# cores, and for a long job the start saved is noise (docs/BENCHMARKS.md, "Where the vLLM engine runs on a CPU").
 _IN_PROCESS_MAX_TFLOP = 1.0
 _MULTIPROCESSING = "VLLM_ENABLE_V1_MULTIPROCESSING"  # 0: vLLM's engine core and model worker in this process
 
@@ -148,7 +148,7 @@ def _device() -> str:
 def engine_args(
     model: str, settings: EngineSettings, *, lora: str | None = None, server: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """vLLM's engine arguments for `model` on this machine (the names `LLM(...)` and `vllm serve` take), and
+    """vLLM's engine arguments for `model` on the machine it runs on (the names `LLM(...)` and `vllm serve` take), and
     the settings to record. The offline engine and `jsontune serve` (`server`) both start vLLM from them, in the
     environment `engine_env` gives; this process's own is left as it is. This is the one place an `EngineSettings`
     field becomes a vLLM argument."""
@@ -176,10 +176,10 @@ def engine_args(
     chosen["in_process"], chosen["in_process_rule"] = in_process(settings, shape, device, server=server)
     if device == "cpu":
         if _small_cpu():
-            # Prefill in chunks of 1024 tokens, not 4096: 93 against 66 tok/s on 2 cores (0.6B, bf16).
+            # Prefill in chunks of 1024 tokens, not 4096: faster on a few cores (docs/BENCHMARKS.md, "The CPU knobs").
             args["max_num_batched_tokens"] = _SMALL_CPU_BATCHED_TOKENS
         # Eager: no torch.compile at start-up. With an explicit KV cache too, vLLM skips its warm-up pass,
-        # which took minutes for a 0.6B model on 2 cores.
+        # which can take minutes on a few cores.
         args.update(
             enforce_eager=True,
             kv_cache_memory_bytes=kv_cache_bytes(shape, dtype, max_model_len, kv_cache_gb, in_ram=True),
@@ -200,7 +200,7 @@ def in_process(
 ) -> tuple[bool, str]:
     """Whether vLLM's engine runs in this process, and why. --in-process / --no-in-process decide; by default, on a
     CPU, a job of up to _IN_PROCESS_MAX_TFLOP runs here: it starts without importing vLLM in two more processes
-    (15-20 s each on 2 CPUs), and a longer job keeps vLLM's own layout, whose worker's threads are bound to the
+    (seconds each), and a longer job keeps vLLM's own layout, whose worker's threads are bound to the
     CPUs. A job of unknown size (an `Extractor` loaded without its input) runs here too. On a GPU, vLLM's
     own processes. `jsontune serve` (`server`) keeps them unless asked: a server runs for long, and vLLM's server
     always runs its engine core in a process of its own; --in-process puts the model in that process, where it
