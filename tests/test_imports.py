@@ -102,7 +102,7 @@ def test_a_cli_verb_imports_the_library_and_the_shared_options_only():
 # on the data, prompt and pure modules at the bottom.
 LAYERS = (
     ("jsontune.cli",),
-    ("jsontune.training", "jsontune.predict", "jsontune.bench", "jsontune.evaluation"),
+    ("jsontune.training", "jsontune.predict", "jsontune.bench", "jsontune.evaluation", "jsontune.review"),
     ("jsontune.extractor", "jsontune"),  # the package's __init__ re-exports the Extractor
     ("jsontune.serving",),
 )
