@@ -27,13 +27,13 @@ F = TypeVar("F", bound=Callable)
 TrustRemoteCode = Annotated[
     bool, typer.Option("--trust-remote-code", help="Run the model repository's own Python code (off).")
 ]
-# Scale-out on Ray (predict and bench). `--ray` may stand alone (a Ray on this machine): see RayCommand.
+# Scale-out on Ray (predict and bench). `--ray` may stand alone (a Ray on the local machine): see RayCommand.
 RayAddress = Annotated[
     str | None,
     typer.Option(
         "--ray",
         metavar="[ADDRESS]",
-        help="Run replicas on Ray: alone, a Ray started on this machine; auto, the running cluster "
+        help="Run replicas on Ray: alone, a Ray started on the local machine; auto, the running cluster "
         "(`ray start`); or HOST:PORT / ray://HOST:PORT.",
     ),
 ]
@@ -47,7 +47,7 @@ CpusPerReplica = Annotated[float | None, typer.Option(help="With --ray: CPUs per
 
 class RayCommand(TyperCommand):
     """A verb whose `--ray` takes an optional ADDRESS: `--ray` alone, or before another option, means a Ray
-    started on this machine (typer has no option with an optional value)."""
+    started on the local machine (typer has no option with an optional value)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         args = list(args)

