@@ -40,7 +40,7 @@ class BenchConfig:
     timeout_s: float = 3600.0
     out: Path = Path("runs/bench")
     models_dir: Path = Path("runs/bench-models")
-    ray: str | None = None  # --ray: its address ("local": a Ray started on this machine)
+    ray: str | None = None  # --ray: its address ("local": a Ray started on the local machine)
     replicas: int = 1
     settings: EngineSettings = EngineSettings()  # every engine's flags; each row takes the ones its engine does
     columns: InputColumns = InputColumns()  # --input's columns
@@ -89,7 +89,7 @@ class BenchConfig:
             if f.name in ("model", "settings", "columns", "fixed_length") or value in (getattr(defaults, f.name), None):
                 continue
             words.append("-n" if f.name == "n" else flag(f.name))
-            if not (f.name == "ray" and value == LOCAL):  # --ray alone means a Ray started on this machine
+            if not (f.name == "ray" and value == LOCAL):  # --ray alone means a Ray started on the local machine
                 words.append(",".join(value) if isinstance(value, tuple) else str(value))
         words += as_flags(self.settings) + as_flags(self.columns)
         return shlex.join(words + ([] if self.fixed_length else ["--natural"]))

@@ -27,7 +27,7 @@ from jsontune.errors import JsontuneError
 from jsontune.serving.base import Batches, Generation, GenerationParams, Progress, generation_from_dict, in_order
 from jsontune.serving.settings import EngineSettings
 
-LOCAL = "local"  # Ray's own address for "start a Ray on this machine", which `--ray` alone means
+LOCAL = "local"  # Ray's own address for "start a Ray on the local machine", which `--ray` alone means
 RAY_MISSING = "--ray needs Ray, which is not installed: pip install 'jsontune[ray]'."
 # Variables a replica needs to behave as this process does (offline hub, quiet tokenizers, vLLM's settings).
 _PASSED_ENV = ("HF_", "TRANSFORMERS_", "TOKENIZERS_", "VLLM_", "PYTORCH_NVML_")
@@ -42,7 +42,7 @@ def ray_available() -> str | None:
 class RayOptions:
     """Where the replicas run and what each one gets; None picks the default for the engine and machine."""
 
-    address: str = LOCAL  # LOCAL: a Ray started on this machine; "auto", "host:port" or "ray://...": a cluster
+    address: str = LOCAL  # LOCAL: a Ray started on the local machine; "auto", "host:port" or "ray://...": a cluster
     replicas: int = 1
     gpus_per_replica: float | None = None  # default: vLLM --tensor-parallel-size, HF 1, on a machine with GPUs; else 0
     cpus_per_replica: float | None = None  # default 1
@@ -232,7 +232,7 @@ def _generations(batch: dict[str, Any]) -> list[tuple[int, Generation]]:
 
 
 def connect(address: str) -> bool:
-    """Join the Ray cluster at `address` (LOCAL: start one on this machine), or use the one this process
+    """Join the Ray cluster at `address` (LOCAL: start one on the local machine), or use the one this process
     already has; True when this call started Ray, so that closing the engine stops it."""
     import ray
 
@@ -251,10 +251,10 @@ def connect(address: str) -> bool:
         with _stderr_silenced():  # the one line Ray prints to say that it read RAY_BACKEND_LOG_LEVEL
             ray.init(address=address, **quiet)
     except Exception as e:
-        where = "on this machine" if address == LOCAL else f"at {address}"
+        where = "on the local machine" if address == LOCAL else f"at {address}"
         raise JsontuneError(
             f"no Ray cluster answers {where} ({ray_error_reason(e)}); start one with `ray start --head`, "
-            "or leave out the address to run Ray on this machine."
+            "or leave out the address to run Ray on the local machine."
         ) from None
     return True
 
@@ -271,7 +271,7 @@ def _check_listening(address: str) -> None:
     except OSError as e:
         raise JsontuneError(
             f"no Ray cluster answers at {address} ({e.strerror or e}); start one there with `ray start --head`, "
-            "or leave out the address to run Ray on this machine."
+            "or leave out the address to run Ray on the local machine."
         ) from None
 
 
