@@ -12,11 +12,10 @@ template, no instruction and no JSON, so fine-tuning still has to teach the task
 Copies are quoted because a value inside JSON starts without its word's space: the text's "tuercas M10" is
 `Ġt uer cas ĠM 1 0` and the JSON's `":"tuercas M10` is `":" t uer cas ĠM 1 0`. A model that only ever copied
 `Ġt` cannot start the copy there, and since `t` never occurs in the text, it cannot continue it either.
-Quoted copies teach that step. On the demo (2-core Xeon with AVX-512, one run each), 800 quoted steps in batches
-of like length gave test F1 0.547 (producto 0.13, cantidad 0.70, precio_unitario 0.81) in 68 s; 1000 plain ones gave
-0.433 (0.04, 0.55, 0.71) in an earlier session. The product stays mostly out of reach: the fine-tuned model
-starts it from the names it saw in training. 500 steps were too few: copying had not emerged (a probe copied 1 of
-40 products), and a demo from them (its fine-tuning batches grouped by length too) reached test F1 0.01.
+Quoted copies teach that step: on the demo, 800 quoted steps in batches of like length fine-tune to a better
+test F1, in less time, than 1000 plain ones, and 500 steps are too few for copying to emerge (the figures:
+docs/BENCHMARKS.md, "The demo's time"). The product stays mostly out of reach: the fine-tuned model starts it
+from the names it saw in training.
 """
 
 from __future__ import annotations
