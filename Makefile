@@ -1,5 +1,5 @@
 # make demo: set up .venv and run the whole pipeline on a tiny local model and synthetic data.
-# make test: set up .venv and run the test suite (CPU; vLLM runs on its CPU backend here).
+# make test: set up .venv and run the test suite (CPU; without a GPU, vLLM runs on its CPU build).
 # make lock: refresh requirements.lock (see below), then run make test and commit the lock if it passes.
 #
 # Installs go through uv (pinned below; pip installs it into .venv first), which takes seconds where pip took minutes.
@@ -13,8 +13,8 @@
 # Anywhere else (a GPU, another VLLM_EXTRA, TORCH_SPEC or Python, or LOCK= on the command line) it resolves
 # pyproject.toml's ranges as before, and says so.
 # On a GPU machine: make test TORCH_SPEC=torch  (or any pip requirement for your CUDA build).
-# torch==2.13.0(+cpu) resolves to the CPU build on the machines this project is built on (a local wheel); elsewhere
-# ask PyTorch's CPU index for it, or the ranges path takes the CUDA build (several GB):
+# torch==2.13.0(+cpu) resolves to the CPU build where pip's configuration finds that wheel (a local wheel or a
+# mirror); elsewhere ask PyTorch's CPU index for it, or the ranges path takes the CUDA build (several GB):
 #   make test TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 # uv reads none of pip's configuration: make hands it the index-url, extra-index-url, find-links and constraint
 # that `pip config list` shows, and pip's way of choosing among several indexes (unsafe-best-match).

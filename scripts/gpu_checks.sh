@@ -12,7 +12,7 @@ out=${OUT:-runs/gpu}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 # vLLM 0.26 imports flashinfer for its top-k/top-p sampler unless told not to; greedy decoding needs none of
-# it, and its wheels are larger than a staging session carries.
+# it, and its wheels are too large to stage for a short GPU run.
 python -c "import flashinfer" 2>/dev/null || export VLLM_USE_FLASHINFER_SAMPLER=0
 python -c "from jsontune.serving.base import vllm_available as v; import sys; r = v(); r and sys.exit(r)" || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
