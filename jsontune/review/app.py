@@ -5,7 +5,7 @@ start), GET /api/row?id= (text, pieces to highlight, fields), POST /api/save {id
 POST /api/decide {id, status, values, version}, POST /api/undo. A save answers only once the change is on
 disk (`store.ReviewStore`); one based on an older version of the row is answered 409 with one sentence.
 
-Safe by default: `serve` binds to loopback, where only this machine's user can reach the page, and accepts
+Safe by default: `serve` binds to loopback, where only the local machine's users can reach the page, and accepts
 only requests addressed to a loopback name (a web page cannot reach it by DNS rebinding); a change must be
 JSON from the page's own origin (another site's page cannot post one). Any other address
 needs a token, and then every request must carry it (header X-Review-Token, ?token=, or the cookie the first
