@@ -27,6 +27,7 @@ from jsontune.bench.config import ENGINES, BenchConfig
 from jsontune.bench.results import BenchResult, BenchRow
 from jsontune.bench.worker import ERROR_PREFIX, prompts_sha256
 from jsontune.errors import JsontuneError
+from jsontune.processes import guarded, start
 
 if TYPE_CHECKING:
     from jsontune.bench.roofline import CpuSpec, GpuSpec
@@ -123,7 +124,8 @@ def _reason(log: Path) -> str:
 
 
 def run_worker(spec: dict[str, Any], work: Path, timeout_s: float) -> BenchRow:
-    """Run one engine in its own process group; its row, or a failed row with a one-line reason."""
+    """Run one engine in its own process group, under a guard that ends the group should this process die; its
+    row, or a failed row with a one-line reason."""
     from jsontune.io import write_json_atomic
 
     name = spec["engine"]
@@ -136,7 +138,7 @@ def run_worker(spec: dict[str, Any], work: Path, timeout_s: float) -> BenchRow:
     files = {"log": str(log), "outputs": spec["outputs"]}
     with (
         log.open("w", encoding="utf-8") as f,
-        subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True) as proc,
+        start(guarded(command), stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True) as proc,
     ):
         try:
             code = proc.wait(timeout=timeout_s)

@@ -10,8 +10,9 @@ chat template with thinking off by default, so that a plain chat request gets th
 trained on. The schema `predict --guided-json` would use is written beside the server's log, for clients
 to send as `response_format`. The server runs in its own session; stopping it sends SIGTERM to that whole
 process group (vLLM's engine core included), then SIGKILL to whatever is left after a grace period. The server
-runs under a small guard process (`guard`) that the kernel tells when `jsontune serve` dies, however it dies
-(SIGKILL, the OOM killer, a closed terminal): the guard then ends the whole group, so no server outlives its
+runs under a small guard process (`processes.guard`) that the kernel tells when `jsontune serve` dies, however it
+dies (SIGKILL, the OOM killer, a closed terminal): the guard then ends the whole group. Should the guard itself be
+killed, the kernel tells the server, which ends its engine core as it stops. So no server outlives its
 supervisor, holding the port and the model's memory.
 """
 
@@ -31,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from jsontune.errors import JsontuneError
+from jsontune.processes import STOP_GRACE_S, guarded, start
 from jsontune.serving.settings import VLLM, EngineSettings
 
-STOP_GRACE_S = 30.0
 _NOT_FLAGS = ("model",)  # engine arguments the server takes otherwise (--model is the first argument)
 
 
@@ -114,7 +115,7 @@ def start_server(
     if api_key:
         env["VLLM_API_KEY"] = api_key  # the key stays out of `ps`
     with log.open("w") as out:
-        process = subprocess.Popen(
+        process = start(
             guarded(server_argv(args, host, port, name, lora)),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -181,77 +182,3 @@ def stop_server(server: Server, grace_s: float = STOP_GRACE_S) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(server.process.pid, signal.SIGKILL)  # stragglers of the group, if any
     server.process.wait()
-
-
-def guarded(argv: list[str]) -> list[str]:
-    """`argv` run under `guard`, on behalf of this process: the server never outlives it."""
-    return [sys.executable, "-m", "jsontune.serving.server", "--parent", str(os.getpid()), "--", *argv]
-
-
-def guard(parent: int, argv: list[str], grace_s: float = STOP_GRACE_S) -> int:
-    """Run `argv` (vLLM's server) in this process group and end the whole group (the server, its engine core,
-    anything they started) when `parent` dies, however it dies: on Linux the kernel itself sends this process
-    SIGTERM at the parent's death (prctl PR_SET_PDEATHSIG), so no handler of the parent has to run (a SIGKILL,
-    the OOM killer, a closed terminal). SIGTERM from anyone else (`stop_server`) ends the group the same way.
-    The server's own exit ends the group too, and is this process's exit code."""
-    _on_parent_death(signal.SIGTERM)
-    if os.getppid() != parent:  # the parent died before the kernel was told to warn us
-        return 1
-    child = subprocess.Popen(argv)
-    told: list[int] = []
-    signal.signal(signal.SIGTERM, lambda signum, frame: told.append(signum))
-    # Poll rather than block in wait(): a handler that waited for the child while wait() holds its lock would
-    # hang until its timeout.
-    while not told and (code := child.poll()) is None:
-        time.sleep(0.1)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the group's SIGTERM below is for the others
-    _end_group(child, grace_s if told else 5.0)
-    return 128 + told[0] if told else code
-
-
-def _on_parent_death(signum: int) -> None:
-    """Ask the kernel to send `signum` to this process when its parent dies (Linux only; elsewhere a no-op)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(pr_set_pdeathsig, signum, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-
-
-def _end_group(child: subprocess.Popen, grace_s: float) -> None:
-    """SIGTERM to this process group but this process, SIGKILL to whatever of it is left after `grace_s`."""
-    import psutil
-
-    def others() -> list[psutil.Process]:
-        group, me = os.getpgrp(), os.getpid()
-        found = []
-        for process in psutil.process_iter():
-            with contextlib.suppress(psutil.Error, ProcessLookupError):
-                if process.pid != me and os.getpgid(process.pid) == group:
-                    found.append(process)
-        return found
-
-    for process in others():
-        with contextlib.suppress(psutil.Error):
-            process.terminate()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        child.wait(timeout=grace_s)
-    _, alive = psutil.wait_procs(others(), timeout=1.0)
-    for process in alive:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    psutil.wait_procs(alive, timeout=5.0)
-
-
-def _main(argv: list[str]) -> int:
-    if len(argv) < 4 or argv[0] != "--parent" or argv[2] != "--":
-        print("usage: python -m jsontune.serving.server --parent PID -- COMMAND...", file=sys.stderr)
-        return 2
-    return guard(int(argv[1]), argv[3:])
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
