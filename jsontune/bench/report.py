@@ -15,12 +15,16 @@ from jsontune.bench.results import BenchResult, BenchRow
 SPEED = ("engine", "status", "load s", "gen s", "examples/s", "out tok/s", "speedup", "roofline")
 MEMORY = ("engine", "RSS GB", "GPU GB", "torch GB")
 QUALITY = ("engine", "valid JSON", "repaired", "schema-valid", "cut", "F1", "exact match")
+FLOOR = ("engine", "FLOPs done / fewest", "job s / floor s", "1,000 rows: job s / floor s")
 CAPTIONS = {
     "speed": "gen s: median of the timed runs, after a warm-up; speedup: examples/s over hf-seq's; "
-    "roofline: share of the ceiling output tok/s of the device it ran on (a GPU's datasheet, or the CPU's rates "
-    "measured at the start).",
+    "roofline: share of the ceiling output tok/s of the device it ran on, in its dtype (a GPU's datasheet, or "
+    "the CPU's rates measured at the start).",
     "memory": "RSS: worker peak + its children; GPU: NVML per process (else the device's growth); "
     "torch: peak allocated.",
+    "floor": "done: the FLOPs its forward passes did; fewest: the shared prompt head once, each row's own prompt "
+    "tokens and its answer; job s: its start and its generation of every prompt; floor s: the fewest FLOPs at the "
+    "ceiling's peak FLOP/s in its dtype; 1,000 rows: the start and the head once, each row as the mean row.",
     "quality": "valid JSON: outputs holding strict JSON (as json.loads reads it); repaired: outputs holding JSON "
     "only after repair; schema-valid: objects (strict or repaired) that fit the schema --guided-json uses; "
     "cut: outputs that ran into --max-new-tokens; F1 and exact match against --gold.",
@@ -96,8 +100,39 @@ def quality_rows(result: BenchResult) -> list[list[str]]:
     ]
 
 
+def _flops(flops: float) -> str:
+    return f"{flops / 1e12:.3g} TFLOP" if flops >= 1e12 else f"{flops / 1e9:.3g} GFLOP"
+
+
+def _over(done: float, fewest: float, text: str) -> str:
+    return f"{text} ({done / fewest:.1f}×)"
+
+
+def floor_rows(result: BenchResult) -> list[list[str]]:
+    """Each row with a floor (`runner.with_floors`): the FLOPs it did against the fewest its job needs, and its
+    whole job's seconds against the time those take at the ceiling, as run and for 1,000 rows."""
+    table = []
+    for r in result.rows:
+        f = r.floor
+        if f is None:
+            continue
+        table.append(
+            [
+                r.engine,
+                _over(f["flops"], f["flops_floor"], f"{_flops(f['flops'])} / {_flops(f['flops_floor'])}"),
+                _over(f["job_s"], f["floor_s"], f"{f['job_s']:,.1f} / {f['floor_s']:,.2f}"),
+                _over(
+                    f["job_s_at_rows"], f["floor_s_at_rows"], f"{f['job_s_at_rows']:,.0f} / {f['floor_s_at_rows']:,.1f}"
+                ),
+            ]
+        )
+    return table
+
+
 def _tables(result: BenchResult) -> list[tuple[str, tuple[str, ...], list[list[str]]]]:
     tables = [("speed", SPEED, speed_rows(result)), ("memory", MEMORY, memory_rows(result))]
+    if any(r.floor for r in result.rows):
+        tables.append(("floor", FLOOR, floor_rows(result)))
     if result.mode == "natural":
         tables.append(("quality", QUALITY, quality_rows(result)))
     return tables
@@ -171,22 +206,27 @@ def notes(result: BenchResult) -> list[str]:
         )
     if not any(r.engine == "hf-seq" and r.ok for r in result.rows):
         said.append("No speedups: they are measured against a finished hf-seq row.")
-    said.append(roofline_sentence(result))
+    if any(r.floor for r in result.rows):
+        said.append(
+            f"The {n} prompts share their first {result.shared_prefix_tokens} tokens: the floor computes them once."
+        )
+    said += [roofline_sentence(result, dtype) for dtype in result.rooflines]
     return said
 
 
-def roofline_sentence(result: BenchResult) -> str:
-    roof = result.roofline
+def roofline_sentence(result: BenchResult, dtype: str) -> str:
+    """What the roofline in `dtype` stands on and the ceiling it gives, or why there is none."""
+    roof = result.rooflines[dtype]
     if not roof["available"]:
-        return f"No roofline: {roof['reason']}"
+        return f"No roofline in {dtype}: {roof['reason']}"
     if "cpu" in roof:
         on = cpu_rates(roof["cpu"])
     else:
         on = f"{roof['gpu']['name']} ({roof['gpu']['bandwidth_tb_s']} TB/s, {roof['gpu']['tflops']:g} TFLOP/s)"
     return (
-        f"Roofline on {on}: {result.n} prompts × {result.config.max_new_tokens} tokens take at least "
-        f"{roof['lower_bound_s']:.3f} s ({roof['bound']}-bound at batch {roof['batch']}), a ceiling of "
-        f"{_rate(roof['ceiling_tokens_per_s'])} output tok/s."
+        f"Roofline in {dtype} on {on}: {result.n} prompts × {result.config.max_new_tokens} tokens "
+        f"({_flops(roof['flops'])}) take at least {roof['lower_bound_s']:.3f} s ({roof['bound']}-bound at batch "
+        f"{roof['batch']}), a ceiling of {_rate(roof['ceiling_tokens_per_s'])} output tok/s."
     )
 
 
@@ -197,12 +237,16 @@ def _rate(per_s: float) -> str:
 
 def cpu_rates(cpu: dict[str, Any]) -> str:
     """What a CPU roofline stands on: the CPU, its instructions, and the rates measured at the start."""
-    sizes = ", ".join(f"{n}²: {rate:,.1f}" for n, rate in cpu["gflops_by_size"].items())
+    by_kernel = cpu["gflops_by_kernel"]
+    kernels = ", ".join(f"{name} {max(rates.values()):,.1f}" for name, rates in by_kernel.items())
+    products = sorted({shape for rates in by_kernel.values() for shape in rates}, key=lambda x: int(x.split("x")[0]))
+    rows = products[-1].split("x")[0]
     features = ", ".join(cpu["features"]) or "none of AVX2, AVX-512, AMX named"
     return (
         f"{cpu['name'].removeprefix('CPU ')} [{features}; torch's kernels {cpu['kernels']}], measured at the start "
-        f"in {cpu['dtype']} on {cpu['threads']} threads in {cpu['seconds']:.1f} s: matmul {cpu['gflops']:,.1f} GFLOP/s "
-        f"(the best median of {sizes}), copy {cpu['bandwidth_gb_s']:,.1f} GB/s ({cpu['copy_gib']:.2f} GiB), "
+        f"in {cpu['dtype']} on {cpu['threads']} threads in {cpu['seconds']:.1f} s: products {cpu['gflops']:,.1f} "
+        f"GFLOP/s (the best median of {kernels} on {rows} rows by the model's {len(products)} linear weights), "
+        f"copy {cpu['bandwidth_gb_s']:,.1f} GB/s ({cpu['copy_gib']:.2f} GiB), "
         f"{cpu['memory_gib']:.1f} GiB free, load average {cpu['load_avg']:.1f} (other work on these cores lowers "
         "the rates)"
     )
@@ -291,7 +335,7 @@ def summary_line(result: BenchResult, files: dict[str, Path]) -> dict[str, Any]:
         "n": result.n,
         "max_new_tokens": result.config.max_new_tokens,
         "device": first.device if first else None,
-        "ceiling_tokens_per_s": result.roofline.get("ceiling_tokens_per_s"),
+        "ceiling_tokens_per_s": {dtype: roof.get("ceiling_tokens_per_s") for dtype, roof in result.rooflines.items()},
         "engines": {r.engine: {k: getattr(r, k) for k in SUMMARY_KEYS} for r in result.rows},
         "files": {k: str(v) for k, v in files.items()},
     }

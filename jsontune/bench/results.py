@@ -3,7 +3,7 @@
 A row is frozen: the runner adds quality, speedup and roofline share by making new rows
 (`dataclasses.replace`), so no function changes a row another one holds. `BenchResult.to_json` is
 bench.json: the settings and what the run measured about its job under "config", every row with every
-field (None where an engine did not get that far), and the roofline.
+field (None where an engine did not get that far), and the roofline in each dtype the engines ran in.
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ class BenchRow:
     # against hf-seq's row and the device's ceiling (runner.with_speedups, runner.with_roofline_shares)
     speedup: float | None = None
     roofline_share: float | None = None
-    roofline_note: str | None = None  # why a finished row has no share (another device or dtype than the roofline's)
+    roofline_note: str | None = None  # why a finished row has no share (another device), or is over 100 %
+    # its whole job against the fewest FLOPs it needs (runner.with_floors, roofline.job_against_floor)
+    floor: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -85,9 +87,9 @@ class BenchResult:
 
     config: BenchConfig  # as asked; the engines ran in `engine_dtypes` and vLLM's context sized to the job
     rows: list[BenchRow]
-    # roofline.roofline()'s numbers (its "gpu" or "cpu" spec among them) and "available": True, or "available":
-    # False and the "reason"
-    roofline: dict[str, Any]
+    # by dtype the engines ran in: roofline.roofline()'s numbers (its "gpu" or "cpu" spec among them) and
+    # "available": True, or "available": False and the "reason"
+    rooflines: dict[str, dict[str, Any]]
     model_path: str  # the folder or Hub id the engines loaded (a preset name becomes its folder)
     random_weights: bool
     n: int  # prompts run: -n, or fewer when --input has fewer rows
@@ -95,6 +97,7 @@ class BenchResult:
     prompt_tokens_max: int
     prompts_sha256: str
     engine_dtypes: dict[str, str]  # the dtype each engine kind ran in ("hf", "vllm"): what predict runs it in
+    shared_prefix_tokens: int = 0  # the prompt head every prompt starts with (roofline.shared_prefix)
     skipped_rows: list[str] = field(default_factory=list)  # --skip-bad-rows: one sentence per bad --input row
 
     @property
@@ -106,7 +109,7 @@ class BenchResult:
         return str(self.config.input) if self.config.input else f"synthetic orders (seed {self.config.settings.seed})"
 
     def to_json(self) -> dict[str, Any]:
-        """bench.json: {"config": the flags and the job, "rows": one object per engine, "roofline": ...}."""
+        """bench.json: {"config": the flags and the job, "rows": one object per engine, "rooflines": by dtype}."""
         settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.config).items()}
         summary = {
             **settings,
@@ -122,5 +125,6 @@ class BenchResult:
             "prompt_tokens_max": self.prompt_tokens_max,
             "prompts_sha256": self.prompts_sha256,
             "engine_dtypes": self.engine_dtypes,
+            "shared_prefix_tokens": self.shared_prefix_tokens,
         }
-        return {"config": summary, "rows": [asdict(row) for row in self.rows], "roofline": self.roofline}
+        return {"config": summary, "rows": [asdict(row) for row in self.rows], "rooflines": self.rooflines}

@@ -1,4 +1,5 @@
-"""The fastest a device could possibly run a bench job: a roofline from the model's shape and the device's rates.
+"""The fastest a device could possibly run a bench job: a roofline from the model's shape and the device's rates,
+and the fewest FLOPs the job needs. Pure arithmetic; `measure.py` measures a CPU's rates.
 
 The job is N prompts of P tokens (mean) each answered with exactly T new tokens, greedy. Its time is
 at least the larger of two bounds:
@@ -8,31 +9,44 @@ at least the larger of two bounds:
   (B = min(N, (memory - weight bytes) / KV bytes of one sequence of P + T tokens)), giving
   ceil(N / B) * T steps. On top of that, each new token reads its sequence's KV cache so far:
   per sequence, sum over t < T of (P + t) tokens' K and V, for every layer and KV head.
-- compute: 2 FLOPs per parameter per token through the model, prompt and new tokens alike:
-  2 * params * N * (P + T). Attention's own FLOPs are left out (small at these lengths).
+- compute: the FLOPs the forward passes do (`sequence_flops`), at the device's peak FLOP/s.
+
+The FLOPs of a forward pass, counted as the engines do the work (`FlopShape`; a multiply-add is 2 FLOPs):
+
+- a sequence of P prompt tokens that generates T tokens runs P + T - 1 positions through the layers (the
+  last new token is sampled, never fed back);
+- each position costs 2 x the weights of the layers' products: q, k, v and o, gate, up and down
+  (`FlopShape.token_flops`); the embedding is a lookup and costs nothing;
+- attention: a position p attends to itself and the p positions before it: 2 x heads x head_dim FLOPs
+  for the scores and as many for the weighted values, per layer and key: 4 x layers x heads x head_dim x
+  (p + 1) (`FlopShape.attention_flops`; the causal half only, as an exact kernel needs);
+- the output head (2 x hidden x vocab, `FlopShape.head_flops`) runs only where a token is sampled: once per
+  new token, not per prompt token (vLLM and HF's generate both compute logits only there). Tied embeddings
+  change the parameter count, not this: the head's product is counted once per sampled token either way.
+
+The fewest FLOPs a job needs (`floor_flops`) computes the prompt head all rows share (`shared_prefix`) once,
+then each row's own prompt tokens and its answer tokens. `job_against_floor` holds an engine's whole job
+(its start included) against the time those FLOPs take at the device's peak.
 
 time >= max(bytes / bandwidth, FLOPs / peak FLOP/s); the ceiling is N * T output tokens over that
 time, and an engine's share is its measured output tokens/s over the ceiling. It is a lower bound, not a
 prediction: activations, kernel launches, sampling and the CPU side all cost extra, and the max of the
-two totals is below the sum over steps of each step's max.
+two totals is below the sum over steps of each step's max. A share over 100 % means the bound did not hold
+for that run, and the bench says why it may not have (`share_note`).
 
 A GPU's rates come from the table: datasheet numbers (dense 16-bit tensor FLOP/s, no sparsity), so only
-16-bit weights get a GPU roofline. A CPU's are measured on it (`measure_cpu`) when the bench starts, on the
-threads the engines use, in the dtype they run: the best median FLOP/s of square matmuls, the bandwidth of
-a large copy, and the memory free then.
+16-bit weights get a GPU roofline. A CPU's are measured on it (`measure.measure_cpu`) when the bench starts, on
+the threads the engines use, in each dtype they run in: the best median FLOP/s of the products the engines'
+kernels do at the model's linear shapes, the bandwidth of a large copy, and the memory free then.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
-import statistics
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from jsontune.shape import ModelShape
 
@@ -58,16 +72,18 @@ class GpuSpec:
 
 @dataclass(frozen=True)
 class CpuSpec:
-    """A CPU's rates as `measure_cpu` measured them, for one dtype on `threads` threads."""
+    """A CPU's rates as `measure.measure_cpu` measured them, for one dtype on `threads` threads."""
 
     kind: ClassVar[str] = "cpu"
     name: str  # the model name, as the bench rows' `device` gives it
-    features: tuple[str, ...]  # the vector and matrix instructions it has (`cpu_features`)
+    features: tuple[str, ...]  # the vector and matrix instructions it has (`measure.cpu_features`)
     kernels: str  # torch's ATen CPU capability (ATEN_CPU_CAPABILITY lowers it; MKL and oneDNN have their own)
     dtype: str
     threads: int
-    gflops: float  # the best of gflops_by_size: 1e9 FLOP per second
-    gflops_by_size: dict[str, float]  # "n" -> the median GFLOP/s of an n x n by n x n product
+    gflops: float  # the best of gflops_by_kernel: 1e9 FLOP per second
+    # kernel ("torch", "oneDNN", "AMX packed") -> "rows x in x out" -> the median GFLOP/s of that product: the
+    # model's linear layers' weights, on as many rows as a prefill's
+    gflops_by_kernel: dict[str, dict[str, float]]
     bandwidth_gb_s: float  # a copy's bytes read and written per second, 1e9
     copy_gib: float
     memory_gib: float  # free when measured: the weights and the KV cache must fit in it
@@ -102,9 +118,127 @@ def gpu_spec(name: str) -> GpuSpec | None:
     return next((spec for needed, spec in GPU_SPECS if set(needed) <= tokens), None)
 
 
-def roofline(shape: ModelShape, spec: GpuSpec | CpuSpec, n: int, prompt_tokens: float, new_tokens: int) -> dict:
+@dataclass(frozen=True)
+class FlopShape:
+    """The sizes a decoder's forward FLOPs follow from: a Llama / Qwen3 block (attention with q, k, v and o
+    products, a gated MLP with gate, up and down), and the output head."""
+
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    vocab: int
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> FlopShape:
+        """From a Hugging Face text config (as a dict)."""
+        heads = config["num_attention_heads"]
+        return cls(
+            hidden=config["hidden_size"],
+            layers=config["num_hidden_layers"],
+            heads=heads,
+            kv_heads=config.get("num_key_value_heads") or heads,
+            head_dim=config.get("head_dim") or config["hidden_size"] // heads,
+            intermediate=config["intermediate_size"],
+            vocab=config["vocab_size"],
+        )
+
+    def linear_shapes(self) -> tuple[tuple[int, int], ...]:
+        """(in, out) features of each product in a layer, as vLLM fuses them: qkv, o, gate_up, down."""
+        q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        return (
+            (self.hidden, q + 2 * kv),
+            (q, self.hidden),
+            (self.hidden, 2 * self.intermediate),
+            (self.intermediate, self.hidden),
+        )
+
+    @property
+    def token_flops(self) -> int:
+        """One position through every layer's products."""
+        return 2 * self.layers * sum(k * n for k, n in self.linear_shapes())
+
+    @property
+    def head_flops(self) -> int:
+        """The logits of one position."""
+        return 2 * self.hidden * self.vocab
+
+    def attention_flops(self, start: float, end: float) -> float:
+        """Scores and weighted values of positions start .. end - 1 (each attends to itself and all before it):
+        4 x layers x heads x head_dim x the sum of (p + 1) over those positions."""
+        return 4 * self.layers * self.heads * self.head_dim * (end * (end + 1) - start * (start + 1)) / 2
+
+
+def sequence_flops(shape: FlopShape, prompt: float, new: float, computed: float = 0) -> float:
+    """The FLOPs of one sequence: `prompt` tokens answered with `new` (at least 1) sampled tokens, its first
+    `computed` positions already computed (a shared prompt head). `prompt` and `new` may be means."""
+    positions = prompt + new - 1
+    layers = shape.token_flops * (positions - computed) + shape.attention_flops(computed, positions)
+    return layers + shape.head_flops * new
+
+
+def job_flops(shape: FlopShape, prompt_lengths: Sequence[float], new_tokens: float) -> float:
+    """What an engine that computes every row whole does: `sequence_flops` of each prompt with `new_tokens`."""
+    return sum(sequence_flops(shape, prompt, new_tokens) for prompt in prompt_lengths)
+
+
+def shared_prefix(token_ids: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens every prompt has in common (0 for no prompts)."""
+    if not token_ids:
+        return 0
+    first = token_ids[0]
+    length = min(len(ids) for ids in token_ids)
+    return next((i for i in range(length) if any(ids[i] != first[i] for ids in token_ids)), length)
+
+
+def head_flops(shape: FlopShape, shared: int) -> float:
+    """The shared prompt head's positions through the layers, computed once."""
+    return shape.token_flops * shared + shape.attention_flops(0, shared)
+
+
+def floor_flops(shape: FlopShape, prompt_lengths: Sequence[float], new_tokens: float, shared: int) -> float:
+    """The fewest FLOPs the job needs: the `shared` head every prompt starts with once (`head_flops`), then each
+    row's own prompt tokens (attending to the head) and its answer tokens."""
+    rows = sum(sequence_flops(shape, prompt, new_tokens, computed=shared) for prompt in prompt_lengths)
+    return head_flops(shape, shared) + rows
+
+
+def job_against_floor(
+    shape: FlopShape,
+    prompt_lengths: Sequence[float],
+    new_tokens: float,
+    shared: int,
+    flop_per_s: float,
+    load_s: float,
+    gen_s: float,
+    rows: int = 1000,
+) -> dict[str, Any]:
+    """An engine's whole job against its floor: the FLOPs it did (`job_flops`) and the fewest the job needs
+    (`floor_flops`), its time with its start (`load_s` + `gen_s`, the generation of every prompt) and the time
+    the fewest FLOPs take at `flop_per_s`; and the same for a job of `rows` rows like these: the head once, each
+    row's own FLOPs and generation seconds as the mean row's, the start as measured."""
+    n = len(prompt_lengths)
+    fewest = floor_flops(shape, prompt_lengths, new_tokens, shared)
+    head = head_flops(shape, shared)
+    fewest_at = head + (fewest - head) * rows / n
+    return {
+        "flops": job_flops(shape, prompt_lengths, new_tokens),
+        "flops_floor": fewest,
+        "job_s": load_s + gen_s,
+        "floor_s": fewest / flop_per_s,
+        "rows": rows,
+        "job_s_at_rows": load_s + gen_s * rows / n,
+        "floor_s_at_rows": fewest_at / flop_per_s,
+    }
+
+
+def roofline(
+    shape: ModelShape, spec: GpuSpec | CpuSpec, n: int, prompt_tokens: float, new_tokens: int, flops: float
+) -> dict:
     """The lower bound on the time of N prompts x T new tokens on the device `spec` gives the rates of, and
-    the ceiling it implies; the spec itself under its kind ("gpu" or "cpu").
+    the ceiling it implies; the spec itself under its kind ("gpu" or "cpu"). `flops` is the job's (`job_flops`).
 
     Raises ValueError when not one sequence's KV cache fits beside the weights.
     """
@@ -116,7 +250,6 @@ def roofline(shape: ModelShape, spec: GpuSpec | CpuSpec, n: int, prompt_tokens: 
     weight_traffic = steps * shape.weight_bytes
     context_read = new_tokens * prompt_tokens + new_tokens * (new_tokens - 1) / 2  # KV read per sequence
     kv_traffic = n * shape.kv_bytes_per_token * context_read
-    flops = 2 * shape.params * n * (prompt_tokens + new_tokens)
     memory_s = (weight_traffic + kv_traffic) / spec.bytes_per_s
     compute_s = flops / spec.flop_per_s
     seconds = max(memory_s, compute_s)
@@ -128,6 +261,7 @@ def roofline(shape: ModelShape, spec: GpuSpec | CpuSpec, n: int, prompt_tokens: 
         "weight_bytes_moved": weight_traffic,
         "kv_bytes_moved": kv_traffic,
         "flops": flops,
+        "flop_per_s": spec.flop_per_s,
         "memory_bound_s": memory_s,
         "compute_bound_s": compute_s,
         "bound": "memory" if memory_s >= compute_s else "compute",
@@ -137,115 +271,19 @@ def roofline(shape: ModelShape, spec: GpuSpec | CpuSpec, n: int, prompt_tokens: 
     }
 
 
-# /proc/cpuinfo flag -> name, for the instructions that decide a CPU's matmul rate in each dtype
-CPU_FEATURES = {
-    "avx2": "AVX2",
-    "avx512f": "AVX-512",
-    "avx512_bf16": "AVX512-BF16",
-    "avx512_fp16": "AVX512-FP16",
-    "amx_bf16": "AMX-BF16",
-    "amx_fp16": "AMX-FP16",
-}
-
-
-def cpu_features(flags: Iterable[str]) -> tuple[str, ...]:
-    """The names of the CPU_FEATURES among a CPU's flags (as /proc/cpuinfo spells them), in the table's order."""
-    have = set(flags)
-    return tuple(name for flag, name in CPU_FEATURES.items() if flag in have)
-
-
-def _cpuinfo_flags() -> list[str]:
-    info = Path("/proc/cpuinfo")
-    lines = info.read_text().splitlines() if info.is_file() else []  # Linux only; elsewhere none are named
-    return next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
-
-
-def _seconds(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def _median_s(fn: Callable[[], object], budget_s: float, least: int = 3, most: int = 5) -> float:
-    """The median seconds of `fn` over `least` timed calls, or up to `most` within about `budget_s`, after one
-    warm-up call (oneDNN builds its kernels on the first). A warm-up over 4 x the budget is the one measurement:
-    a bfloat16 product without bf16 instructions takes seconds, and timing it again would take as long."""
-    warmup = _seconds(fn)
-    if warmup > 4 * budget_s:
-        return warmup
-    times: list[float] = []
-    while len(times) < least or (len(times) < most and sum(times) < budget_s):
-        times.append(_seconds(fn))
-    return statistics.median(times)
-
-
-def _matmul_gflops(n: int, dtype: object, budget_s: float) -> float:
-    import torch
-
-    a, b = (torch.randn(n, n).to(dtype) for _ in range(2))
-    return 2 * n**3 / _median_s(lambda: torch.mm(a, b), budget_s) / 1e9
-
-
-def _copy_gb_s(nbytes: int, budget_s: float) -> float:
-    import torch
-
-    source = torch.ones(nbytes, dtype=torch.uint8)
-    target = torch.zeros_like(source)  # written now, so that no copy pays for the first touch of its pages
-    return 2 * nbytes / _median_s(lambda: target.copy_(source), budget_s) / 1e9
-
-
-def measure_cpu(
-    dtype: str, sizes: Iterable[int], copy_bytes: int, threads: int | None = None, budget_s: float = 0.5
-) -> CpuSpec:
-    """This CPU's rates now, on `threads` torch threads (default: torch's own count, which the engines get):
-    the median GFLOP/s of an n x n by n x n product in `dtype` for each n of `sizes`, smallest first (a size
-    whose single product the best rate so far puts over 4 x `budget_s` is left out: bfloat16 without bf16
-    instructions runs under 1 GFLOP/s), and the GB/s of copying `copy_bytes`, bytes read plus bytes written.
-    Each is warmed up once and timed for about `budget_s`.
-    """
-    import psutil
-    import torch
-
-    from jsontune.bench.worker import cpu_name
-    from jsontune.device import torch_dtype
-
-    start, before = time.perf_counter(), torch.get_num_threads()
-    threads = threads or before
-    torch.set_num_threads(threads)
-    try:
-        by_size: dict[str, float] = {}
-        for n in sorted(set(sizes)):
-            if not by_size or 2 * n**3 / (max(by_size.values()) * 1e9) <= 4 * budget_s:
-                by_size[str(n)] = _matmul_gflops(n, torch_dtype(dtype), budget_s)
-        bandwidth = _copy_gb_s(copy_bytes, budget_s)
-    finally:
-        torch.set_num_threads(before)
-    return CpuSpec(
-        name=cpu_name(),
-        features=cpu_features(_cpuinfo_flags()),
-        kernels=torch.backends.cpu.get_cpu_capability(),
-        dtype=dtype,
-        threads=threads,
-        gflops=max(by_size.values()),
-        gflops_by_size=by_size,
-        bandwidth_gb_s=bandwidth,
-        copy_gib=copy_bytes / GIB,
-        memory_gib=psutil.virtual_memory().available / GIB,
-        load_avg=os.getloadavg()[0],
-        seconds=time.perf_counter() - start,
-    )
-
-
-def count_params(folder: str | Path) -> int | None:
-    """Exact parameter count from the safetensors headers (no weights read), None without them."""
-    files = sorted(Path(folder).glob("*.safetensors"))
-    if not files:
+def share_note(share: float, roof: dict[str, Any]) -> str | None:
+    """Why a share of the ceiling is over 100 % (None when it is not): the bound did not hold for that run."""
+    if share <= 1:
         return None
-    from safetensors import safe_open
-
-    total = 0
-    for file in files:
-        with safe_open(file, framework="numpy") as f:
-            for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
-                total += math.prod(f.get_slice(key).get_shape())
-    return total
+    if "cpu" in roof:
+        cpu = roof["cpu"]
+        why = (
+            f"the CPU's rates measured at the start (load average {cpu['load_avg']:.1f}) were below what the engine "
+            "met later (other work on the cores eased), or its kernels outran the ones timed"
+        )
+    else:
+        why = "the datasheet's peak understates this GPU, or the engine did fewer FLOPs than the roofline counts"
+    return (
+        f"ran at {share:.0%} of the ceiling, over the bound: {why}; a prefix cache that serves shared prompt "
+        "tokens also does fewer FLOPs than the roofline counts."
+    )

@@ -18,7 +18,7 @@ import signal
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -207,47 +207,49 @@ def _text_config(model: str) -> dict[str, Any]:
 
 
 def _job_shape(model: str, config: dict[str, Any], dtype: str) -> ModelShape:
-    from jsontune.bench.roofline import count_params
+    from jsontune.bench.measure import count_params
     from jsontune.shape import model_shape
 
     return model_shape(config, dtype, count_params(model) if Path(model).is_dir() else None)
 
 
 COPY_BYTES = (64 << 20, 1 << 30)  # the copy that measures a CPU's bandwidth: the weights' size, within these
-MATMUL_SIZE = 2048  # measured beside the model's hidden size
+PREFILL_ROWS = 2048  # the rows of the products that measure a CPU's FLOP rate: a prefill's tokens
 
 
-def measure_cpu_rates(model: str, dtype: str, device: str | None) -> CpuSpec | None:
-    """Where the engines run on the CPU (`device`, else the best there is), its rates for the roofline,
-    measured now, before any engine runs: in `dtype`, on torch's threads (the HF workers' count; vLLM's engine
-    computes on every CPU up to 4), n x n products of the model's hidden size and of MATMUL_SIZE, and a copy the
-    size of the weights (within COPY_BYTES, at most a quarter of the free memory). None on a GPU."""
+def measure_cpu_rates(model: str, dtypes: Iterable[str], device: str | None) -> dict[str, CpuSpec]:
+    """Where the engines run on the CPU (`device`, else the best there is), its rates for the roofline in each
+    of `dtypes`, measured now, before any engine runs: on torch's threads (the HF workers' count; vLLM's engine
+    computes on every CPU up to 4), products of PREFILL_ROWS rows by the weights of the model's linear layers on
+    the engines' kernels (`measure.measure_cpu`), and a copy the size of the weights (within COPY_BYTES, at most
+    a quarter of the free memory). None on a GPU."""
     import psutil
 
-    from jsontune.bench.roofline import measure_cpu
+    from jsontune.bench.measure import measure_cpu
+    from jsontune.bench.roofline import FlopShape
     from jsontune.device import resolve_device
     from jsontune.shape import model_shape
 
     if resolve_device(device) != "cpu":
-        return None
+        return {}
     config = _text_config(model)
-    weights = model_shape(config, dtype).weight_bytes  # estimated from the config: the files may be broken
+    weights = max(model_shape(config, dtype).weight_bytes for dtype in dtypes)  # from the config: files may be broken
     copy = min(max(weights, COPY_BYTES[0]), COPY_BYTES[1], psutil.virtual_memory().available // 4)
-    return measure_cpu(dtype, (config["hidden_size"], MATMUL_SIZE), copy)
+    return measure_cpu(dtypes, FlopShape.from_config(config).linear_shapes(), PREFILL_ROWS, copy)
 
 
 def job_roofline(
     rows: list[BenchRow],
     model: str,
     dtype: str,
-    n: int,
-    prompt_tokens: float,
+    prompt_lengths: list[int],
     new_tokens: int,
     cpu: CpuSpec | None = None,
 ) -> dict[str, Any]:
-    """The job's roofline on the device the engines ran on: a GPU's from the table, else the CPU's from `cpu`
-    (`measure_cpu_rates`); or why there is none."""
-    from jsontune.bench.roofline import roofline
+    """The roofline in `dtype` of the job (a prompt of each of `prompt_lengths` tokens, `new_tokens` for each) on
+    the device the engines ran on: a GPU's from the table, else the CPU's from `cpu` (`measure_cpu_rates`); or
+    why there is none."""
+    from jsontune.bench.roofline import FlopShape, job_flops, roofline
 
     ok = [r for r in rows if r.ok]
     if not ok:
@@ -261,11 +263,28 @@ def job_roofline(
     spec = _device_spec(gpu, run_dtype, cpu)
     if isinstance(spec, str):
         return _no_roofline(spec)
+    n, prompt_tokens = len(prompt_lengths), statistics.mean(prompt_lengths)
+    flops = job_flops(FlopShape.from_config(config), prompt_lengths, new_tokens)
     try:
-        roof = roofline(_job_shape(model, config, run_dtype), spec, n, prompt_tokens, new_tokens)
+        roof = roofline(_job_shape(model, config, run_dtype), spec, n, prompt_tokens, new_tokens, flops)
     except ValueError as e:
         return _no_roofline(f"{e}.")
     return {"available": True, "device": gpu or spec.name, **roof}
+
+
+def job_rooflines(
+    rows: list[BenchRow],
+    model: str,
+    dtypes: Iterable[str],
+    prompt_lengths: list[int],
+    new_tokens: int,
+    cpus: dict[str, CpuSpec],
+) -> dict[str, dict[str, Any]]:
+    """`job_roofline` in each dtype the engines ran in, by dtype, each on the CPU's rates in that dtype."""
+    return {
+        dtype: job_roofline(rows, model, dtype, prompt_lengths, new_tokens, cpus.get(dtype))
+        for dtype in dict.fromkeys(dtypes)
+    }
 
 
 def _device_spec(gpu: str | None, dtype: str, cpu: CpuSpec | None) -> GpuSpec | CpuSpec | str:
@@ -275,9 +294,7 @@ def _device_spec(gpu: str | None, dtype: str, cpu: CpuSpec | None) -> GpuSpec | 
 
     if gpu is None:
         if cpu is None:
-            return "the engines ran on the CPU and its matmul and copy rates were not measured."
-        if cpu.dtype != dtype:
-            return f"the CPU's rates were measured in {cpu.dtype} and the engines ran in {dtype}."
+            return f"the engines ran on the CPU and its matmul and copy rates in {dtype} were not measured."
         return cpu
     spec = gpu_spec(gpu)
     if spec is None:
@@ -294,28 +311,63 @@ def row_dtype(row: BenchRow) -> str | None:
     return settings.get("dtype") or (settings.get("replica") or {}).get("dtype")
 
 
-def _no_share(row: BenchRow, roof: dict[str, Any]) -> str | None:
-    """Why a finished row has no share of the roofline's ceiling; None when it has one."""
-    measured = roof["cpu"]["dtype"] if "cpu" in roof else None  # a CPU roofline holds for its dtype only
-    if bool(row.gpu) == (measured is not None):
-        return f"ran on {row.gpu or 'the CPU'} and the roofline is {roof['device']}'s: no share."
-    if measured is not None and row_dtype(row) != measured:
-        return f"ran in {row_dtype(row)} and the CPU's rates were measured in {measured}: no share."
-    return None
+def _row_roofline(row: BenchRow, rooflines: dict[str, dict[str, Any]]) -> tuple[dict[str, Any] | None, str | None]:
+    """(the roofline a finished row is held against, None and why it has none)."""
+    roof = rooflines.get(row_dtype(row) or "")
+    if roof is None or not roof["available"]:
+        return None, None  # the sentence under the roofline says why there is none in that dtype
+    if bool(row.gpu) == ("cpu" in roof):
+        return None, f"ran on {row.gpu or 'the CPU'} and the roofline is {roof['device']}'s: no share."
+    return roof, None
 
 
-def with_roofline_shares(rows: list[BenchRow], roof: dict[str, Any]) -> list[BenchRow]:
-    """The rows with each finished row's output tokens/s as a share of the roofline's ceiling, or a note why it
-    has none (it ran on another device, or on the CPU in another dtype than its rates were measured in)."""
-    if not roof["available"]:
-        return rows
+def with_roofline_shares(rows: list[BenchRow], rooflines: dict[str, dict[str, Any]]) -> list[BenchRow]:
+    """The rows with each finished row's output tokens/s as a share of the ceiling of the roofline in its dtype,
+    a note where that share is over 100 % (`roofline.share_note`), or a note why it has none (it ran on another
+    device than the roofline's)."""
+    from jsontune.bench.roofline import share_note
 
     def shared(row: BenchRow) -> BenchRow:
-        why = _no_share(row, roof)
-        share = None if why else row.output_tokens_per_s / roof["ceiling_tokens_per_s"]
-        return replace(row, roofline_share=share, roofline_note=why)
+        roof, why = _row_roofline(row, rooflines)
+        if roof is None:
+            return replace(row, roofline_note=why)
+        share = row.output_tokens_per_s / roof["ceiling_tokens_per_s"]
+        return replace(row, roofline_share=share, roofline_note=share_note(share, roof))
 
     return [shared(r) if r.ok else r for r in rows]
+
+
+def with_floors(
+    rows: list[BenchRow],
+    rooflines: dict[str, dict[str, Any]],
+    model: str,
+    prompt_lengths: list[int],
+    shared: int,
+    rows_at: int = 1000,
+) -> list[BenchRow]:
+    """The rows with each finished row's whole job against its floor (`roofline.job_against_floor`): the FLOPs it
+    did for its answers (its mean answer length in natural mode) and the fewest they need (the `shared` prompt
+    head once), its start plus its generation of every prompt against those FLOPs at the peak FLOP/s of the
+    roofline in its dtype; for the job as run and for `rows_at` rows. Rows without a roofline get none."""
+    from jsontune.bench.roofline import FlopShape, job_against_floor
+
+    if not any(roof["available"] for roof in rooflines.values()):
+        return rows
+    shape = FlopShape.from_config(_text_config(model))
+    n = len(prompt_lengths)
+
+    def floored(row: BenchRow) -> BenchRow:
+        roof, _ = _row_roofline(row, rooflines)
+        if roof is None:
+            return row
+        answer = row.output_tokens / row.n_timed
+        gen_s = row.gen_s * n / row.n_timed  # --seq-limit timed the first n_timed prompts
+        floor = job_against_floor(
+            shape, prompt_lengths, answer, shared, roof["flop_per_s"], row.load_s, gen_s, rows=rows_at
+        )
+        return replace(row, floor=floor)
+
+    return [floored(r) if r.ok else r for r in rows]
 
 
 def engine_dtype(model: str, requested: str, device: str | None = None, *, engine: str) -> str:
@@ -375,6 +427,7 @@ def run_engines(
 
 def run_bench(config: BenchConfig, on_engine: OnEngine | None = None) -> BenchResult:
     """Bench every engine of `config` on the same prompts; the workers' files go under config.out/workers."""
+    from jsontune.bench.roofline import shared_prefix
     from jsontune.data import LoadResult
     from jsontune.extractor import Prompting, fit_context
     from jsontune.io import write_json_atomic
@@ -389,19 +442,21 @@ def run_bench(config: BenchConfig, on_engine: OnEngine | None = None) -> BenchRe
     prompting = Prompting.resolve(model, params=GenerationParams(max_new_tokens=config.max_new_tokens))
     prompts = prompting.prompts([r.text for r in records])
     lengths = token_lengths(prompting.tokenizer, prompts)
+    shared = shared_prefix(prompting.tokenizer(prompts, add_special_tokens=False)["input_ids"])
     prompt_tokens = statistics.mean(lengths)
     inputs = LoadResult(config.input or "the synthetic orders", records)
     settings = fit_context(config.settings, inputs, lengths, config.max_new_tokens)
     work = Path(config.out) / "workers"
     write_json_atomic(work / "prompts.json", prompts)
-    roof_dtype = dtypes[ENGINES[config.engines[0]]]  # the CPU's rates hold for one dtype: the first engine's
-    cpu = measure_cpu_rates(model, roof_dtype, config.settings.device)  # before any engine, a few seconds
+    ran_in = [dtypes[ENGINES[name]] for name in config.engines]
+    cpus = measure_cpu_rates(model, ran_in, config.settings.device)  # before any engine, a few seconds a dtype
     rows = run_engines(replace(config, settings=settings), model, work, golds, on_engine, dtypes)
-    roof = job_roofline(rows, model, roof_dtype, len(prompts), prompt_tokens, config.max_new_tokens, cpu)
+    roofs = job_rooflines(rows, model, ran_in, lengths, config.max_new_tokens, cpus)
     return BenchResult(
         config=config,  # as asked: bench.json and the rerun command show the flags, not the resolved values
-        rows=with_roofline_shares(rows, roof),
-        roofline=roof,
+        rows=with_floors(with_roofline_shares(rows, roofs), roofs, model, lengths, shared),
+        rooflines=roofs,
+        shared_prefix_tokens=shared,
         model_path=model,
         random_weights=random_weights,
         n=len(prompts),

@@ -57,8 +57,10 @@ def bench(
 ) -> None:
     """Time the same N prompts through each engine, each in its own process: load time, generation time
     (median of --repeats after a warm-up), examples/s, output tokens/s, speedup over hf-seq, peak memory,
-    and each engine's share of the device's roofline (a GPU's from its datasheet; the CPU's matmul and copy rates
-    measured at the start, a few seconds). With --ray, each engine also runs on 1 and on --replicas
+    each engine's share of the device's roofline in its dtype (a GPU's from its datasheet; the CPU's product and
+    copy rates measured at the start in each dtype the engines run in, a few seconds each), and its whole job
+    (start included) against the fewest FLOPs the job needs, as run and for 1,000 rows. With --ray, each engine
+    also runs on 1 and on --replicas
     Ray replicas (`predict --ray`), so the scaling is measured. Writes bench.json, bench.md and bench.png;
     the last line printed is one JSON object.
     """

@@ -17,7 +17,10 @@ def cpu_spec() -> CpuSpec:
         dtype="bfloat16",
         threads=2,
         gflops=100.0,
-        gflops_by_size={"1024": 80.0, "2048": 100.0},
+        gflops_by_kernel={
+            "torch": {"2048x1024x4096": 80.0, "2048x3072x1024": 70.0},
+            "oneDNN": {"2048x1024x4096": 100.0, "2048x3072x1024": 90.0},
+        },
         bandwidth_gb_s=10.0,
         copy_gib=1.0,
         memory_gib=16.0,

@@ -12,11 +12,9 @@ from typer.testing import CliRunner
 from jsontune.bench.config import BenchConfig
 from jsontune.bench.results import BenchResult, BenchRow
 from jsontune.bench.runner import (
-    job_roofline,
     load_inputs,
     resolve_model,
     with_quality,
-    with_roofline_shares,
     with_speedups,
 )
 from jsontune.cli.app import app
@@ -153,68 +151,6 @@ def test_a_preset_is_built_once_then_reused(tmp_path, monkeypatch):
     assert resolve_model("tiny", tmp_path) == (path, True)
 
 
-def _gpu_row(tokens_per_s: float) -> BenchRow:
-    return BenchRow("hf-batch", "ok", gpu="NVIDIA H100 80GB HBM3", output_tokens_per_s=tokens_per_s)
-
-
-def test_roofline_share_of_a_gpu_row(tiny_model):
-    manifest = json.loads((tiny_model / "jsontune.json").read_text())
-    rows = [_gpu_row(1000.0), BenchRow("vllm", "failed", reason="exit code 1")]
-    roof = job_roofline(rows, str(tiny_model), "bfloat16", n=10, prompt_tokens=90, new_tokens=8)
-    assert roof["available"] and roof["gpu"]["name"] == "H100 SXM"
-    assert roof["model"]["params"] == manifest["parameters"]
-    shared = with_roofline_shares(rows, roof)
-    assert shared[0].roofline_share == pytest.approx(1000.0 / roof["ceiling_tokens_per_s"])
-    assert shared[1] == rows[1] and rows[0].roofline_share is None  # new rows; the ones passed in are as they were
-
-
-@pytest.mark.parametrize(
-    ("rows", "dtype", "reason"),
-    [
-        ([_gpu_row(1.0)], "auto", "the weights are float32"),
-        ([replace(_gpu_row(1.0), gpu="NVIDIA GeForce RTX 4090")], "bfloat16", "is not in the roofline table"),
-        ([replace(_gpu_row(1.0), gpu=None)], "bfloat16", "ran on the CPU and its matmul and copy rates were not"),
-        ([BenchRow("vllm", "skipped", reason="no vLLM")], "bfloat16", "no engine finished"),
-    ],
-)
-def test_no_roofline_says_why(tiny_model, rows, dtype, reason):
-    roof = job_roofline(rows, str(tiny_model), dtype, n=10, prompt_tokens=90, new_tokens=8)
-    assert roof["available"] is False and reason in roof["reason"]
-    assert with_roofline_shares(rows, roof) == rows
-
-
-def _cpu_row(engine: str, tokens_per_s: float, dtype: str) -> BenchRow:
-    return BenchRow(engine, "ok", output_tokens_per_s=tokens_per_s, engine_settings={"device": "cpu", "dtype": dtype})
-
-
-def test_cpu_rows_get_a_share_of_the_cpus_measured_ceiling(tiny_model, cpu_spec):
-    rows = [_cpu_row("hf-batch", 30.0, "bfloat16"), BenchRow("vllm", "failed", reason="exit code 1")]
-    roof = job_roofline(rows, str(tiny_model), "bfloat16", n=10, prompt_tokens=90, new_tokens=8, cpu=cpu_spec)
-    assert roof["available"] and roof["device"] == cpu_spec.name and roof["cpu"]["gflops"] == 100.0
-    shared = with_roofline_shares(rows, roof)
-    assert shared[0].roofline_share == pytest.approx(30.0 / roof["ceiling_tokens_per_s"])
-    assert shared[0].roofline_note is None and shared[1] == rows[1]
-
-
-def test_a_row_in_another_dtype_than_the_cpu_was_measured_in_has_no_share_and_says_why(tiny_model, cpu_spec):
-    rows = [_cpu_row("hf-batch", 30.0, "bfloat16"), _cpu_row("vllm", 20.0, "float32")]
-    roof = job_roofline(rows, str(tiny_model), "bfloat16", n=10, prompt_tokens=90, new_tokens=8, cpu=cpu_spec)
-    batch, vllm = with_roofline_shares(rows, roof)
-    assert batch.roofline_share is not None
-    assert vllm.roofline_share is None
-    assert vllm.roofline_note == "ran in float32 and the CPU's rates were measured in bfloat16: no share."
-    measured_otherwise = job_roofline(rows, str(tiny_model), "float32", 10, 90, 8, cpu=cpu_spec)
-    assert "the CPU's rates were measured in bfloat16 and the engines ran in float32" in measured_otherwise["reason"]
-
-
-def test_a_cpu_row_beside_gpu_rows_has_no_share_of_the_gpus_roofline(tiny_model):
-    rows = [_gpu_row(1000.0), _cpu_row("hf-seq", 5.0, "bfloat16")]
-    roof = job_roofline(rows, str(tiny_model), "bfloat16", n=10, prompt_tokens=90, new_tokens=8)
-    gpu, cpu = with_roofline_shares(rows, roof)
-    assert gpu.roofline_share is not None and cpu.roofline_share is None
-    assert cpu.roofline_note == "ran on the CPU and the roofline is NVIDIA H100 80GB HBM3's: no share."
-
-
 def test_speedups_are_new_rows_over_hf_seqs_examples_per_s():
     rows = [
         BenchRow("hf-batch", "ok", examples_per_s=6.0),
@@ -299,7 +235,7 @@ def _result(**changes) -> BenchResult:
     made = {
         "config": BenchConfig(model="m"),
         "rows": [],
-        "roofline": {"available": False, "reason": "CPU."},
+        "rooflines": {"float32": {"available": False, "reason": "CPU."}},
         "model_path": "m",
         "random_weights": False,
         "n": 2,

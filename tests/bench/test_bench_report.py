@@ -41,7 +41,7 @@ def _result(rows: list[BenchRow], n: int = 40, n_requested: int = 40, natural: b
     return BenchResult(
         config=BenchConfig(model="m", input=Path("in.jsonl"), n=n_requested, fixed_length=not natural, **flags),
         rows=rows,
-        roofline={"available": False, "reason": "CPU."},
+        rooflines={"float32": {"available": False, "reason": "CPU."}},
         model_path="m",
         random_weights=False,
         n=n,
@@ -73,7 +73,7 @@ def test_notes_flag_wrong_lengths_other_prompts_short_input_and_missing_hf_seq()
     assert "hf-batch ran different prompts (hash bbbbbbbbbbbb); do not compare it." in notes
     assert "vllm failed: exit code 1: CUDA out of memory" in notes
     assert "No speedups: they are measured against a finished hf-seq row." in notes
-    assert notes[-1] == "No roofline: CPU."
+    assert notes[-1] == "No roofline in float32: CPU."
 
 
 def test_natural_mode_adds_a_quality_table():
@@ -106,35 +106,60 @@ def test_vllm_gpu_memory_is_explained_as_its_reservation():
     assert len(said) == 1 and said[0].startswith("vllm's GPU memory") and "0.9" in said[0]
 
 
-def test_a_cpu_roofline_is_rendered_with_its_measured_rates_and_each_rows_share(cpu_spec):
-    from dataclasses import asdict
-
-    roof = {
+def _cpu_roofline(cpu: dict, ceiling: float) -> dict:
+    return {
         "available": True,
-        "device": cpu_spec.name,
-        "cpu": asdict(cpu_spec),
+        "device": cpu["name"],
+        "cpu": cpu,
         "batch": 40,
         "bound": "compute",
+        "flops": 3.68e12,
         "lower_bound_s": 4.0,
-        "ceiling_tokens_per_s": 640.0,
+        "ceiling_tokens_per_s": ceiling,
     }
+
+
+FLOOR = {
+    "flops": 3.68e12,
+    "flops_floor": 2.58e12,
+    "job_s": 40.0,
+    "floor_s": 10.0,
+    "rows": 1000,
+    "job_s_at_rows": 1000.0,
+    "floor_s_at_rows": 250.0,
+}
+
+
+def test_every_cpu_row_is_rendered_with_the_share_of_the_ceiling_in_its_dtype(cpu_spec):
+    from dataclasses import asdict
+
+    fp32 = {**asdict(cpu_spec), "dtype": "float32", "gflops": 50.0}
     rows = [
-        _row("hf-batch", roofline_share=0.25),
-        _row("vllm", roofline_note="ran in float32 and the CPU's rates were measured in bfloat16: no share."),
+        _row("hf-batch", roofline_share=0.25, floor=FLOOR),
+        _row("vllm", roofline_share=2.44, roofline_note="ran at 244% of the ceiling, over the bound: why."),
     ]
     result = _result(rows)
-    result.roofline = roof
-    assert [row[-1] for row in report.speed_rows(result)] == ["25.0%", "—"]
+    result.engine_dtypes, result.shared_prefix_tokens = {"hf": "float32", "vllm": "bfloat16"}, 40
+    result.rooflines = {"float32": _cpu_roofline(fp32, 320.0), "bfloat16": _cpu_roofline(asdict(cpu_spec), 640.0)}
+    assert [row[-1] for row in report.speed_rows(result)] == ["25.0%", "244.0%"]
     said = report.notes(result)
-    assert "vllm ran in float32 and the CPU's rates were measured in bfloat16: no share." in said
+    assert "vllm ran at 244% of the ceiling, over the bound: why." in said
+    assert "The 40 prompts share their first 40 tokens: the floor computes them once." in said
     assert said[-1] == (
-        "Roofline on test (2 CPUs) [AVX2, AVX-512; torch's kernels AVX512], measured at the start in bfloat16 on 2 "
-        "threads in 2.0 s: matmul 100.0 GFLOP/s (the best median of 1024²: 80.0, 2048²: 100.0), copy 10.0 GB/s "
-        "(1.00 GiB), 16.0 GiB free, load average 0.5 (other work on these cores lowers the rates): 40 prompts × 64 "
-        "tokens take at least 4.000 s (compute-bound at batch 40), a ceiling of 640 output tok/s."
+        "Roofline in bfloat16 on test (2 CPUs) [AVX2, AVX-512; torch's kernels AVX512], measured at the start in "
+        "bfloat16 on 2 threads in 2.0 s: products 100.0 GFLOP/s (the best median of torch 80.0, oneDNN 100.0 on "
+        "2048 rows by the model's 2 linear weights), copy 10.0 GB/s (1.00 GiB), 16.0 GiB free, load average 0.5 "
+        "(other work on these cores lowers the rates): 40 prompts × 64 tokens (3.68 TFLOP) take at least 4.000 s "
+        "(compute-bound at batch 40), a ceiling of 640 output tok/s."
     )
+    assert said[-2].startswith("Roofline in float32 on test (2 CPUs)") and "products 50.0 GFLOP/s" in said[-2]
     md = report.markdown(result)
     assert "| hf-batch | ok | 2.0 | 16.00 | 2.50 | 160.0 | 1.00× | 25.0% |" in md and said[-1] in md
-    assert report.summary_line(result, {})["engines"]["hf-batch"]["roofline_share"] == 0.25
-    result.roofline = {**roof, "ceiling_tokens_per_s": 4.367}  # a CPU's ceiling can be a few tokens a second
-    assert report.roofline_sentence(result).endswith("a ceiling of 4.37 output tok/s.")
+    assert "| engine | FLOPs done / fewest | job s / floor s | 1,000 rows: job s / floor s |" in md
+    assert "| hf-batch | 3.68 TFLOP / 2.58 TFLOP (1.4×) | 40.0 / 10.00 (4.0×) | 1,000 / 250.0 (4.0×) |" in md
+    assert "| vllm |" not in md.split("## Floor")[1]  # no floor without one
+    summary = report.summary_line(result, {})
+    assert summary["engines"]["hf-batch"]["roofline_share"] == 0.25
+    assert summary["ceiling_tokens_per_s"] == {"float32": 320.0, "bfloat16": 640.0}
+    result.rooflines["bfloat16"]["ceiling_tokens_per_s"] = 4.367  # a CPU's ceiling can be a few tokens a second
+    assert report.roofline_sentence(result, "bfloat16").endswith("a ceiling of 4.37 output tok/s.")

@@ -64,7 +64,7 @@ def test_bench_json_has_the_config_keys_and_every_field_of_every_row():
     result = BenchResult(
         config=config,
         rows=rows,
-        roofline={"available": False, "reason": "CPU."},
+        rooflines={"float32": {"available": False, "reason": "CPU."}},
         model_path="m",
         random_weights=True,
         n=4,
@@ -76,8 +76,9 @@ def test_bench_json_has_the_config_keys_and_every_field_of_every_row():
     saved = json.loads(json.dumps(result.to_json()))
     flags = {f.name for f in dataclasses.fields(BenchConfig)}
     job = {"skipped_rows", "command", "model_path", "random_weights", "mode", "n_requested", "input_label"}
-    job |= {"prompt_tokens_mean", "prompt_tokens_max", "prompts_sha256", "engine_dtypes"}
+    job |= {"prompt_tokens_mean", "prompt_tokens_max", "prompts_sha256", "engine_dtypes", "shared_prefix_tokens"}
     assert set(saved["config"]) == flags | job
+    assert set(saved) == {"config", "rows", "rooflines"} and saved["rooflines"]["float32"]["reason"] == "CPU."
     assert saved["config"]["n"] == 4 and saved["config"]["n_requested"] == 8  # prompts run, -n asked
     assert saved["config"]["out"] == "runs/b" and saved["config"]["engines"] == ["hf-seq", "vllm"]
     assert saved["config"]["command"] == "jsontune bench --model m -n 8 --engines hf-seq,vllm --out runs/b"

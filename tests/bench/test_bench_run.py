@@ -114,17 +114,28 @@ def test_every_engine_ran_the_prompts_prompts_py_renders(fixed_run, tiny_model):
     assert [r.prompts_sha256 for r in fixed_run.rows[:2]] == [expected, expected]
 
 
-def test_a_cpu_run_has_the_cpus_roofline_measured_at_the_start(fixed_run, files):
+def test_a_cpu_run_has_a_roofline_in_each_dtype_and_every_row_its_share_and_floor(fixed_run, files):
+    """HF runs in float32 and vLLM, on a CPU with bf16 instructions, in bfloat16: the CPU's rates are measured in
+    both, so every row has its share of the ceiling in its own dtype, and its job against its floor."""
     if any(r.gpu for r in fixed_run.rows):
         pytest.skip("ran on a GPU")
-    roof = fixed_run.roofline
-    assert roof["available"] and roof["cpu"]["dtype"] == fixed_run.engine_dtypes["hf"]  # the first engine's
-    assert roof["cpu"]["threads"] >= 1 and roof["cpu"]["gflops"] > 0 and roof["cpu"]["bandwidth_gb_s"] > 0
-    for row in fixed_run.rows[:2]:
+    ran = [r for r in fixed_run.rows if r.ok]
+    assert set(fixed_run.rooflines) == {runner.row_dtype(r) for r in ran}
+    for dtype, roof in fixed_run.rooflines.items():
+        assert roof["available"] and roof["cpu"]["dtype"] == dtype
+        assert roof["cpu"]["threads"] >= 1 and roof["cpu"]["gflops"] > 0 and roof["cpu"]["bandwidth_gb_s"] > 0
+    for row in ran:
+        roof = fixed_run.rooflines[runner.row_dtype(row)]
         assert row.roofline_share == pytest.approx(row.output_tokens_per_s / roof["ceiling_tokens_per_s"])
+        assert (row.roofline_note is None) == (row.roofline_share <= 1)
+        assert row.floor["flops"] > row.floor["flops_floor"] > 0 and row.floor["job_s"] > row.load_s
+    assert fixed_run.shared_prefix_tokens > 0  # the chat header and the instruction
     md = files["markdown"].read_text()
-    assert "No roofline" not in md and f"in {fixed_run.engine_dtypes['hf']} on {roof['cpu']['threads']} threads" in md
-    assert json.loads(files["json"].read_text())["roofline"]["cpu"]["name"] == fixed_run.rows[0].device
+    assert "No roofline" not in md and "## Floor" in md
+    for dtype, roof in fixed_run.rooflines.items():
+        assert f"Roofline in {dtype} on" in md and f"in {dtype} on {roof['cpu']['threads']} threads" in md
+    saved = json.loads(files["json"].read_text())
+    assert {roof["cpu"]["name"] for roof in saved["rooflines"].values()} == {fixed_run.rows[0].device}
 
 
 def test_a_crashing_engine_is_a_failed_row_and_the_others_survive(tiny_model, tmp_path, monkeypatch):
