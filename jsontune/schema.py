@@ -118,9 +118,10 @@ def guided_json_schema(schema_file: str | Path | None, model_folders: list[str])
     if schema_file:
         return load_schema(schema_file)
     for folder in model_folders:
-        train = read_manifest(folder).get("data", {}).get("train")
-        if train and Path(train).exists():
-            return infer_schema([r.target for r in load_records(train).records])
+        train = read_manifest(folder).get("data", {}).get("train") or []
+        files = [f for f in ([train] if isinstance(train, str) else train) if Path(f).exists()]  # one or several
+        if files:
+            return infer_schema([r.target for f in files for r in load_records(f).records])
     raise JsontuneError(
         "--guided-json needs a JSON schema, and the model's manifest names no training data to infer one "
         "from; pass --schema FILE."

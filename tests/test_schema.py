@@ -82,6 +82,16 @@ def test_schema_comes_from_the_training_data_in_the_manifest(tmp_path):
     assert guided_json_schema(None, [str(model)])["properties"] == {"producto": STRING_16}
 
 
+def test_a_model_trained_on_several_files_gets_the_schema_of_all_their_targets(tmp_path):
+    first, corrections = tmp_path / "train.jsonl", tmp_path / "corrections.jsonl"
+    first.write_text(json.dumps({"id": "1", "text": "t", "target": {"producto": "A"}}) + "\n")
+    corrections.write_text(json.dumps({"id": "2", "text": "u", "target": {"producto": "B", "cantidad": 3}}) + "\n")
+    model = tmp_path / "model"
+    model.mkdir()
+    write_manifest(model, "adapter", data={"train": [str(first), str(corrections)]})
+    assert set(guided_json_schema(None, [str(model)])["properties"]) == {"producto", "cantidad"}
+
+
 def test_no_source_asks_for_schema(tmp_path):
     with pytest.raises(JsontuneError, match="pass --schema"):
         guided_json_schema(None, [str(tmp_path), "Qwen/Qwen3-0.6B"])

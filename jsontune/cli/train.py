@@ -37,7 +37,16 @@ def _show_event(record: dict) -> None:
 @input_options
 def train(
     model: Annotated[str | None, Opt(help="Base model: a Hugging Face id or a local folder.")] = None,
-    train_file: Annotated[Path | None, Opt("--train", help="Training data (.jsonl/.json/.csv/.parquet).")] = None,
+    train_files: Annotated[
+        list[Path] | None,
+        Opt(
+            "--train",
+            metavar="<path>",  # typer would show <list[Path]>
+            help="Training data (.jsonl/.json/.csv/.parquet). Repeat it to add a file, such as the corrections "
+            "`jsontune review export` writes: a row whose id an earlier file holds replaces that row (counted and "
+            "noted), so corrections override the original rows.",
+        ),
+    ] = None,
     val: Annotated[Path | None, Opt(help="Validation data, used by the generation F1 eval.")] = None,
     out: Annotated[Path | None, Opt(help="Run folder: best/, last/, metrics.jsonl, run.json, curves.png.")] = None,
     config: Annotated[Path | None, Opt(help="Recipe YAML (configs/*.yaml); flags override it.")] = None,
@@ -75,7 +84,7 @@ def train(
     cfg = build_config(
         config,
         model=model,
-        train=str(train_file) if train_file else None,
+        train=[str(path) for path in train_files] if train_files else None,
         val=str(val) if val else None,
         out=str(out) if out else None,
         augment_factor=augment_factor,
@@ -100,7 +109,7 @@ def train(
     )
     rank0 = os.environ.get("RANK", "0") == "0"  # torchrun / accelerate: rank 0 speaks for the run
     if rank0:
-        console.print(f"training [bold]{cfg.model}[/bold] on {cfg.train} -> {cfg.out}")
+        console.print(f"training [bold]{cfg.model}[/bold] on {' + '.join(cfg.train)} -> {cfg.out}")
     summary = run_training(cfg, on_event=_show_event)
     if not rank0:
         return

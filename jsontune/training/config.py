@@ -119,7 +119,8 @@ RESUME_FIXED_SFT = (
 @dataclass
 class TrainConfig:
     model: str = ""
-    train: str = ""
+    # One file or several: a later file's row with the id of an earlier row replaces it (training/data.py).
+    train: list[str] = field(default_factory=list)
     val: str | None = None
     out: str = ""
     # data
@@ -145,6 +146,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.columns, dict):  # run.json's, a recipe's
             self.columns = InputColumns(**self.columns)
+        if isinstance(self.train, str):  # a recipe's `train: FILE`, the run.json of a run before several files
+            self.train = [self.train] if self.train else []
         self.sft = {**DEFAULTS["sft"], **self.sft}
         self.lora = {**DEFAULTS["lora"], **self.lora}
         for ok, message in self._checks():
@@ -152,10 +155,14 @@ class TrainConfig:
                 raise JsontuneError(message)
         # Local paths are kept absolute: the adapter, run.json and the manifest name the base model and the
         # training data, and merge/predict run from other folders.
-        for name in ("model", "train", "val"):
+        for name in ("model", "val"):
             value = getattr(self, name)
             if value and Path(value).exists():
                 setattr(self, name, str(Path(value).resolve()))
+        self.train = [str(Path(p).resolve()) if Path(p).exists() else p for p in self.train]
+        twice = next((p for i, p in enumerate(self.train) if p in self.train[:i]), None)
+        if twice:
+            raise JsontuneError(f"--train names {twice} twice; give each file once.")
 
     def _checks(self) -> list[tuple[Any, str]]:
         """(condition, the sentence when it is false), naming the flag and the key."""
@@ -166,7 +173,7 @@ class TrainConfig:
         rank, dropout, modules = self.lora["r"], self.lora["lora_dropout"], self.lora["target_modules"]
         return [
             (self.model, "--model is required (a Hugging Face id or a local model folder)."),
-            (self.train, "--train is required (a .jsonl/.json/.csv/.parquet file)."),
+            (self.train, "--train is required (a .jsonl/.json/.csv/.parquet file; repeat it for several)."),
             (self.out, "--out is required (the run folder)."),
             (lr > 0, f"--lr must be positive, got {lr} (sft.learning_rate in a recipe)."),
             (batch >= 1, f"--batch-size must be at least 1, got {batch} (sft.per_device_train_batch_size)."),

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from jsontune.data.records import Record
 from jsontune.errors import JsontuneError
 from jsontune.io import file_sha256
 from jsontune.prompts import PromptFormat, training_example
@@ -25,29 +26,54 @@ def _describe(loaded) -> dict[str, Any]:
 
 
 def load_data(cfg: TrainConfig, on_event) -> tuple[list, list, dict[str, Any]]:
-    """Training records (augmented), the validation records the F1 eval uses, and what run.json records
-    about the data; skipped rows and loader notes go to `on_event`."""
+    """Training records (every --train file, combined by `combine`, then augmented), the validation records
+    the F1 eval uses, and what run.json records about the data; skipped rows, loader notes and replaced
+    rows go to `on_event`."""
     from jsontune.data import load_records
     from jsontune.data.augment import augment_records
 
-    splits = {"train": load_records(cfg.train, cfg.columns)}
-    if cfg.val:
-        splits["val"] = load_records(cfg.val, cfg.columns)
-    info: dict[str, Any] = {name: _describe(loaded) for name, loaded in splits.items()}
-    for name, loaded in splits.items():
+    parts = [load_records(path, cfg.columns) for path in cfg.train]
+    val = load_records(cfg.val, cfg.columns) if cfg.val else None
+    records, replaced = combine([part.records for part in parts])
+    info: dict[str, Any] = {
+        "train": [{**_describe(part), "replaces": len(ids)} for part, ids in zip(parts, replaced, strict=True)]
+    }
+    if val is not None:
+        info["val"] = _describe(val)
+    for name, loaded in [*(("train", part) for part in parts), *([("val", val)] if val else [])]:
         if loaded.skipped:
             skipped = f"{len(loaded.skipped)} bad {name} rows skipped: {_first(loaded.skipped, ' ')}"
             on_event({"note": f"--skip-bad-rows: {skipped}"})
         for note in loaded.notes:
             on_event({"note": note})
-    records = splits["train"].records
+    for part, ids in zip(parts, replaced, strict=True):
+        if ids:
+            what = f"{len(ids)} rows replace the rows of an earlier --train file with the same id"
+            on_event({"note": f"{part.path}: {what} ({_first(ids, ', ')})."})
     if cfg.augment_factor > 1:
         records, stats = augment_records(records, cfg.augment_factor, cfg.seed, cfg.augment_strategies)
         info["augmentation"] = {"factor": cfg.augment_factor, **asdict(stats)}
     if not records:
-        raise JsontuneError(f"{cfg.train} has no usable training rows.")
-    val = splits["val"].records if cfg.val else []
-    return records, (val[: cfg.eval_samples] if cfg.eval_samples else val), info
+        raise JsontuneError(f"{', '.join(cfg.train)} has no usable training rows.")
+    val_records = val.records if val is not None else []
+    return records, (val_records[: cfg.eval_samples] if cfg.eval_samples else val_records), info
+
+
+def combine(files: list[list[Record]]) -> tuple[list[Record], list[list[str]]]:
+    """The records of several files as one training set, and for each file the ids of the earlier rows it
+    replaced: a record whose id an earlier file holds takes that record's place (a corrections file, such
+    as `jsontune review export` writes, overrides the rows it corrects); the others follow in order.
+
+    >>> a, b = Record("1", "x", {"n": 1}), Record("2", "y", {"n": 2})
+    >>> combine([[a, b], [Record("2", "y", {"n": 20}), Record("3", "z", {"n": 3})]])[1]
+    [[], ['2']]
+    """
+    by_id: dict[str, Record] = {}
+    replaced = []
+    for records in files:
+        replaced.append([r.id for r in records if r.id in by_id])
+        by_id.update((r.id, r) for r in records)  # an id already there keeps its place: dicts keep order
+    return list(by_id.values()), replaced
 
 
 def training_length(tokenizer, example: dict[str, Any]) -> int:

@@ -64,6 +64,25 @@ def keep_metrics_until(path: Path, step: int) -> None:
         write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
+def check_resumed_data(run_dir: Path, data_info: dict[str, Any]) -> None:
+    """Refuse to resume on a --train file whose content changed since the run started (its SHA-256 in
+    run.json): the checkpoint's data order and the rows it has seen belong to the old content."""
+    import json
+
+    path = run_dir / "run.json"
+    if not path.is_file():
+        return
+    was = json.loads(path.read_text(encoding="utf-8")).get("data", {}).get("train") or []
+    was = [was] if isinstance(was, dict) else was  # the run.json of a run before several --train files
+    for old, new in zip(was, data_info["train"], strict=False):  # the same files: check_resume compared them
+        if old.get("sha256") and new["sha256"] and old["sha256"] != new["sha256"]:
+            raise JsontuneError(
+                f"--resume: {new['path']} changed since {run_dir} started (SHA-256 {old['sha256'][:12]}... is now "
+                f"{new['sha256'][:12]}...); a run resumes on the data it started with (start a new --out to "
+                "train on the new content)."
+            )
+
+
 def run_record(cfg: TrainConfig, manifest: dict[str, Any], precision: str, data_info: dict[str, Any]) -> dict:
     """RUN/run.json: the adapter manifest, with every setting, the data files and hashes, and versions."""
     settings = {"settings": cfg.to_dict(), "precision": precision, "seed": cfg.seed}

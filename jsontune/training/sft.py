@@ -18,7 +18,7 @@ from jsontune.io import write_json_atomic
 from jsontune.prompts import PromptFormat
 from jsontune.training.config import TrainConfig, construct
 from jsontune.training.data import load_data, training_dataset
-from jsontune.training.run_folder import finish_run_record, open_run_folder, run_record
+from jsontune.training.run_folder import check_resumed_data, finish_run_record, open_run_folder, run_record
 
 
 @dataclass
@@ -52,6 +52,8 @@ def train(cfg: TrainConfig, on_event=None, callbacks: tuple = ()) -> TrainSummar
     set_seed(cfg.seed)
     fmt = PromptFormat(instruction=cfg.instruction) if cfg.instruction else PromptFormat()
     train_records, eval_records, data_info = load_data(cfg, on_event)
+    if cfg.resume:
+        check_resumed_data(run_dir, data_info)
     model, tokenizer = load_model_for_training(cfg, precision)
     dataset, data_info["too_long"] = training_dataset(train_records, fmt, tokenizer, args.max_length, on_event)
     manifest = adapter_manifest(cfg, fmt, sft, peft_config)

@@ -74,6 +74,17 @@ def test_bad_training_flag_is_one_sentence(tmp_path):
     assert "--lr must be positive" in result.output and "Traceback" not in result.output
 
 
+def test_train_reads_every_train_flag(tmp_path):
+    """--train repeated: each file is read (the second, missing, is named before any model loads)."""
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"id": "1", "text": "10 de A", "target": {"producto": "A", "cantidad": 10}}\n')
+    missing = tmp_path / "fixes.jsonl"
+    args = ["train", "--model", "m", "--train", str(data), "--train", str(missing), "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(app, args, terminal_width=300)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert str(missing) in " ".join(result.output.split()), result.output
+
+
 @pytest.mark.slow
 def test_demo_runs_the_whole_pipeline(tmp_path):
     result = CliRunner().invoke(

@@ -273,3 +273,33 @@ def test_the_input_columns_travel_as_one_input_columns(tmp_path):
     assert build_config(out=str(run), resume=True).columns == InputColumns(text_col="texto", skip_bad_rows=True)
     with pytest.raises(JsontuneError, match="columns.text is not a column setting"):
         build_config(_recipe(tmp_path, "columns: {text: texto}\n"), **REQUIRED)
+
+
+def test_train_takes_one_file_or_several_and_each_once(tmp_path):
+    """A recipe's `train: FILE` (and the run.json of a run before several files) is a list of one; paths that
+    exist are kept absolute; a file given twice is refused by name."""
+    data = tmp_path / "train.jsonl"
+    data.write_text("")
+    assert build_config(_recipe(tmp_path, f"train: {data}\n"), model="m", out="o").train == [str(data)]
+    both = build_config(model="m", train=[str(data), "corrections.jsonl"], out="o").train
+    assert both == [str(data.resolve()), "corrections.jsonl"]
+    with pytest.raises(JsontuneError, match=f"--train names {data} twice"):
+        build_config(model="m", train=[str(data), str(data)], out="o")
+
+
+def test_resume_refuses_a_train_file_whose_content_changed(tmp_path):
+    """run.json keeps each --train file's SHA-256; a resumed run on other content is refused by name (a run.json
+    from before several files holds one description, not a list)."""
+    from jsontune.training.run_folder import check_resumed_data
+
+    run = tmp_path / "run"
+    run.mkdir()
+    now = {"train": [{"path": "a.jsonl", "sha256": "1" * 64}, {"path": "fixes.jsonl", "sha256": "2" * 64}]}
+    (run / "run.json").write_text(json.dumps({"data": now}))
+    check_resumed_data(run, now)
+    changed = {"train": [now["train"][0], {"path": "fixes.jsonl", "sha256": "3" * 64}]}
+    with pytest.raises(JsontuneError, match="--resume: fixes.jsonl changed since .* started"):
+        check_resumed_data(run, changed)
+    (run / "run.json").write_text(json.dumps({"data": {"train": {"path": "a.jsonl", "sha256": "4" * 64}}}))
+    with pytest.raises(JsontuneError, match="--resume: a.jsonl changed"):
+        check_resumed_data(run, now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -95,7 +96,7 @@ def test_run_folder_is_complete(trained_run):
     assert run["settings"]["sft"]["max_steps"] == STEPS and run["settings"]["lora"]["r"] == 16
     best = json.loads((out / "best" / "jsontune.json").read_text())
     assert best["sft"] == run["sft"] and best["lora"] == run["lora"]
-    assert len(run["data"]["train"]["sha256"]) == 64
+    assert [len(f["sha256"]) for f in run["data"]["train"]] == [64]
     assert run["prompt_format"]["enable_thinking"] is False
     assert {"torch", "transformers", "trl", "peft"} <= set(run["versions"])
     assert run["summary"]["steps"] == STEPS == summary.steps
@@ -211,7 +212,7 @@ def test_local_paths_are_recorded_absolute(make_train_config, trained_run):
     run = json.loads((out / "run.json").read_text())
     adapter = json.loads((out / "best" / "adapter_config.json").read_text())
     assert run["base_model"].startswith("/") and adapter["base_model_name_or_path"] == run["base_model"]
-    assert run["settings"]["train"].startswith("/")
+    assert run["settings"]["train"][0].startswith("/")
 
 
 def test_existing_run_folder_needs_resume(make_train_config, trained_run, tiny_model, synth_dir):
@@ -240,3 +241,44 @@ def test_a_torn_metrics_line_does_not_stop_a_resume(tmp_path):
     path.write_text('{"step": 1, "loss": 2.0}\n{"step": 4, "loss": 1.0}\n{"step": 5, "lo')
     keep_metrics_until(path, 3)
     assert path.read_text() == '{"step": 1, "loss": 2.0}\n'
+
+
+def _corrections(synth_dir, path):
+    """A corrections file: the fourth training row with another quantity (the same id), and one new row."""
+    rows = [json.loads(line) for line in (synth_dir / "train.jsonl").read_text().splitlines()]
+    fixed = {**rows[3], "target": {**rows[3]["target"], "cantidad": 12345}}
+    new = {"id": "review-1", "text": "2 cajas de guantes a 10 pesos", "target": {"producto": "guantes", "cantidad": 2}}
+    path.write_text(json.dumps(fixed) + "\n" + json.dumps(new) + "\n")
+    return rows, fixed, new
+
+
+def test_a_later_train_file_replaces_the_rows_with_its_ids_in_place(make_train_config, tiny_model, synth_dir, tmp_path):
+    from jsontune.training.data import load_data
+
+    rows, fixed, new = _corrections(synth_dir, tmp_path / "fixes.jsonl")
+    train_files = [str(synth_dir / "train.jsonl"), str(tmp_path / "fixes.jsonl")]
+    notes = []
+    records, _, info = load_data(
+        make_train_config(tiny_model, synth_dir, tmp_path / "run", train=train_files),
+        lambda r: notes.append(r.get("note")),
+    )
+    assert [r.id for r in records] == [r["id"] for r in rows] + ["review-1"]
+    assert records[3].target == fixed["target"] and records[-1].target == new["target"]
+    assert [f["replaces"] for f in info["train"]] == [0, 1] and [f["rows"] for f in info["train"]] == [len(rows), 2]
+    assert any(
+        n and n.endswith(f"1 rows replace the rows of an earlier --train file with the same id ({fixed['id']}).")
+        for n in notes
+    ), notes
+
+
+def test_training_on_two_files_records_both_in_run_json(make_train_config, tiny_model, synth_dir, tmp_path):
+    rows, _, _ = _corrections(synth_dir, tmp_path / "fixes.jsonl")
+    train_files = [str(synth_dir / "train.jsonl"), str(tmp_path / "fixes.jsonl")]
+    out = tmp_path / "run"
+    summary = train(make_train_config(tiny_model, synth_dir, out, train=train_files, max_steps=2, eval_steps=2))
+    assert summary.steps == 2 and summary.train_rows == len(rows) + 1  # one row replaced, one added
+    run = json.loads((out / "run.json").read_text())
+    assert run["settings"]["train"] == [str(Path(f).resolve()) for f in train_files]
+    assert [f["path"] for f in run["data"]["train"]] == run["settings"]["train"]
+    assert [len(f["sha256"]) for f in run["data"]["train"]] == [64, 64]
+    assert json.loads((out / "best" / "jsontune.json").read_text())["data"]["train"] == run["settings"]["train"]
