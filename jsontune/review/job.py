@@ -183,7 +183,8 @@ class Review:
             model = row.answer or {}
             is_text = isinstance(model[name], str) if name in model else name in self.text_fields
             present, value = F.parse_value(text, is_text)
-            changes.append(Change(row_id, name, present, value, F.field_confidence(name, row.confidences)))
+            confidence = F.field_confidence(name, row.confidences)
+            changes.append(Change(row_id, name, present, value, confidence, (name in model, model.get(name))))
         return changes
 
     def save(self, row_id: str, typed: dict[str, str], version: int) -> dict[str, Any]:
@@ -305,6 +306,11 @@ def describe_audit(audit: dict[str, Any]) -> str:
             "what T would accept without a look."
         )
     rule = f"min confidence ≥ {audit['accepts_from']:.3f}" if audit["accepts_from"] is not None else "none left"
+    if not audit["audit_rows"]:
+        return (
+            f"The threshold accepts rows without a look ({rule}); no audit row is mixed into the queue to measure "
+            "them (start a new review with --audit-share above 0)."
+        )
     if not audit["fields"]:
         return (
             f"Audit of the rows the threshold accepts ({rule}): {audit['audited_rows']} of {audit['audit_rows']} "

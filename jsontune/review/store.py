@@ -72,6 +72,7 @@ class Change:
     present: bool = True
     value: Any = None
     confidence: float | None = None
+    model: tuple[bool, Any] = (False, None)  # the field as the model gave it: what it holds until edited
 
 
 class ReviewStore:
@@ -181,10 +182,10 @@ class ReviewStore:
                 old, new = json.dumps(state.status), json.dumps(change.value)
                 state.status = change.value
             else:
-                before = state.edits.get(change.field)
+                before = state.edits.get(change.field, change.model)
                 if before == (change.present, change.value):
                     continue
-                old = None if before is None or not before[0] else json.dumps(before[1], ensure_ascii=False)
+                old = json.dumps(before[1], ensure_ascii=False) if before[0] else None
                 new = json.dumps(change.value, ensure_ascii=False) if change.present else None
                 state.edits[change.field] = (change.present, change.value)
             self._db.execute(

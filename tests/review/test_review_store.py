@@ -26,15 +26,17 @@ def test_the_file_is_wal_with_full_sync_and_keeps_its_settings(store):
 
 
 def test_every_change_is_one_appended_row_and_state_is_replayed_from_them(store):
-    store.record([Change("r1", "cantidad", True, 100, 0.12)], {"r1": 0})
+    store.record([Change("r1", "cantidad", True, 100, 0.12, model=(True, 10))], {"r1": 0})
     version = store.state("r1").version
-    store.record([Change("r1", "precio", False), Change("r1", None, value="accepted")], {"r1": version})
+    store.record(
+        [Change("r1", "precio", False, model=(True, 50)), Change("r1", None, value="accepted")], {"r1": version}
+    )
     state = store.state("r1")
     assert state.status == "accepted" and state.edits == {"cantidad": (True, 100), "precio": (False, None)}
     log = store.log()
     assert [(c["row_id"], c["field"], c["old"], c["new"], c["confidence"], c["status"]) for c in log] == [
-        ("r1", "cantidad", None, "100", 0.12, "open"),
-        ("r1", "precio", None, None, None, "open"),
+        ("r1", "cantidad", "10", "100", 0.12, "open"),
+        ("r1", "precio", "50", None, None, "open"),
         ("r1", None, '"open"', '"accepted"', None, "accepted"),
     ]
     assert log[1]["action"] == log[2]["action"] != log[0]["action"] and all(c["at"] for c in log)
@@ -70,8 +72,9 @@ def test_undo_takes_back_the_last_action_whole_and_goes_further_back_each_time(s
 
 
 def test_a_change_to_what_the_row_holds_already_is_not_recorded(store):
-    store.record([Change("r1", "cantidad", True, 1)], {})
-    assert store.record([Change("r1", "cantidad", True, 1)], {}) == 0 and len(store.log()) == 1
+    assert store.record([Change("r1", "cantidad", True, 1, model=(True, 1))], {}) == 0  # the model's own value
+    store.record([Change("r1", "cantidad", True, 2, model=(True, 1))], {})
+    assert store.record([Change("r1", "cantidad", True, 2, model=(True, 1))], {}) == 0 and len(store.log()) == 1
 
 
 def test_reopened_the_file_has_every_change_and_another_csv_is_refused(store, tmp_path):
