@@ -203,6 +203,27 @@ def test_a_port_left_in_time_wait_is_free_and_a_listened_one_is_not():
     serving._check_port_free("127.0.0.1", port)
 
 
+def test_a_sigkilled_guard_takes_the_server_with_it(merged_run, tmp_path):
+    """The guard between `jsontune serve` and vLLM's server is SIGKILLed (the OOM killer may pick it): the kernel
+    tells the server, which stops with its engine core and frees the port; `jsontune serve` says so and exits."""
+    url, process, log = _serve(merged_run, tmp_path)
+    try:
+        (guard,) = psutil.Process(process.pid).children()
+        server = guard.children(recursive=True)  # vLLM's server, its engine core (and worker)
+        assert "jsontune.processes" in guard.cmdline() and len(server) >= 2
+        guard.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=60) == 1
+    finally:
+        if process.poll() is None:
+            process.kill()
+    deadline = time.monotonic() + 60
+    while _alive(server) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(server), "the server outlived its SIGKILLed guard"
+    serving._check_port_free("127.0.0.1", int(url.rsplit(":", 1)[1]))
+    assert "the vLLM server exited by itself" in " ".join(log.read_text().split())
+
+
 def test_stopping_the_server_leaves_no_process(server):
     _, process, log = server
     cli = psutil.Process(process.pid)
