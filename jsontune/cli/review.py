@@ -53,17 +53,26 @@ def open_page(
     ] = None,
     review_below: Annotated[
         float | None,
-        typer.Option(help="Queue the rows with a field below this confidence (default: predict's, else every row)."),
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Queue the rows with a field below this confidence (default: predict's, else every row).",
+        ),
     ] = None,
     review_share: Annotated[
-        float | None, typer.Option(help="Queue the least confident share of the rows (0.2: 20 %).")
+        float | None, typer.Option(min=0.0, max=1.0, help="Queue the least confident share of the rows (0.2: 20 %).")
     ] = None,
     audit_share: Annotated[
         float | None,
-        typer.Option(help="Share of the rows the threshold accepts mixed into the queue to measure them (0.05)."),
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of the rows the threshold accepts mixed into the queue to measure them (0.05).",
+        ),
     ] = None,
     precision: Annotated[
-        float | None, typer.Option(help="The precision the accepted rows should have (0.95); the audit says.")
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="The precision the accepted rows should have (0.95); the audit says."),
     ] = None,
     columns: InputColumns = InputColumns(),  # the --text-col, ... flags (@input_options), for --input
 ) -> None:

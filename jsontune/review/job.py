@@ -18,12 +18,15 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsontune.errors import JsontuneError
 from jsontune.review import fields as F
 from jsontune.review.queue import plan
 from jsontune.review.store import REVIEWED, Change, ReviewStore, RowState
+
+if TYPE_CHECKING:
+    from jsontune.data import Record
 
 DEFAULT_AUDIT_SHARE = 0.05
 DEFAULT_PRECISION = 0.95  # eval's first coverage-at-precision figure
@@ -37,8 +40,9 @@ def review_db_path(pred: str | Path) -> Path:
 
 @dataclass(frozen=True)
 class Row:
-    """One prediction: its text, the model's answer (None: no JSON), field confidences and its lowest, and
-    how the answer was read ("strict" JSON, "repaired", or "missing")."""
+    """One prediction: its text, the model's answer (None: no JSON), field confidences and its lowest, how
+    the answer was read ("strict" JSON, "repaired", or "missing"), and the input's own target, where it has one:
+    its keys and types name fields no answer may have (the page does not show its values)."""
 
     id: str
     text: str
@@ -46,6 +50,7 @@ class Row:
     confidences: dict[str, float | None] | None
     lowest: float | None
     kind: str
+    target: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,9 @@ class Review:
         self.rows = {row.id: row for row in rows}
         self.ids = [row.id for row in rows]
         answers = [row.answer for row in rows]
-        self.fields = F.field_names(answers, _manifest(pred).get("schema"))
-        self.text_fields = {name for name in self.fields if F.is_text(name, answers)}
+        known = [*answers, *(row.target for row in rows)]
+        self.fields = F.field_names(known, _manifest(pred).get("schema"))
+        self.text_fields = {name for name in self.fields if F.is_text(name, known)}
         made = plan([row.lowest for row in rows], settings.below, settings.share, settings.audit_share, settings.seed)
         self.order = [self.ids[i] for i in made.order]
         self.audit = {self.ids[i] for i in made.audit}
@@ -140,9 +146,10 @@ class Review:
 
     def answer(self, row_id: str, state: RowState | None = None) -> dict[str, Any]:
         """The row's answer as it stands (the model's keys in its order, fields the reviewer added after)."""
-        values = self.values(row_id, state)
-        keys = list(dict.fromkeys([*(self._row(row_id).answer or {}), *self.fields]))
-        return {key: values[key][1] for key in keys if values[key][0]}
+        state = state or self.store.state(row_id)
+        model = self._row(row_id).answer or {}
+        values = {key: (True, value) for key, value in model.items()} | state.edits
+        return {key: value for key, (present, value) in values.items() if present}
 
     def row(self, row_id: str) -> dict[str, Any]:
         """What the page shows of a row: text cut where the values appear, each field's value as it stands and
@@ -355,8 +362,8 @@ def _new_settings(pred: Path, given: dict[str, Any], precision: float | None) ->
     return {**settings.__dict__, "precision": DEFAULT_PRECISION if precision is None else precision}
 
 
-def _rows(pred: Path, texts: Callable[[list[str]], dict[str, str] | None]) -> list[Row]:
-    """The CSV's rows, in its order, with their texts (`texts(ids)`, by id; "" when it gives None)."""
+def _rows(pred: Path, texts: Callable[[list[str]], dict[str, Record] | None]) -> list[Row]:
+    """The CSV's rows, in its order, with their texts (`texts(ids)`: the input's records by id; None: none)."""
     from jsontune.confidence import row_confidence
     from jsontune.evaluation import read_confidences, read_predictions
 
@@ -374,12 +381,14 @@ def _rows(pred: Path, texts: Callable[[list[str]], dict[str, str] | None]) -> li
         kind = "missing" if answer is None else "repaired" if row_id in repaired else "strict"
         confidence = confidences.get(row_id)
         lowest = row_confidence(confidence) if confidence and kind == "strict" else None
-        rows.append(Row(row_id, "" if found is None else found[row_id], answer, confidence, lowest, kind))
+        record = found[row_id] if found is not None else None
+        text, target = (record.text, record.target) if record else ("", None)
+        rows.append(Row(row_id, text, answer, confidence, lowest, kind, target))
     return rows
 
 
-def _texts(pred: Path, ids: list[str], given: str | Path | None, columns: Any) -> dict[str, str]:
-    """The texts of `pred`'s rows (`ids`) by id, from `given` or the input file predict's manifest names."""
+def _texts(pred: Path, ids: list[str], given: str | Path | None, columns: Any) -> dict[str, Record]:
+    """The records of `pred`'s rows (`ids`) by id, from `given` or the input file predict's manifest names."""
     from jsontune.data import InputColumns, load_records
     from jsontune.evaluation import first_ids
     from jsontune.io import file_sha256
@@ -398,7 +407,7 @@ def _texts(pred: Path, ids: list[str], given: str | Path | None, columns: Any) -
             )
         columns = InputColumns(text_col=source.get("text_col"), id_col=source.get("id_col"), skip_bad_rows=True)
     columns = columns or InputColumns(skip_bad_rows=True)
-    texts = {r.id: r.text for r in load_records(path, columns, require_target=False).records}
+    texts = {r.id: r for r in load_records(path, columns, require_target=False).records}
     strangers = [i for i in ids if i not in texts]
     if strangers:
         raise JsontuneError(

@@ -40,6 +40,7 @@ def test_the_manifest_records_the_input_file_and_its_columns(tmp_path):
         identity={"model": "m"},
         schema=None,
         notes=[],
+        recorded={},
     )
     out = tmp_path / "pred.csv"
     predict_with(extractor, loaded, out)

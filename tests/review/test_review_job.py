@@ -142,3 +142,16 @@ def test_other_queue_settings_for_the_same_file_are_refused(pred):
     with pytest.raises(JsontuneError, match=r"was made with --below 0.8 --audit-share 0.1; start it with those"):
         Review.open(pred, below=0.5)
     assert review_db_path(pred).name == "pred.csv.review.sqlite"
+
+
+def test_fields_no_answer_has_are_named_by_the_inputs_targets(tmp_path):
+    """A weak model that wrote no JSON at all still gets a page with the fields to fill in."""
+    pred = write_predictions(tmp_path / "run", {"a": ("dame 2 clavos", "no sé", None), "b": ("3 tuercas", "", None)})
+    source = tmp_path / "orders.jsonl"
+    rows = [{"id": "a", "text": "dame 2 clavos", "target": {"producto": "clavos", "cantidad": 2}}]
+    source.write_text("".join(json.dumps(r) + "\n" for r in [*rows, {"id": "b", "text": "3 tuercas"}]))
+    review = Review.open(pred, input=source)
+    assert review.fields == ["producto", "cantidad"] and review.row("b")["fields"][0]["value"] == ""
+    review.decide("b", "accepted", {"producto": "tuercas", "cantidad": "3"}, version=0)
+    assert review.answer("b") == {"producto": "tuercas", "cantidad": 3}
+    review.close()
