@@ -256,12 +256,12 @@ class Review:
 
     def accepts(self) -> float | None:
         """The threshold rows are accepted at: --review-below alone, else the lowest min_confidence among the
-        rows the queue leaves out (None when it leaves none)."""
-        if self.settings.share is None and self.settings.below is not None:
-            return self.settings.below
+        rows the queue leaves out; None when it leaves none."""
         queued = set(self.order) - self.audit
         left = [self.rows[i].lowest for i in self.ids if i not in queued and self.rows[i].lowest is not None]
-        return min(left) if left else None
+        if not left:
+            return None
+        return self.settings.below if self.settings.share is None and self.settings.below is not None else min(left)
 
     def audit_estimate(self, states: dict[str, RowState] | None = None) -> dict[str, Any]:
         """`metrics.audit_precision` of the accepted audit rows (the model's fields against the reviewer's),
@@ -312,7 +312,9 @@ def describe_audit(audit: dict[str, Any]) -> str:
             "No threshold: every row is in the queue. Start with --review-below T to measure the precision of "
             "what T would accept without a look."
         )
-    rule = f"min confidence ≥ {audit['accepts_from']:.3f}" if audit["accepts_from"] is not None else "none left"
+    if audit["accepts_from"] is None:
+        return "Every row is in the queue: the threshold accepts none without a look, so there is nothing to audit."
+    rule = f"min confidence ≥ {audit['accepts_from']:.3f}"
     if not audit["audit_rows"]:
         return (
             f"The threshold accepts rows without a look ({rule}); no audit row is mixed into the queue to measure "

@@ -155,3 +155,13 @@ def test_fields_no_answer_has_are_named_by_the_inputs_targets(tmp_path):
     review.decide("b", "accepted", {"producto": "tuercas", "cantidad": "3"}, version=0)
     assert review.answer("b") == {"producto": "tuercas", "cantidad": 3}
     review.close()
+
+
+def test_the_audit_says_so_when_the_threshold_accepts_no_row_or_none_is_audited(pred, tmp_path):
+    everything = Review.open(pred, below=1.0)
+    assert everything.summary()["audit"]["sentence"].startswith("Every row is in the queue: the threshold accepts none")
+    everything.close()
+    other = write_predictions(tmp_path / "other")
+    unaudited = Review.open(other, below=0.8, audit_share=0.0)
+    assert "no audit row is mixed into the queue" in unaudited.summary()["audit"]["sentence"]
+    unaudited.close()
