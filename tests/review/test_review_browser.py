@@ -202,3 +202,26 @@ def test_a_text_holding_script_and_html_shows_as_text_and_runs_nothing(page):
     assert page.input_value("#field-producto") == "<b>tornillos</b>"
     assert page.evaluate("window.ran") is None and page.locator("script:not([src])").count() == 0
     assert not page.errors, page.errors
+
+
+def test_two_tabs_the_second_is_told_the_row_changed_and_sees_the_first_ones_change(page, server):
+    from playwright.sync_api import expect
+
+    page.keyboard.press("Alt+ArrowLeft")
+    expect(page.locator("#where")).to_contain_text("id mid · open")
+    other = page.context.new_page()
+    other.goto(server.url)
+    expect(other.locator("#where")).to_contain_text("id mid · open")  # the first row left to review
+    other.keyboard.type("baterías de auto")  # its least confident field, producto, is in focus
+    other.keyboard.press("Tab")
+    expect(other.locator("#status")).to_contain_text("saved")
+    page.keyboard.type("pilas")
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_have_text(
+        "not saved: row mid changed in another tab; reload it. It now shows the other tab's change."
+    )
+    expect(page.locator("#field-producto")).to_have_value("baterías de auto")  # reloaded: the other tab's value
+    page.keyboard.press("Escape")  # leaving the field: nothing of the refused edit is saved after all
+    page.wait_for_timeout(300)
+    assert _changes(server.pred, "mid")[-1][:3] == ("producto", '"baterías de 12V"', '"baterías de auto"')
+    other.close()

@@ -103,6 +103,9 @@
     }[row.answer];
     showText(row.segments, colours);
     const form = $("fields");
+    // Inputs about to go may still fire "change" (Chrome does, for a focused one): what they hold was sent
+    // already, or refused on purpose (another tab changed the row), so they must not save it again.
+    for (const old of form.querySelectorAll("input")) old.dataset.gone = "yes";
     form.replaceChildren();
     let weakest = null;
     for (const field of row.fields) {
@@ -203,6 +206,7 @@
         if (error.status === 409 && row && row.id === id) {
           const fresh = await api(`/api/row?id=${encodeURIComponent(id)}`);
           showRow(fresh); // the other tab's version, to redo the change on
+          say(`not saved: ${error.message} It now shows the other tab's change.`, "error");
         }
         throw error;
       }
@@ -210,7 +214,7 @@
   }
 
   function saveField(input, id) {
-    if (input.value === input.dataset.saved) return;
+    if (input.dataset.gone || input.value === input.dataset.saved) return;
     send("/api/save", id, { values: { [input.name]: input.value } })
       .then(refreshRow)
       .catch(() => {});
