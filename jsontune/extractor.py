@@ -111,11 +111,15 @@ class Extractor:
         prompting: Prompting,
         prompts: list[str] | None = None,
         identity: dict[str, Any] | None = None,
+        recorded: dict[str, Any] | None = None,
     ) -> None:
         self.engine, self.prompting = engine, prompting
         # What makes the predictions, for a resume sidecar: the model (and adapter) and the engine, not where
         # it runs (a restarted server on another address is the same model).
         self.identity = identity or {"engine": engine.name}
+        # What predict's manifest records beside the engine's own settings: why `auto` took it, where a server's
+        # prompt format came from.
+        self.recorded = recorded or {}
         self.tokenizer, self.fmt, self.params = prompting.tokenizer, prompting.fmt, prompting.params
         self.schema = prompting.schema  # what outputs are checked against (and, when guided, decoded under)
         self.notes = list(prompting.notes)
@@ -166,9 +170,7 @@ class Extractor:
                 settings = fit_context(settings, fit, lengths, new_tokens)
         identity = {"model": str(model), "lora": lora, "engine": kind}
         built = build_engine(kind, str(model), settings, lora=lora, ray=ray)
-        if rule:
-            built.settings["engine_rule"] = rule  # predict's manifest: why auto took this engine
-        return cls(built, prompting, prompts, identity)
+        return cls(built, prompting, prompts, identity, {"engine_rule": rule} if rule else None)
 
     @classmethod
     def connect(
@@ -197,11 +199,11 @@ class Extractor:
             )
         prompting = Prompting.resolve(folder, guided_json=guided, schema=schema, params=params, schema_required=False)
         engine = ServerEngine(url, prompting.tokenizer, name, client)
-        engine.settings.update(prompt_format_from=folder, guided=prompting.params.json_schema is not None)
         # The URL is where the model is, not what it is: a resume against another address serving the same
         # checkpoint in the same prompt format continues (the decoding and schema are compared as well).
         identity = {"engine": "server", "model": name, "served_from": root, "prompt_format": prompting.fmt.to_dict()}
-        return cls(engine, prompting, identity=identity)
+        recorded = {"prompt_format_from": folder, "guided": prompting.params.json_schema is not None}
+        return cls(engine, prompting, identity=identity, recorded=recorded)
 
     def prompts(self, texts: list[str]) -> list[str]:
         """The exact strings the engine is given: the chat template, thinking off, in the trained format."""

@@ -180,6 +180,7 @@ def run_predictions(
     score: Scorer | None = None,
     review: ReviewQueue | None = None,
     source: dict[str, Any] | None = None,
+    recorded: dict[str, Any] | None = None,
 ) -> PredictSummary:
     """Generate for every record not done yet, chunk by chunk, then write the CSV in input order.
 
@@ -187,7 +188,8 @@ def run_predictions(
     `schema` (default: the one decoding is constrained to) is what the schema-valid rate is measured by.
     `score` gives each generation's field confidences (saved in the sidecar with the row, so a resumed run
     has the ones the first run computed); `review` writes the least confident rows to OUT.review.jsonl.
-    `source` (`input_file`) goes in the manifest, so that `jsontune review` finds the texts."""
+    `source` (`input_file`) goes in the manifest, so that `jsontune review` finds the texts, and `recorded` with
+    the engine's settings (`Extractor.recorded`: why `auto` took the engine, ...)."""
     if chunk_size < 1:
         raise JsontuneError(f"--chunk-size must be at least 1, got {chunk_size}.")
     out, partial = Path(out), partial_path(out)
@@ -242,7 +244,7 @@ def run_predictions(
         if schema is not None
         else None,
         guided=params.json_schema is not None,
-        engine_settings=dict(engine.settings),
+        engine_settings={**engine.settings, **(recorded or {})},
         confidence=confidence_method(engine.name, params) if score else None,
     )
     if review is not None:
@@ -441,6 +443,7 @@ def predict_with(
         score=extractor.confidences if extractor.params.logprobs else None,
         review=review,
         source=input_file(loaded),
+        recorded=extractor.recorded,
     )
     summary.skipped, summary.notes = loaded.skipped, extractor.notes
     return summary

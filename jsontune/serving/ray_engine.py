@@ -100,13 +100,19 @@ class RayEngine:
         _quiet_ray_data()
         self.gpus, self.cpus = replica_resources(engine, ray_options, settings.tensor_parallel_size)
         check_room(ray_options, self.gpus, self.cpus)
-        self.settings: dict[str, Any] = {
+        self.pool: dict[str, Any] = {
             "ray_address": ray_options.address,
             "replicas": ray_options.replicas,
             "gpus_per_replica": self.gpus,
             "cpus_per_replica": self.cpus,
             "engine": engine,
         }
+        self.replica: dict[str, Any] | None = None  # what a replica's engine chose, once one has said
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The pool's settings, and once a replica has run, what its engine chose ("replica")."""
+        return {**self.pool, "replica": self.replica} if self.replica is not None else dict(self.pool)
 
     def stream(
         self, prompts: list[str], params: GenerationParams, chunk_size: int, progress: Progress | None = None
@@ -144,7 +150,7 @@ class RayEngine:
             for batch in batches:
                 for settings in batch["settings"]:
                     if settings:
-                        self.settings["replica"] = json.loads(settings)
+                        self.replica = json.loads(settings)
                 finished = _generations(batch)
                 if progress:
                     progress(len(finished))
