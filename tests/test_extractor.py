@@ -99,3 +99,17 @@ def test_extract_gives_what_predict_writes_on_vllm(vllm_engine, merged_run, test
     # Guided outputs are strict JSON; one cut by --max-new-tokens 24 holds its object only after repair.
     assert all(e.valid_json for e in extractions if e.finish_reason == "stop")
     assert all(e.valid_json or e.repaired for e in extractions) and any(e.valid_json for e in extractions)
+
+
+def test_the_engine_is_complete_when_built_and_the_auto_rule_is_the_extractors(merged_run, test_orders, monkeypatch):
+    """Why `auto` took the engine was written into the engine's settings after it was built; it is the
+    Extractor's own record now (predict's manifest adds it beside the engine's settings)."""
+    from jsontune.serving import base, registry
+
+    monkeypatch.setattr(registry, "vllm_available", lambda: None)  # as with vLLM's CPU build: nothing starts it
+    monkeypatch.setattr(base, "vllm_build", lambda: "cpu")
+    monkeypatch.setattr("jsontune.device.cpu_has_bf16", lambda: False)  # both engines in float32: HF takes it
+    loaded = load_records(test_orders)
+    with Extractor.load(merged_run, "auto", fit=loaded, params=GenerationParams(max_new_tokens=4)) as extractor:
+        assert extractor.engine.name == "hf-batch" and "engine_rule" not in extractor.engine.settings
+        assert extractor.recorded["engine_rule"].startswith("auto: HF for a CPU job of")
