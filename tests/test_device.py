@@ -136,15 +136,13 @@ def test_hf_loading_and_the_bench_resolve_auto_alike(tiny_model, bf16_cpu, has_b
 
 @pytest.mark.vllm
 @pytest.mark.parametrize("has_bf16", [True, False])
-def test_the_vllm_engine_and_the_bench_resolve_auto_alike(tiny_model, bf16_cpu, has_bf16, monkeypatch):
+def test_the_vllm_engine_and_the_bench_resolve_auto_alike(tiny_model, bf16_cpu, has_bf16):
     """What `predict --engine vllm` starts vLLM with is what the bench gives its vLLM rows for `auto`."""
     from jsontune.bench.runner import engine_dtype
     from jsontune.serving.base import vllm_build
     from jsontune.serving.settings import EngineSettings
     from jsontune.serving.vllm_engine import engine_args
 
-    for name, value in (("VLLM_WORKER_MULTIPROC_METHOD", "spawn"), ("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")):
-        monkeypatch.setenv(name, value)  # engine_args sets them for vLLM's processes; undone after the test
     bf16_cpu(has_bf16)
     args, chosen = engine_args(str(tiny_model), EngineSettings())
     assert args["dtype"] == chosen["dtype"] == engine_dtype(str(tiny_model), "auto", engine="vllm")
