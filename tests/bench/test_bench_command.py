@@ -76,6 +76,9 @@ def test_natural_with_gold_scores_every_engine(tiny_model, synth_dir, tmp_path):
         (["--gold", "gold.jsonl"], "add --natural"),
         (["-n", "0"], "-n must be at least 1, got 0"),
         (["--repeats", "0"], "--repeats must be at least 1"),
+        (["--ray", "--replicas", "0"], "--replicas must be at least 1, got 0"),  # checked where predict's is
+        (["--replicas", "2"], "--replicas needs --ray"),
+        (["--max-model-len", "0"], "--max-model-len must be at least 1, got 0"),
         (["--dtype", "int3"], "unknown dtype 'int3'"),
         (["--gpu-memory-utilization", "1.5"], "--gpu-memory-utilization is a share in (0, 1], got 1.5"),
     ],
