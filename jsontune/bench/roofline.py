@@ -179,9 +179,10 @@ def sequence_flops(shape: FlopShape, prompt: float, new: float, computed: float 
     return layers + shape.head_flops * new
 
 
-def job_flops(shape: FlopShape, prompt_lengths: Sequence[float], new_tokens: float) -> float:
-    """What an engine that computes every row whole does: `sequence_flops` of each prompt with `new_tokens`."""
-    return sum(sequence_flops(shape, prompt, new_tokens) for prompt in prompt_lengths)
+def job_flops(shape: FlopShape, prompt_lengths: Sequence[float], new_tokens: float, cached: float = 0) -> float:
+    """What an engine does: `sequence_flops` of each prompt with `new_tokens`, the first `cached` positions of each
+    (a mean: vLLM's prefix cache serves whole blocks of the prompts' head) taken from a cache, not computed."""
+    return sum(sequence_flops(shape, prompt, new_tokens, computed=cached) for prompt in prompt_lengths)
 
 
 def shared_prefix(token_ids: Sequence[Sequence[int]]) -> int:
@@ -213,18 +214,20 @@ def job_against_floor(
     flop_per_s: float,
     load_s: float,
     gen_s: float,
+    cached: float = 0,
     rows: int = 1000,
 ) -> dict[str, Any]:
-    """An engine's whole job against its floor: the FLOPs it did (`job_flops`) and the fewest the job needs
-    (`floor_flops`), its time with its start (`load_s` + `gen_s`, the generation of every prompt) and the time
-    the fewest FLOPs take at `flop_per_s`; and the same for a job of `rows` rows like these: the head once, each
-    row's own FLOPs and generation seconds as the mean row's, the start as measured."""
+    """An engine's whole job against its floor: the FLOPs it did (`job_flops`, `cached` positions a prompt from its
+    prefix cache) and the fewest the job needs (`floor_flops`), its time with its start (`load_s` + `gen_s`, the
+    generation of every prompt) and the time the fewest FLOPs take at `flop_per_s`; and the same for a job of
+    `rows` rows like these: the head once, each row's own FLOPs and generation seconds as the mean row's, the
+    start as measured."""
     n = len(prompt_lengths)
     fewest = floor_flops(shape, prompt_lengths, new_tokens, shared)
     head = head_flops(shape, shared)
     fewest_at = head + (fewest - head) * rows / n
     return {
-        "flops": job_flops(shape, prompt_lengths, new_tokens),
+        "flops": job_flops(shape, prompt_lengths, new_tokens, cached),
         "flops_floor": fewest,
         "job_s": load_s + gen_s,
         "floor_s": fewest / flop_per_s,
@@ -271,10 +274,16 @@ def roofline(
     }
 
 
-def share_note(share: float, roof: dict[str, Any]) -> str | None:
-    """Why a share of the ceiling is over 100 % (None when it is not): the bound did not hold for that run."""
+def share_note(share: float, roof: dict[str, Any], cached: float = 0) -> str | None:
+    """Why a share of the ceiling is over 100 % (None when it is not): the bound did not hold for that run.
+    `cached` is the share of its prompt tokens the engine took from a prefix cache."""
     if share <= 1:
         return None
+    if cached > 0:
+        return (
+            f"ran at {share:.0%} of the ceiling, over the bound: it took {cached:.0%} of its prompt tokens from its "
+            "prefix cache, so it did fewer FLOPs than the roofline counts (every prompt token computed)."
+        )
     if "cpu" in roof:
         cpu = roof["cpu"]
         why = (

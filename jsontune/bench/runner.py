@@ -222,7 +222,7 @@ def measure_cpu_rates(model: str, dtypes: Iterable[str], device: str | None) -> 
     of `dtypes`, measured now, before any engine runs: on torch's threads (the HF workers' count; vLLM's engine
     computes on every CPU up to 4), products of PREFILL_ROWS rows by the weights of the model's linear layers on
     the engines' kernels (`measure.measure_cpu`), and a copy the size of the weights (within COPY_BYTES, at most
-    a quarter of the free memory). None on a GPU."""
+    a quarter of the free memory). None ({}) on a GPU."""
     import psutil
 
     from jsontune.bench.measure import measure_cpu

@@ -203,6 +203,8 @@ def test_flops_of_a_forward_pass_counted_by_hand():
     # its first 2 positions computed already: positions 2 and 3 (keys 3 + 4), the head still twice
     assert sequence_flops(TOY, 3, 2, computed=2) == 2 * 2304 + 64 * 7 + 2 * 160 == 5376
     assert job_flops(TOY, [3, 5], 2) == 10176 + (6 * 2304 + 64 * 21 + 320) == 25664
+    # a prefix cache served each prompt's first 2 positions: neither is computed, for either prompt
+    assert job_flops(TOY, [3, 5], 2, cached=2) == 5376 + (4 * 2304 + 64 * 18 + 320) == 16064
 
 
 def test_the_floor_computes_the_shared_head_once():
@@ -216,6 +218,10 @@ def test_the_floor_computes_the_shared_head_once():
 
 def test_a_job_against_its_floor_as_run_and_for_1000_rows():
     floor = job_against_floor(TOY, [3, 5], 2, shared=2, flop_per_s=1000, load_s=2.0, gen_s=3.0, rows=1000)
+    # the second prompt took the 2-token head from the cache the first filled: a mean of 1 position a prompt;
+    # 7488 + 13120, where the exact count is the floor's 20864 (the mean moves 64 FLOPs of attention)
+    cached = job_against_floor(TOY, [3, 5], 2, shared=2, flop_per_s=1000, load_s=2.0, gen_s=3.0, cached=1)
+    assert cached == {**floor, "flops": 20928}
     assert floor == {
         "flops": 25664,
         "flops_floor": 20864,
@@ -264,3 +270,4 @@ def test_a_share_over_100_percent_says_why(cpu_spec):
     assert said.startswith("ran at 244% of the ceiling, over the bound: the CPU's rates measured at the start")
     assert "load average 0.5" in said and "prefix cache" in said
     assert "datasheet" in share_note(1.2, {"gpu": {"name": "H100 SXM"}})
+    assert "it took 31% of its prompt tokens from its prefix cache" in share_note(1.1, cpu_roof, cached=0.308)
