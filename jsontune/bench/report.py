@@ -12,12 +12,13 @@ from rich.table import Table
 
 from jsontune.bench.results import BenchResult, BenchRow
 
-SPEED = ("engine", "status", "load s", "gen s", "examples/s", "out tok/s", "speedup", "roofline")
+SPEED = ("engine", "status", "load s", "gen s", "examples/s", "out tok/s", "cached", "speedup", "roofline")
 MEMORY = ("engine", "RSS GB", "GPU GB", "torch GB")
 QUALITY = ("engine", "valid JSON", "repaired", "schema-valid", "cut", "F1", "exact match")
 FLOOR = ("engine", "FLOPs done / fewest", "job s / floor s", "1,000 rows: job s / floor s")
 CAPTIONS = {
-    "speed": "gen s: median of the timed runs, after a warm-up; speedup: examples/s over hf-seq's; "
+    "speed": "gen s: median of the timed runs, after a warm-up; cached: share of the prompt tokens vLLM took from "
+    "its prefix cache (each timed run starts with it empty); speedup: examples/s over hf-seq's; "
     "roofline: share of the ceiling output tok/s of the device it ran on, in its dtype (a GPU's datasheet, or "
     "the CPU's rates measured at the start).",
     "memory": "RSS: worker peak + its children; GPU: NVML per process (else the device's growth); "
@@ -68,6 +69,7 @@ def speed_rows(result: BenchResult) -> list[list[str]]:
                 gen,
                 f"{r.examples_per_s:.2f}",
                 f"{r.output_tokens_per_s:.1f}",
+                _fmt(r.cached_tokens / r.prompt_tokens if r.cached_tokens is not None else None, ".1%"),
                 _fmt(r.speedup, ".2f", "×"),
                 _fmt(r.roofline_share, ".1%"),
             ]

@@ -37,6 +37,7 @@ class BenchRow:
     n_timed: int | None = None
     extrapolated: bool | None = None  # --seq-limit timed fewer prompts than the job has
     prompt_tokens: int | None = None
+    cached_tokens: int | None = None  # prompt tokens vLLM took from its prefix cache; None: the engine keeps none
     output_tokens: int | None = None
     wrong_length: int | None = None  # fixed-length mode: outputs without exactly --max-new-tokens tokens
     examples_per_s: float | None = None

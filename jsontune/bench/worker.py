@@ -125,6 +125,7 @@ def run(spec: dict[str, Any], gpu_used_at_start: int | None = None) -> dict[str,
         [{"text": g.text, "output_tokens": g.output_tokens, "finish_reason": g.finish_reason} for g in generations],
     )
     output_tokens = sum(g.output_tokens for g in generations)
+    cached = [g.cached_tokens for g in generations]
     expected = spec["params"]["max_new_tokens"]
     return {
         **row,
@@ -132,6 +133,8 @@ def run(spec: dict[str, Any], gpu_used_at_start: int | None = None) -> dict[str,
         "extrapolated": len(timed) < len(prompts),
         "prompt_tokens": sum(g.prompt_tokens for g in generations),
         "output_tokens": output_tokens,
+        # of the timed run's prompt tokens, those vLLM took from its prefix cache (it starts empty: reset_cache)
+        "cached_tokens": None if None in cached else sum(cached),
         "wrong_length": sum(g.output_tokens != expected for g in generations) if spec["fixed_length"] else 0,
         "examples_per_s": len(timed) / row["gen_s"],
         "output_tokens_per_s": output_tokens / row["gen_s"],

@@ -69,6 +69,7 @@ def _extract_file(extractor, input, out, resume, chunk_size, columns) -> None:
 
     from jsontune.data import load_records
     from jsontune.predict import check_out, predict_with
+    from jsontune.serving.base import prefix_cache_line
 
     check_out(out, chunk_size)
     loaded = load_records(input, columns, require_target=False)
@@ -87,4 +88,7 @@ def _extract_file(extractor, input, out, resume, chunk_size, columns) -> None:
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     rates = f"valid JSON {summary.valid_json_rate:.1%}, repaired {summary.repaired_rate:.1%}"
-    console.print(f"wrote {summary.out}: {summary.rows} rows, {rates}, {summary.examples_per_s:.1f} rows/s")
+    cache = ""
+    if summary.cached_tokens is not None:  # the server's own count (`jsontune serve` asks vLLM for it)
+        cache = "; " + prefix_cache_line(summary.cached_tokens, summary.prompt_tokens)
+    console.print(f"wrote {summary.out}: {summary.rows} rows, {rates}, {summary.examples_per_s:.1f} rows/s{cache}")

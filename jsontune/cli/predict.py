@@ -43,6 +43,7 @@ def _print_summary(summary: PredictSummary) -> None:
     from rich.table import Table
 
     from jsontune.predict import manifest_path
+    from jsontune.serving.base import prefix_cache_line
 
     table = Table(
         title=f"predict on {summary.engine}{' --guided-json' if summary.guided else ''} → {summary.out}",
@@ -64,6 +65,8 @@ def _print_summary(summary: PredictSummary) -> None:
         f"{summary.output_tokens_per_s:.1f}",
     )
     console.print(table)
+    if summary.cached_tokens is not None:  # vLLM's own count; HF keeps no prefix cache
+        console.print(prefix_cache_line(summary.cached_tokens, summary.prompt_tokens), highlight=False)
     chosen = ", ".join(f"{k}={v}" for k, v in summary.engine_settings.items())
     console.print(f"engine settings: {chosen} (recorded in {manifest_path(summary.out)})", highlight=False)
     if summary.review:

@@ -45,6 +45,9 @@ class Generation:
     finish_reason: str  # "stop" (end-of-sequence token) or "length" (ran out of new tokens)
     token_ids: tuple[int, ...] = ()  # the new tokens, to compare engines token for token
     logprobs: tuple[float, ...] = ()  # with GenerationParams.logprobs: each new token's log-probability
+    # Prompt tokens the engine took from its prefix cache instead of computing (vLLM's own count); None where the
+    # engine keeps no such cache or does not say (HF, a server started without prompt-token details).
+    cached_tokens: int | None = None
 
 
 def decode_output(tokenizer: Any, token_ids: Sequence[int], *, stopped: bool = False) -> str:
@@ -69,6 +72,12 @@ def decode_output(tokenizer: Any, token_ids: Sequence[int], *, stopped: bool = F
         ids.pop()
         text = tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
     return text
+
+
+def prefix_cache_line(cached: int, prompt_tokens: int) -> str:
+    """How predict and extract report the prefix cache: "prompt tokens from the prefix cache: 608 of 1,996 (30.5 %)"."""
+    share = f" ({100 * cached / prompt_tokens:.1f} %)" if prompt_tokens else ""
+    return f"prompt tokens from the prefix cache: {cached:,} of {prompt_tokens:,}{share}"
 
 
 def generation_from_dict(values: dict[str, Any]) -> Generation:

@@ -109,6 +109,8 @@ class ServerEngine:
         stopped = choice.finish_reason != "length"
         usage = answer.usage
         logprobs = tuple(float(x) for x in (choice.logprobs.token_logprobs or [])) if choice.logprobs else ()
+        # The server's prefix-cache count (vLLM's, with --enable-prompt-tokens-details, which `jsontune serve` gives).
+        details = usage.prompt_tokens_details if usage else None
         return Generation(
             # The one decoding of every engine, from the ids the server generated (its own text where it sent
             # none: a server that does not know return_token_ids).
@@ -118,6 +120,7 @@ class ServerEngine:
             "stop" if stopped else "length",
             token_ids,
             logprobs,
+            details.cached_tokens if details else None,
         )
 
     def stream(

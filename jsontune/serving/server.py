@@ -59,17 +59,17 @@ def server_argv(args: dict[str, Any], host: str, port: int, name: str, lora: str
     """The command line of vLLM's OpenAI server for `args` (vllm_engine.engine_args' names as flags)."""
     argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(args["model"])]
     for key, value in args.items():
-        if key in _NOT_FLAGS or value is None or value is False:
+        if key in _NOT_FLAGS or value is None:
             continue
         flag = "--" + key.replace("_", "-")
-        if value is True:
-            argv.append(flag)
+        if isinstance(value, bool):  # vLLM's every bool is a --x/--no-x pair: False may differ from its default
+            argv.append(flag if value else f"--no-{flag[2:]}")
         else:
             argv += [flag, json.dumps(value) if isinstance(value, dict) else str(value)]
     base_name = Path(args["model"]).name if lora else name
     argv += ["--host", host, "--port", str(port), "--served-model-name", base_name]
     argv += ["--default-chat-template-kwargs", json.dumps({"enable_thinking": False})]
-    argv += ["--disable-uvicorn-access-log"]
+    argv += ["--disable-uvicorn-access-log", "--enable-prompt-tokens-details"]  # usage: cached prompt tokens
     if lora:
         argv += ["--lora-modules", f"{name}={lora}"]
     return argv

@@ -91,6 +91,19 @@ class EngineSettings:
         None, "vLLM: GiB of KV cache (default on a CPU: 64 full-length sequences, at most 1/4 of free RAM).", (VLLM,)
     )
     tensor_parallel_size: int = setting(1, "vLLM: GPUs to shard the model over.", (VLLM,))
+    block_size: int | None = setting(
+        None,
+        "vLLM: tokens per KV-cache block; the prefix cache reuses whole blocks only, so a block no longer than "
+        "the prompt head every row shares lets rows reuse it (default on a CPU: 32, a multiple of 32 there; on "
+        "a GPU: vLLM's).",
+        (VLLM,),
+    )
+    prefix_caching: bool | None = setting(
+        None,
+        "vLLM: reuse the KV cache of a prompt head computed before (default: on; --no-prefix-caching: every "
+        "prompt computed whole).",
+        (VLLM,),
+    )
     seed: int = setting(0, "vLLM's seed (bench: also the synthetic orders').", (VLLM,))
     in_process: bool | None = setting(
         None,
@@ -107,7 +120,7 @@ class EngineSettings:
         from jsontune.device import dtype_name
 
         object.__setattr__(self, "dtype", dtype_name(self.dtype))  # one spelling from here on
-        for name, least in (("batch_size", 1), ("tensor_parallel_size", 1), ("max_model_len", 1)):
+        for name, least in (("batch_size", 1), ("tensor_parallel_size", 1), ("max_model_len", 1), ("block_size", 1)):
             value = getattr(self, name)
             if value is not None and value < least:
                 raise JsontuneError(f"{flag(name)} must be at least {least}, got {value}.")

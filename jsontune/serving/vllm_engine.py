@@ -125,7 +125,12 @@ class VLLMEngine:
 
 
 GiB = 1 << 30
-_CPU_BLOCK = 128  # vLLM's CPU backend pages the KV cache in blocks of 128 tokens
+# The KV-cache block on a CPU, where vLLM's own is 128 tokens and must be a multiple of 32. The prefix cache reuses
+# whole blocks only: the prompt head every row shares (40 tokens in the demo's format) never fills a block of 128, and
+# fills one of 32 (docs/BENCHMARKS.md, "The prefix cache on a CPU"). On a GPU vLLM's default (16) is kept.
+_CPU_BLOCK = 32
+_CPU_BLOCK_MULTIPLE = 32
+_GPU_BLOCK = 16  # vLLM's default block on a GPU, for sizing an explicit KV cache there
 _CPU_MAX_MODEL_LEN = 4096  # default context on CPU when the job does not give one (models claim 40k)
 _CPU_KV_SEQUENCES = 64  # the automatic CPU KV cache holds this many full-length sequences ...
 _CPU_KV_SHARE = 0.25  # ... but takes at most this share of the memory available at start
@@ -165,14 +170,19 @@ def engine_args(
         "max_model_len": max_model_len,
         "gpu_memory_utilization": settings.gpu_memory_utilization,
         "tensor_parallel_size": settings.tensor_parallel_size,
-        "enable_prefix_caching": True,  # every prompt starts with the same instruction
+        # Every prompt starts with the same head (chat header, instruction, "Texto:"); its blocks are computed once.
+        "enable_prefix_caching": settings.prefix_caching is not False,
         # Guided JSON: compact, as the model was trained to write, and no room to pad with whitespace until
         # max_new_tokens.
         "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True},
         "trust_remote_code": settings.trust_remote_code,
         "seed": settings.seed,
     }
+    block = _block_size(settings.block_size, device)
+    if block is not None:
+        args["block_size"] = block
     chosen: dict[str, Any] = {"device": device, "dtype": dtype, "max_model_len": max_model_len}
+    chosen.update(block_size=block or "vllm default", prefix_caching=args["enable_prefix_caching"])
     chosen["in_process"], chosen["in_process_rule"] = in_process(settings, shape, device, server=server)
     if device == "cpu":
         if _small_cpu():
@@ -182,17 +192,31 @@ def engine_args(
         # which can take minutes on a few cores.
         args.update(
             enforce_eager=True,
-            kv_cache_memory_bytes=kv_cache_bytes(shape, dtype, max_model_len, kv_cache_gb, in_ram=True),
+            kv_cache_memory_bytes=kv_cache_bytes(shape, dtype, max_model_len, kv_cache_gb, in_ram=True, block=block),
         )
         chosen.update(cpu_settings(args, engine_env(chosen), in_process=chosen["in_process"]))
     else:
         if kv_cache_gb is not None:
             length = max_model_len or shape.get("max_position_embeddings") or _CPU_MAX_MODEL_LEN
-            args["kv_cache_memory_bytes"] = kv_cache_bytes(shape, dtype, length, kv_cache_gb, in_ram=False)
+            args["kv_cache_memory_bytes"] = kv_cache_bytes(
+                shape, dtype, length, kv_cache_gb, in_ram=False, block=block or _GPU_BLOCK
+            )
         chosen.update(gpu_memory_utilization=settings.gpu_memory_utilization, kv_cache_gb=kv_cache_gb)
     if lora:
         args.update(enable_lora=True, max_lora_rank=_max_lora_rank(lora))
     return args, chosen
+
+
+def _block_size(asked: int | None, device: str) -> int | None:
+    """The KV-cache block to give vLLM (None: vLLM's own): --block-size, else _CPU_BLOCK on a CPU. vLLM's CPU
+    attention refuses a block that is not a multiple of 32; said here, before a start."""
+    if device != "cpu":
+        return asked
+    if asked is not None and asked % _CPU_BLOCK_MULTIPLE:
+        raise JsontuneError(
+            f"--block-size {asked}: vLLM on a CPU takes a multiple of {_CPU_BLOCK_MULTIPLE} (32, 64, 128, ...)."
+        )
+    return asked or _CPU_BLOCK
 
 
 def in_process(
@@ -287,16 +311,17 @@ def _max_model_len(model: str, asked: int | None, shape: dict[str, Any], device:
 
 
 def kv_cache_bytes(
-    config: dict[str, Any], dtype: str, max_model_len: int, kv_cache_gb: float | None, *, in_ram: bool
+    config: dict[str, Any], dtype: str, max_model_len: int, kv_cache_gb: float | None, *, in_ram: bool, block: int
 ) -> int:
     """The KV cache to reserve: --kv-cache-gb, else (in RAM, on a CPU) room for _CPU_KV_SEQUENCES full-length
-    sequences within _CPU_KV_SHARE of the memory free now. Either way it must hold one whole sequence."""
+    sequences within _CPU_KV_SHARE of the memory free now. Either way it must hold one whole sequence, in whole
+    blocks of `block` tokens."""
     import psutil
 
     from jsontune.shape import model_shape
 
     per_token = model_shape(config, dtype, params=1).kv_bytes_per_token
-    per_sequence = -(-max_model_len // _CPU_BLOCK) * _CPU_BLOCK * per_token
+    per_sequence = -(-max_model_len // block) * block * per_token
     available = psutil.virtual_memory().available
     if kv_cache_gb is not None:
         size = int(kv_cache_gb * GiB)
@@ -399,6 +424,7 @@ def _generation(output: Any, tokenizer: Any) -> Generation:
         finish_reason=finish_reason,
         token_ids=tuple(completion.token_ids),
         logprobs=logprobs,
+        cached_tokens=output.num_cached_tokens,
     )
 
 

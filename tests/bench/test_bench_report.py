@@ -54,7 +54,7 @@ def _result(rows: list[BenchRow], n: int = 40, n_requested: int = 40, natural: b
 
 def test_extrapolated_seconds_are_scaled_to_all_prompts_and_starred():
     result = _result([_row("hf-seq", extrapolated=True)])
-    assert report.speed_rows(result) == [["hf-seq", "ok", "2.0", "16.00*", "2.50", "160.0", "1.00×", "—"]]
+    assert report.speed_rows(result) == [["hf-seq", "ok", "2.0", "16.00*", "2.50", "160.0", "—", "1.00×", "—"]]
     assert any(note.startswith("* hf-seq was timed on the first 10 of 40") for note in report.notes(result))
 
 
@@ -154,7 +154,7 @@ def test_every_cpu_row_is_rendered_with_the_share_of_the_ceiling_in_its_dtype(cp
     )
     assert said[-2].startswith("Roofline in float32 on test (2 CPUs)") and "products 50.0 GFLOP/s" in said[-2]
     md = report.markdown(result)
-    assert "| hf-batch | ok | 2.0 | 16.00 | 2.50 | 160.0 | 1.00× | 25.0% |" in md and said[-1] in md
+    assert "| hf-batch | ok | 2.0 | 16.00 | 2.50 | 160.0 | — | 1.00× | 25.0% |" in md and said[-1] in md
     assert "| engine | FLOPs done / fewest | job s / floor s | 1,000 rows: job s / floor s |" in md
     assert "| hf-batch | 3.68 TFLOP / 2.58 TFLOP (1.4×) | 40.0 / 10.00 (4.0×) | 1,000 / 250.0 (4.0×) |" in md
     assert "| vllm |" not in md.split("## Floor")[1]  # no floor without one

@@ -67,6 +67,9 @@ def test_the_vllm_row_ran_with_its_memory_and_cpu_settings(fixed_run):
     assert settings["dtype"] == fixed_run.engine_dtypes["vllm"]  # what predict runs vLLM in
     if settings["device"] == "cpu":
         assert settings["enforce_eager"] and settings["kv_cache_gb"] > 0
+    # Each timed run starts with an empty prefix cache; every prompt after the first reuses the 40-token head's
+    # first 32 (one block on a CPU, two on a GPU). HF keeps no such cache.
+    assert vllm.cached_tokens >= (N - 1) * 32 and fixed_run.rows[0].cached_tokens is None
     assert "| vllm | ok |" in report.markdown(fixed_run)
 
 

@@ -198,6 +198,35 @@ def test_the_manifest_records_rates_cut_rows_and_the_engines_settings(records, t
     assert made["valid_json_rate"] == pytest.approx(3 / 7) and made["repaired_rate"] == pytest.approx(1 / 7)
 
 
+def test_the_prefix_cache_share_is_this_runs_prompt_tokens_as_the_engine_counts_them(records, tmp_path):
+    """Summary and manifest: the prompt tokens of the rows this run generated and those the engine took from its
+    prefix cache (a resumed row is not counted again); an engine that does not say gives no share, not 0."""
+    from dataclasses import replace
+
+    from jsontune.predict import manifest_path
+    from jsontune.serving.base import prefix_cache_line
+
+    class Caching(ScriptedEngine):  # 10 prompt tokens a row; 8 from the cache, but none for "a" (the first)
+        def generate(self, prompts, params, progress=None):
+            made = super().generate(prompts, params, progress)
+            return [replace(g, cached_tokens=0 if p == "a" else 8) for p, g in zip(prompts, made, strict=True)]
+
+    out = tmp_path / "pred.csv"
+    summary = _run(records, out, engine=Caching(), chunk_size=3)
+    assert (summary.prompt_tokens, summary.cached_tokens) == (70, 48)
+    made = json.loads(manifest_path(out).read_text())
+    assert (made["prompt_tokens"], made["cached_tokens"], made["prefix_cache_share"]) == (70, 48, 48 / 70)
+    assert prefix_cache_line(48, 70) == "prompt tokens from the prefix cache: 48 of 70 (68.6 %)"
+
+    _sidecar(out, json.dumps({"id": "id-b", "raw_output": ANSWERS["b"], "prompt_tokens": 10, "output_tokens": 1}))
+    resumed = _run(records, out, engine=Caching(), resume=True)
+    assert (resumed.prompt_tokens, resumed.cached_tokens, resumed.prefix_cache_share) == (60, 40, 40 / 60)
+
+    plain = _run(records, tmp_path / "plain.csv")  # ScriptedEngine says nothing of a cache, like HF
+    assert (plain.prompt_tokens, plain.cached_tokens, plain.prefix_cache_share) == (70, None, None)
+    assert json.loads(manifest_path(tmp_path / "plain.csv").read_text())["prefix_cache_share"] is None
+
+
 def test_valid_json_is_strict_and_a_repaired_object_is_kept_with_false(tmp_path, monkeypatch):
     """The CSV rule: valid_json "true" only where json.loads reads the object as written; a repaired one (here a
     raw control character inside a string, as xgrammar's maxLength let through) is the prediction, with false."""

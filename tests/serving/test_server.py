@@ -105,6 +105,13 @@ def test_extract_many_at_once_gives_offline_guided_predictions(server, vllm_engi
     assert [r["raw_output"] for r in rows] == [g.text for g in expected]
     assert all(r["prediction"] for r in rows)  # an object on every row: strict, or cut at 24 tokens and repaired
     assert [r["valid_json"] == "true" for r in rows] == [valid_json(find_json(g.text)) for g in expected]
+    # The server's own count of prompt tokens from its prefix cache: every request after the first reuses the
+    # prompt head's first block (32 tokens on a CPU) at least.
+    made = json.loads(out.with_name(out.name + ".manifest.json").read_text())
+    assert made["cached_tokens"] >= 32 * (len(records) - 1) and made["prompt_tokens"] == sum(
+        len(p) for p in load_tokenizer(merged_run)(prompts, add_special_tokens=False)["input_ids"]
+    )
+    assert "prompt tokens from the prefix cache: " in " ".join(result.output.split())
 
 
 def test_extract_texts_prints_one_json_per_line(server):
@@ -270,6 +277,27 @@ def test_the_server_command_line_serves_what_predict_would(tiny_model, trained_r
     else:
         assert name == tiny_model.name and "--lora-modules" not in argv
     assert "api" not in " ".join(argv).lower().replace("api_server", "")  # the key travels in VLLM_API_KEY
+
+
+def test_vllms_own_parser_reads_the_server_command_line_as_meant(tiny_model):
+    """No server started: vLLM's OpenAI server parser reads the argv jsontune writes, a False setting included
+    (--no-prefix-caching must reach it as --no-enable-prefix-caching, not vanish), and asks for the usage's
+    cached prompt tokens, which `jsontune extract` reports."""
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    from jsontune.serving.server import server_argv
+    from jsontune.serving.vllm_engine import engine_args
+
+    parser = make_arg_parser(FlexibleArgumentParser())
+    for settings in (EngineSettings(), EngineSettings(prefix_caching=False, block_size=64)):
+        args, chosen = engine_args(str(tiny_model), settings)
+        parsed = parser.parse_args(server_argv(args, "127.0.0.1", 8123, "tiny", None)[3:])
+        assert parsed.enable_prompt_tokens_details is True and parsed.trust_remote_code is False
+        assert parsed.enable_prefix_caching is (settings.prefix_caching is not False) is chosen["prefix_caching"]
+        block = args.get("block_size")  # None on a GPU without --block-size: vLLM's own
+        assert parsed.block_size == block and chosen["block_size"] == (block or "vllm default")
+        assert block == (settings.block_size or (32 if chosen["device"] == "cpu" else None))
 
 
 @pytest.mark.parametrize("asked", [None, True])

@@ -88,6 +88,9 @@ def test_lora_in_float32_is_refused_before_vllm_loads(tmp_path, dtype):
             marks=pytest.mark.cpu_only,  # the CPU engine's KV cache is RAM
         ),
         ({"max_model_len": 10**6}, r"--max-model-len 1000000 is longer than .* allows \(2048 positions\)"),
+        pytest.param(
+            {"block_size": 16}, r"--block-size 16: vLLM on a CPU takes a multiple of 32", marks=pytest.mark.cpu_only
+        ),
         ({"dtype": "float64"}, r"unknown dtype 'float64'; choose one of: auto, float32, bfloat16, float16"),
     ],
 )
@@ -317,6 +320,62 @@ def test_the_engine_in_this_process_gives_the_session_engines_tokens(
     assert torch.set_num_threads is set_threads and os.environ.get(MULTIPROCESSING) == environment.get(MULTIPROCESSING)
     assert not vllm.envs._is_envs_cache_enabled()  # vLLM reads the environment afresh again
     assert vllm_engine.generate(order_prompts[:2], params)[0].token_ids == there[0].token_ids  # still serves
+
+
+@pytest.mark.vllm
+def test_the_prompt_head_every_row_shares_is_computed_once_and_changes_no_token(
+    vllm_engine, merged_run, synth_dir, tmp_path, monkeypatch
+):
+    """predict reports the prompt tokens vLLM took from its prefix cache (its own count) in its summary and its
+    manifest. The cache reuses whole blocks: with the default block (32 on a CPU) the 40-token head every row
+    shares fills one, so every row after the first reuses it, 30 % of the test set's prompt tokens (none with
+    vLLM's CPU block of 128). An engine with --no-prefix-caching writes the very same tokens (float32)."""
+    from typer.testing import CliRunner
+
+    from jsontune.cli.app import app
+    from jsontune.data import load_records
+    from jsontune.manifest import read_prompt_format
+    from jsontune.predict import manifest_path
+    from jsontune.serving import registry
+    from jsontune.serving.base import prefix_cache_line
+
+    test = synth_dir / "test.jsonl"
+    tokenizer = load_tokenizer(merged_run)
+    prompts = render_prompts(tokenizer, [r.text for r in load_records(test).records], read_prompt_format(merged_run))
+    ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    block = vllm_engine.settings["block_size"]
+    block = block if isinstance(block, int) else 16  # vLLM's own on a GPU
+    # What the cache can serve a prompt: its longest head in common with an earlier prompt, in whole blocks, and
+    # never its last token (computed to sample from).
+    expected = sum(
+        min(max(len(os.path.commonprefix([x, y])) for y in ids[:i]), len(x) - 1) // block * block
+        for i, x in enumerate(ids)
+        if i
+    )
+    vllm_engine.reset_cache()  # the session's engine may have seen these prompts
+    monkeypatch.setattr(registry, "make_engine", lambda *a, **k: _Counting(vllm_engine))
+    out = tmp_path / "pred.csv"
+    args = ["predict", "--model", str(merged_run), "--input", str(test), "--out", str(out), "--max-new-tokens", "24"]
+    result = CliRunner().invoke(app, [*args, "--engine", "vllm"])
+    assert result.exit_code == 0, result.output
+    made = json.loads(manifest_path(out).read_text())
+    total = sum(map(len, ids))
+    assert (made["cached_tokens"], made["prompt_tokens"]) == (expected, total) and made["prefix_cache_share"] >= 0.3
+    assert prefix_cache_line(expected, total) in " ".join(result.output.split())
+
+    params = GenerationParams(max_new_tokens=24)
+    warm = vllm_engine.generate(prompts, params)  # every prompt but its last token from the cache now
+    assert sum(g.cached_tokens for g in warm) >= total - len(prompts) * block
+    off = _generate("vllm", merged_run, prompts, params, dtype="float32", max_model_len=512, prefix_caching=False)
+    assert {g.cached_tokens for g in off} == {0}
+    assert len({g.token_ids for g in off}) >= 5, "outputs must differ for a real comparison"
+    if vllm_engine.device != "cpu":  # a GPU's kernels may round a cached head's keys differently
+        assert _agreement(warm, off) >= 0.9
+        return
+    assert [g.token_ids for g in warm] == [g.token_ids for g in off]
+    with out.open(encoding="utf-8", newline="") as f:
+        assert [row["raw_output"] for row in csv.DictReader(f)] == [g.text for g in off]
+    print(f"\n{prefix_cache_line(expected, total)} (block {block}); cache off: the same tokens")
 
 
 @pytest.mark.vllm
