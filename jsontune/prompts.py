@@ -16,6 +16,7 @@ DEFAULT_INSTRUCTION = (
     "Extrae los datos del pedido del siguiente texto. Responde únicamente con un objeto JSON "
     'con las claves "producto", "cantidad" y "precio_unitario"; los números van como números.'
 )
+NO_INSTRUCTION = "none"  # train's `--instruction none`: the prompt is "Texto: " and the text, nothing before it
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,18 @@ def build_messages(text: str, fmt: PromptFormat | None = None) -> list[dict[str,
     """The chat messages that ask for `text`'s JSON (no answer)."""
     fmt = fmt or PromptFormat()
     messages = [{"role": "system", "content": fmt.system}] if fmt.system else []
-    messages.append({"role": "user", "content": f"{fmt.instruction}\n\nTexto: {text.strip()}"})
+    task = f"Texto: {text.strip()}"
+    messages.append({"role": "user", "content": f"{fmt.instruction}\n\n{task}" if fmt.instruction else task})
     return messages
+
+
+def prompt_format(instruction: str | None = None) -> PromptFormat:
+    """The format `train` asks in for its `instruction` setting: None, DEFAULT_INSTRUCTION; NO_INSTRUCTION, none
+    (the instruction is what makes a model that was not fine-tuned answer at all; a fine-tuned one learns the task
+    from its data, and every prompt is shorter without it); any other text, that instruction."""
+    if instruction is None:
+        return PromptFormat()
+    return PromptFormat(instruction="" if instruction.strip().lower() == NO_INSTRUCTION else instruction)
 
 
 def completion_text(target: dict[str, Any]) -> str:

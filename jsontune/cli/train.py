@@ -51,6 +51,15 @@ def train(
     out: Annotated[Path | None, Opt(help="Run folder: best/, last/, metrics.jsonl, run.json, curves.png.")] = None,
     config: Annotated[Path | None, Opt(help="Recipe YAML (configs/*.yaml); flags override it.")] = None,
     augment_factor: Annotated[float | None, Opt(help="About K x training rows by augmentation.")] = None,
+    instruction: Annotated[
+        str | None,
+        Opt(
+            help="What each prompt says before the text: none for the text alone (shorter prompts; a base model "
+            "that is not fine-tuned then answers nothing useful), or your own instruction (default: the recipe's, "
+            "else the built-in Spanish one). Recorded with the adapter: predict, bench, serve and Extractor ask "
+            "the same way."
+        ),
+    ] = None,
     epochs: Annotated[float | None, Opt(help="Training epochs (sft.num_train_epochs).")] = None,
     max_steps: Annotated[int | None, Opt(help="Stop after N optimizer steps (sft.max_steps).")] = None,
     lr: Annotated[float | None, Opt(help="Peak learning rate (sft.learning_rate).")] = None,
@@ -88,6 +97,7 @@ def train(
         val=str(val) if val else None,
         out=str(out) if out else None,
         augment_factor=augment_factor,
+        instruction=instruction,
         epochs=epochs,
         max_steps=max_steps,
         lr=lr,

@@ -127,7 +127,7 @@ class TrainConfig:
     columns: InputColumns = field(default_factory=InputColumns)  # a mapping of its fields is read into one
     augment_factor: float = 1.0
     augment_strategies: list[str] | None = None
-    instruction: str | None = None
+    instruction: str | None = None  # None: prompts.DEFAULT_INSTRUCTION; "none": no instruction (`prompt_format`)
     # the run
     gradient_checkpointing: bool | None = None  # None: on with a GPU, off on CPU
     precision: str = "auto"  # auto: bf16 if the GPU has it, else fp16; fp32 on CPU
@@ -183,6 +183,10 @@ class TrainConfig:
             (0 <= dropout < 1, f"--lora-dropout must be in [0, 1), got {dropout} (lora.lora_dropout)."),
             (modules, "--target-modules must name a module, e.g. q_proj,v_proj (lora.target_modules)."),
             (self.augment_factor >= 1, f"--augment-factor must be at least 1, got {self.augment_factor}."),
+            (
+                self.instruction is None or self.instruction.strip(),
+                "--instruction is blank; give its text, or none for prompts without one (instruction: in a recipe).",
+            ),
             (self.eval_steps >= 1, f"--eval-steps must be at least 1, got {self.eval_steps}."),
             (eval_samples is None or eval_samples >= 1, f"--eval-samples must be at least 1, got {eval_samples}."),
             (self.eval_batch_size >= 1, f"eval_batch_size must be at least 1, got {self.eval_batch_size}."),

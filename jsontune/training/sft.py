@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jsontune.io import write_json_atomic
-from jsontune.prompts import PromptFormat
+from jsontune.prompts import PromptFormat, prompt_format
 from jsontune.training.config import TrainConfig, construct
 from jsontune.training.data import load_data, training_dataset
 from jsontune.training.run_folder import check_resumed_data, finish_run_record, open_run_folder, run_record
@@ -50,7 +50,7 @@ def train(cfg: TrainConfig, on_event=None, callbacks: tuple = ()) -> TrainSummar
     args, peft_config = construct("sft", sft), lora_config(cfg)  # a refused setting stops before any loading
     resume_step = open_run_folder(cfg, main_process, on_event)
     set_seed(cfg.seed)
-    fmt = PromptFormat(instruction=cfg.instruction) if cfg.instruction else PromptFormat()
+    fmt = prompt_format(cfg.instruction)
     train_records, eval_records, data_info = load_data(cfg, on_event)
     if cfg.resume:
         check_resumed_data(run_dir, data_info)

@@ -121,6 +121,7 @@ def test_keys_jsontune_owns_are_refused(tmp_path, text, message):
         ({"model": ""}, "--model"),
         ({"epochs": 0}, "--epochs"),
         ({"eval_batch_size": 0}, "eval_batch_size must be at least 1"),  # the F1 eval's HF batches
+        ({"instruction": "  "}, "--instruction is blank; give its text, or none"),
     ],
 )
 def test_bad_values_name_the_flag(override, flag):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from jsontune.prompts import PromptFormat, render_prompt, training_example
+from jsontune.prompts import DEFAULT_INSTRUCTION, PromptFormat, prompt_format, render_prompt, training_example
 from jsontune.training.data import training_length
 from jsontune.training.recipe import build_config
 from jsontune.training.sft import lora_config, sft_config, train
@@ -17,16 +17,16 @@ from jsontune.training.sft import lora_config, sft_config, train
 STEPS = 6  # tests/conftest.py: train_config's max_steps
 
 
-def test_completion_only_labels_on_the_real_tokenizer_path(tiny_model, tmp_path):
+@pytest.mark.parametrize("fmt", [PromptFormat(), prompt_format("none")], ids=["instruction", "no-instruction"])
+def test_completion_only_labels_on_the_real_tokenizer_path(tiny_model, tmp_path, fmt):
     """Every prompt token is -100, every completion token (JSON + <|im_end|>) is trained, and the trained
-    prompt is token-for-token what predict sends."""
+    prompt is token-for-token what predict sends, with the instruction and without it."""
     from datasets import Dataset
     from trl import SFTTrainer
 
     from jsontune.modeling import load_model, load_tokenizer
 
     tokenizer = load_tokenizer(str(tiny_model))
-    fmt = PromptFormat()
     text, target = (
         "Necesito 1.500 unidades de tornillos M8 a $12,50 c/u",
         {"producto": "tornillos M8", "cantidad": 1500, "precio_unitario": 12.5},
@@ -75,6 +75,32 @@ def test_recipe_sections_reach_the_trainer(tiny_model, tmp_path):
     peft = trainer.model.peft_config["default"]
     assert peft.use_rslora is True and peft.r == 4 and peft.lora_alpha == 32
     assert trainer.model.base_model.model.model.layers[0].self_attn.q_proj.lora_A["default"].weight.shape[0] == 4
+
+
+def test_a_run_without_the_instruction_is_asked_without_it(make_train_config, tiny_model, synth_dir, tmp_path):
+    """--instruction none: run.json and the adapter's manifest record a format with no instruction, and what
+    predict, bench, serve's client and the Extractor render from the adapter (`Prompting.resolve`) is what
+    training rendered: "Texto: " and the text right after the chat header."""
+    from jsontune.extractor import Prompting
+    from jsontune.modeling import load_tokenizer
+
+    out = tmp_path / "run"
+    train(make_train_config(tiny_model, synth_dir, out, instruction="none", max_steps=1, eval_steps=1))
+    assert json.loads((out / "run.json").read_text())["prompt_format"]["instruction"] == ""
+    prompting = Prompting.resolve(str(tiny_model), str(out / "best"))
+    assert prompting.fmt == prompt_format("none") != PromptFormat()
+    text = "Necesito 100 tornillos a 50 pesos"
+    [asked] = prompting.prompts([text])
+    tokenizer = load_tokenizer(str(tiny_model))
+    assert asked == render_prompt(tokenizer, text, prompt_format("none"))
+    assert asked.startswith(f"<|im_start|>user\nTexto: {text}<|im_end|>") and DEFAULT_INSTRUCTION not in asked
+    trained = tokenizer.apply_chat_template(
+        training_example(text, {"producto": "tornillos"}, prompting.fmt)["prompt"],
+        tokenize=False,
+        add_generation_prompt=True,
+        enable_thinking=False,
+    )
+    assert trained == asked
 
 
 def test_run_folder_is_complete(trained_run):
