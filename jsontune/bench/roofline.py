@@ -201,7 +201,8 @@ def head_flops(shape: FlopShape, shared: int) -> float:
 
 def floor_flops(shape: FlopShape, prompt_lengths: Sequence[float], new_tokens: float, shared: int) -> float:
     """The fewest FLOPs the job needs: the `shared` head every prompt starts with once (`head_flops`), then each
-    row's own prompt tokens (attending to the head) and its answer tokens."""
+    row's own prompt tokens (attending to the head) and its answer tokens. Longer heads that only some prompts
+    share are counted in each of them."""
     rows = sum(sequence_flops(shape, prompt, new_tokens, computed=shared) for prompt in prompt_lengths)
     return head_flops(shape, shared) + rows
 

@@ -323,8 +323,8 @@ def _row_roofline(row: BenchRow, rooflines: dict[str, dict[str, Any]]) -> tuple[
 
 def with_roofline_shares(rows: list[BenchRow], rooflines: dict[str, dict[str, Any]]) -> list[BenchRow]:
     """The rows with each finished row's output tokens/s as a share of the ceiling of the roofline in its dtype,
-    a note where that share is over 100 % (`roofline.share_note`), or a note why it has none (it ran on another
-    device than the roofline's)."""
+    a note where that share is over 100 % (`roofline.share_note`, naming the prefix cache where the row took
+    prompt tokens from it), or a note why it has none (it ran on another device than the roofline's)."""
     from jsontune.bench.roofline import share_note
 
     def shared(row: BenchRow) -> BenchRow:
@@ -332,7 +332,8 @@ def with_roofline_shares(rows: list[BenchRow], rooflines: dict[str, dict[str, An
         if roof is None:
             return replace(row, roofline_note=why)
         share = row.output_tokens_per_s / roof["ceiling_tokens_per_s"]
-        return replace(row, roofline_share=share, roofline_note=share_note(share, roof))
+        cached = (row.cached_tokens or 0) / row.prompt_tokens if row.prompt_tokens else 0
+        return replace(row, roofline_share=share, roofline_note=share_note(share, roof, cached))
 
     return [shared(r) if r.ok else r for r in rows]
 
@@ -346,9 +347,10 @@ def with_floors(
     rows_at: int = 1000,
 ) -> list[BenchRow]:
     """The rows with each finished row's whole job against its floor (`roofline.job_against_floor`): the FLOPs it
-    did for its answers (its mean answer length in natural mode) and the fewest they need (the `shared` prompt
-    head once), its start plus its generation of every prompt against those FLOPs at the peak FLOP/s of the
-    roofline in its dtype; for the job as run and for `rows_at` rows. Rows without a roofline get none."""
+    did for its answers (its mean answer length in natural mode; the prompt tokens vLLM took from its prefix
+    cache left out) and the fewest they need (the `shared` prompt head once), its start plus its generation of
+    every prompt against those FLOPs at the peak FLOP/s of the roofline in its dtype; for the job as run and for
+    `rows_at` rows. Rows without a roofline get none."""
     from jsontune.bench.roofline import FlopShape, job_against_floor
 
     if not any(roof["available"] for roof in rooflines.values()):
@@ -360,11 +362,10 @@ def with_floors(
         roof, _ = _row_roofline(row, rooflines)
         if roof is None:
             return row
-        answer = row.output_tokens / row.n_timed
+        answer, cached = row.output_tokens / row.n_timed, (row.cached_tokens or 0) / row.n_timed
         gen_s = row.gen_s * n / row.n_timed  # --seq-limit timed the first n_timed prompts
-        floor = job_against_floor(
-            shape, prompt_lengths, answer, shared, roof["flop_per_s"], row.load_s, gen_s, rows=rows_at
-        )
+        rate = roof["flop_per_s"]
+        floor = job_against_floor(shape, prompt_lengths, answer, shared, rate, row.load_s, gen_s, cached, rows_at)
         return replace(row, floor=floor)
 
     return [floored(r) if r.ok else r for r in rows]

@@ -73,6 +73,9 @@ def test_a_share_over_100_percent_comes_with_a_note(tiny_model, cpu_spec):
     (row,) = with_roofline_shares([replace(rows[0], output_tokens_per_s=fast)], roofs)
     assert row.roofline_share == pytest.approx(2.44)
     assert row.roofline_note.startswith("ran at 244% of the ceiling, over the bound")
+    hits = replace(rows[0], output_tokens_per_s=fast, prompt_tokens=900, cached_tokens=300)
+    (row,) = with_roofline_shares([hits], roofs)
+    assert "it took 33% of its prompt tokens from its prefix cache" in row.roofline_note
 
 
 def test_a_cpu_row_beside_gpu_rows_has_no_share_of_the_gpus_roofline(tiny_model):
@@ -92,5 +95,10 @@ def test_each_row_is_held_against_the_floor_of_its_own_answers(tiny_model, cpu_s
     # the first 5 of 10 prompts timed in 1.5 s: all 10 take 3 s; its answers are 6 tokens long
     assert seq.floor == job_against_floor(shape, LENGTHS, 6, 40, 100e9, load_s=2.0, gen_s=3.0)
     assert seq.floor["flops"] > seq.floor["flops_floor"] and skipped == rows[1]
+    # vLLM took 5 x 32 prompt tokens from its prefix cache: 32 positions a prompt it did not compute
+    vllm = _cpu_row("vllm", 30.0, "bfloat16", **timing, prompt_tokens=5 * 90, cached_tokens=5 * 32)
+    (cached,) = with_floors([vllm], roofs, str(tiny_model), LENGTHS, shared=40)
+    assert cached.floor == job_against_floor(shape, LENGTHS, 6, 40, 100e9, 2.0, 3.0, cached=32)
+    assert cached.floor["flops"] < seq.floor["flops"]
     no_rate = {"bfloat16": {"available": False, "reason": "none"}}
     assert with_floors(rows, no_rate, str(tiny_model), LENGTHS, shared=40) == rows

@@ -131,7 +131,9 @@ def test_a_cpu_run_has_a_roofline_in_each_dtype_and_every_row_its_share_and_floo
         roof = fixed_run.rooflines[runner.row_dtype(row)]
         assert row.roofline_share == pytest.approx(row.output_tokens_per_s / roof["ceiling_tokens_per_s"])
         assert (row.roofline_note is None) == (row.roofline_share <= 1)
-        assert row.floor["flops"] > row.floor["flops_floor"] > 0 and row.floor["job_s"] > row.load_s
+        assert row.floor["flops_floor"] > 0 and row.floor["job_s"] > row.load_s
+        if row.cached_tokens is None:  # HF computes every prompt whole
+            assert row.floor["flops"] > row.floor["flops_floor"]
     assert fixed_run.shared_prefix_tokens > 0  # the chat header and the instruction
     md = files["markdown"].read_text()
     assert "No roofline" not in md and "## Floor" in md
