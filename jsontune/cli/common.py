@@ -43,6 +43,20 @@ GpusPerReplica = Annotated[
     typer.Option(help="With --ray: GPUs per replica (default: vLLM --tensor-parallel-size, HF 1; 0 without GPUs)."),
 ]
 CpusPerReplica = Annotated[float | None, typer.Option(help="With --ray: CPUs per replica (default 1).")]
+# The review queue (predict writes it, eval scores it, review serves it): one rule, metrics.review_queue.
+ReviewBelow = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="The review queue: the rows with a field below this confidence (predict writes them to "
+        "OUT.review.jsonl, eval counts the wrong fields they hold, review serves them).",
+    ),
+]
+ReviewShare = Annotated[
+    float | None,
+    typer.Option(min=0.0, max=1.0, help="The review queue: the least confident share of the rows (0.2: 20 %)."),
+]
 
 
 class RayCommand(TyperCommand):

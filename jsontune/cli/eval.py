@@ -17,7 +17,15 @@ from typing import Annotated
 
 import typer
 
-from jsontune.cli.common import console, err_console, input_options, print_eval_report, print_load_report
+from jsontune.cli.common import (
+    ReviewBelow,
+    ReviewShare,
+    console,
+    err_console,
+    input_options,
+    print_eval_report,
+    print_load_report,
+)
 from jsontune.data import InputColumns
 
 
@@ -34,24 +42,8 @@ def eval_cmd(
     strict: Annotated[
         bool, typer.Option(help='Compare values exactly (1500 != 1500.0 != "1500", case and accents count).')
     ] = False,
-    review_below: Annotated[
-        float | None,
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            help="With confidences: how many of the wrong fields a review queue of the records whose "
-            "min_confidence is below this would catch.",
-        ),
-    ] = None,
-    review_share: Annotated[
-        float | None,
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            help="With confidences: the same for a queue of the least confident share of the records "
-            "(0.2: 20 %), as `predict --review-share` writes it.",
-        ),
-    ] = None,
+    review_below: ReviewBelow = None,
+    review_share: ReviewShare = None,
     columns: InputColumns = InputColumns(),  # the --text-col, ... flags (@input_options)
 ) -> None:
     """Score predictions against gold JSON: field-level precision, recall, F1, exact match, JSON validity.

@@ -16,6 +16,8 @@ from jsontune.cli.common import (
     GpusPerReplica,
     RayAddress,
     Replicas,
+    ReviewBelow,
+    ReviewShare,
     console,
     engine_options,
     err_console,
@@ -124,12 +126,8 @@ def predict(
     confidence: Annotated[
         bool, typer.Option(help="A confidence for every field (the model's token log-probs; CSV columns).")
     ] = True,
-    review_below: Annotated[
-        float | None, typer.Option(help="Write OUT.review.jsonl: the rows with a field below this confidence.")
-    ] = None,
-    review_share: Annotated[
-        float | None, typer.Option(help="Write OUT.review.jsonl: the least confident share of the rows (0.2: 20 %).")
-    ] = None,
+    review_below: ReviewBelow = None,
+    review_share: ReviewShare = None,
     ray: RayAddress = None,
     replicas: Replicas = 1,
     gpus_per_replica: GpusPerReplica = None,

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from jsontune.cli.common import console, err_console, input_options, user_errors
+from jsontune.cli.common import ReviewBelow, ReviewShare, console, err_console, input_options, user_errors
 from jsontune.data import InputColumns
 
 Pred = Annotated[Path, typer.Argument(help="Predictions: the CSV `jsontune predict` wrote (with confidences).")]
@@ -51,17 +51,8 @@ def open_page(
     token: Annotated[
         str | None, typer.Option(help="A secret every request must carry (needed with another --host).")
     ] = None,
-    review_below: Annotated[
-        float | None,
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            help="Queue the rows with a field below this confidence (default: predict's, else every row).",
-        ),
-    ] = None,
-    review_share: Annotated[
-        float | None, typer.Option(min=0.0, max=1.0, help="Queue the least confident share of the rows (0.2: 20 %).")
-    ] = None,
+    review_below: ReviewBelow = None,
+    review_share: ReviewShare = None,
     audit_share: Annotated[
         float | None,
         typer.Option(
