@@ -282,6 +282,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, help="A folder with the demo's train/val/test.jsonl (else made).")
     parser.add_argument("--first", type=Path, help="A trained first run to reuse (one seed: its own).")
     parser.add_argument("--max-steps", type=int, help="Train each adapter for at most N steps (a smoke run).")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads (default: torch's; on a busy CPU, 1 thread spends far less time waiting).",
+    )
     parser.add_argument("--png", type=Path, help="Also write the figure here (e.g. docs/review_gain.png).")
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else FULL
@@ -301,6 +306,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     args = parse_args(argv)
     disable_progress_bar()  # TRL's tokenizing bars, a screen each training: the steps are logged instead
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     data = prepare_data(args.out, args.data)
@@ -316,6 +325,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": " ".join(sys.argv),
         "pool": args.pool,
         "seeds": args.seeds,
+        "threads": args.threads,
         "seconds": round(time.perf_counter() - start, 1),
         "rows": rows,
         "results": results,

@@ -22,7 +22,9 @@ from jsontune.cli.common import console
 from jsontune.errors import JsontuneError
 from jsontune.manifest import read_manifest
 
-RECIPE = Path(__file__).resolve().parents[2] / "configs" / "tiny-cpu.yaml"
+CHECKOUT = Path(__file__).resolve().parents[2]
+RECIPE = CHECKOUT / "configs" / "tiny-cpu.yaml"
+REVIEW_GAIN = CHECKOUT / "scripts" / "review_gain.py"
 
 
 def _steps(out: Path, n: int, bench_n: int, engine: str, pretrain_steps: int) -> list[list[str]]:
@@ -87,6 +89,59 @@ def _run_step(jsontune: click.Command, args: list[str]) -> float:
     seconds = time.perf_counter() - start
     console.print(f"[dim]({seconds:.1f} s)[/dim]")
     return seconds
+
+
+def _review_gain_args(out: Path, n: int) -> list[str]:
+    """scripts/review_gain.py --quick on the demo's own base, data and first run: a pool of 0.4 x --n unlabeled
+    orders (400 for the demo's 1000), of which 0.05 x --n (50) are corrected, least confident first or at random."""
+    pool, corrected = max(2, round(0.4 * n)), max(1, round(0.05 * n))
+    return [
+        "--quick",
+        "--out",
+        str(out / "review_gain"),
+        "--base",
+        str(out / "tiny"),
+        "--data",
+        str(out / "data"),
+        "--first",
+        str(out / "run"),
+        "--pool",
+        str(pool),
+        "--n",
+        str(corrected),
+    ]
+
+
+def _run_script(script: Path, args: list[str]) -> float:
+    """Run a script of the checkout in this process, echoed as the command it stands for; its wall time."""
+    import importlib.util
+
+    console.print(Rule(f"$ python {script.relative_to(CHECKOUT)} {' '.join(args)}", align="left", style="cyan"))
+    start = time.perf_counter()
+    spec = importlib.util.spec_from_file_location(script.stem, script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(args)
+    seconds = time.perf_counter() - start
+    console.print(f"[dim]({seconds:.1f} s)[/dim]")
+    return seconds
+
+
+def _review_gain_rows(out: Path) -> list[tuple[str, str]]:
+    """The summary's rows on the simulated review (scripts/review_gain.py --quick): the test F1 of the adapter
+    trained again with N corrected pool rows, least confident first against at random."""
+    path = out / "review_gain" / "review_gain.json"
+    if not path.is_file():
+        return []
+    found = json.loads(path.read_text(encoding="utf-8"))
+    rows = []
+    for row in found["rows"]:
+        if row["n"] == 0 and row["strategy"] == "least confident":
+            rows.append((f"simulated review of {found['pool']} pool rows: test F1 before", f"{row['f1_mean']:.3f}"))
+        elif row["n"]:
+            label = f"  {row['n']} {row['strategy']} rows corrected, retrained"
+            rows.append((label, f"{row['f1_mean']:.3f} ({row['fixed_rows_mean']:.0f} needed a fix)"))
+    return rows
 
 
 def _test_scores(out: Path) -> dict:
@@ -157,6 +212,8 @@ def _summary(out: Path, seconds: float) -> Table:
                 f"bench {name}: output tok/s (speedup)",
                 f"{row['output_tokens_per_s']:.0f} ({row.get('speedup') or 0:.1f}x)",
             )
+    for name, value in _review_gain_rows(out):
+        table.add_row(name, value)
     return table
 
 
@@ -175,11 +232,22 @@ def demo(
     pretrain_steps: Annotated[
         int, typer.Option(help="Warm-start steps for the tiny base (a stand-in for pretraining; 0: random).")
     ] = 800,
+    simulated_review: Annotated[
+        bool,
+        typer.Option(
+            help="Close with scripts/review_gain.py --quick: correct the least confident and random pool rows "
+            "by their gold labels, train again on each, compare test F1 (two more trainings)."
+        ),
+    ] = True,
     force: Annotated[bool, typer.Option("--force", help="Delete --out first if it exists.")] = False,
 ) -> None:
-    """Run data synth -> init-model -> train -> merge -> predict -> eval -> bench on a tiny local model."""
-    if not RECIPE.is_file():
-        raise JsontuneError(f"the demo recipe {RECIPE} is missing; run the demo from a jsontune checkout.")
+    """Run data synth -> init-model -> train -> merge -> predict -> eval -> bench on a tiny local model, then a
+    simulated review, and print the `jsontune review` command for a person to review its answers."""
+    for needed in (RECIPE, REVIEW_GAIN) if simulated_review else (RECIPE,):
+        if not needed.is_file():
+            raise JsontuneError(
+                f"the demo's {needed.name} is missing at {needed}; run the demo from a jsontune checkout."
+            )
     if out.exists() and any(out.iterdir()):
         if not force:
             raise JsontuneError(f"{out} already exists; pass --force to start the demo over, or pick another --out.")
@@ -190,5 +258,15 @@ def demo(
     steps = _steps(out, n, bench_n, resolve_engine(engine), pretrain_steps)
     jsontune = ctx.find_root().command  # the app that called this verb: no import of cli/app.py, no cycle
     seconds = [_run_step(jsontune, args) for args in steps]
+    if simulated_review:
+        args = _review_gain_args(out, n)
+        seconds.append(_run_script(REVIEW_GAIN, args))
+        steps.append([REVIEW_GAIN.name, *args])
     console.print(_timings(steps, seconds))
     console.print(_summary(out, time.perf_counter() - start))
+    console.print(
+        "Review the least confident answers yourself (a page on 127.0.0.1; the corrections train the next model):\n"
+        f"  jsontune review {out / 'predictions.csv'}",
+        highlight=False,
+        soft_wrap=True,  # a command to copy stays on one line
+    )

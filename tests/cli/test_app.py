@@ -98,9 +98,13 @@ def test_demo_runs_the_whole_pipeline(tmp_path):
         "merged/config.json",
         "predictions.csv",
         "bench/bench.json",
+        "review_gain/review_gain.json",
     ]:
         assert (tmp_path / "demo" / path).exists(), path
     assert "val F1 before training" in result.output
+    said = " ".join(result.output.split())
+    assert f"jsontune review {tmp_path / 'demo' / 'predictions.csv'}" in said
+    assert "simulated review of 24 pool rows" in said and "3 least confident rows corrected" in said
 
 
 def test_a_folder_where_a_file_goes_names_the_path_the_user_gave(tmp_path):

@@ -7,7 +7,7 @@ import json
 
 from rich.console import Console
 
-from jsontune.cli.demo import _summary
+from jsontune.cli.demo import _review_gain_args, _summary
 
 GOLD = {"producto": "tuercas M10", "cantidad": 97, "precio_unitario": 3110}
 
@@ -79,3 +79,33 @@ def test_summary_without_confidences_leaves_those_rows_out(tmp_path):
     console.print(_summary(tmp_path, 90.0))
     text = console.export_text()
     assert "test F1 producto" in text and "AUROC" not in text and "least confident" not in text
+
+
+def test_summary_closes_with_the_simulated_review(tmp_path):
+    """scripts/review_gain.py's result: the first adapter's test F1, then the adapter trained again with N
+    corrected pool rows, least confident first and at random, with how many of them needed a fix."""
+    _fake_run(tmp_path)
+    rows = [
+        {"n": 0, "strategy": "least confident", "f1_mean": 0.5, "fixed_rows_mean": 0},
+        {"n": 0, "strategy": "random", "f1_mean": 0.5, "fixed_rows_mean": 0},
+        {"n": 50, "strategy": "least confident", "f1_mean": 0.58, "fixed_rows_mean": 41},
+        {"n": 50, "strategy": "random", "f1_mean": 0.54, "fixed_rows_mean": 27},
+    ]
+    (tmp_path / "review_gain").mkdir()
+    (tmp_path / "review_gain" / "review_gain.json").write_text(json.dumps({"pool": 400, "rows": rows}))
+    console = Console(record=True, width=200)
+    console.print(_summary(tmp_path, 90.0))
+    lines = {" ".join(line.strip("│┃ ").split()) for line in console.export_text().splitlines()}
+    assert "simulated review of 400 pool rows: test F1 before │ 0.500" in lines, lines
+    assert "50 least confident rows corrected, retrained │ 0.580 (41 needed a fix)" in lines, lines
+    assert "50 random rows corrected, retrained │ 0.540 (27 needed a fix)" in lines, lines
+
+
+def test_the_simulated_review_runs_on_the_demos_own_model_and_scales_with_n(tmp_path):
+    args = _review_gain_args(tmp_path, 1000)
+    given = dict(zip(args[1::2], args[2::2], strict=True))
+    assert args[0] == "--quick" and given["--first"] == str(tmp_path / "run")
+    assert (given["--base"], given["--data"]) == (str(tmp_path / "tiny"), str(tmp_path / "data"))
+    assert (given["--pool"], given["--n"]) == ("400", "50")
+    small = dict(zip(*[iter(_review_gain_args(tmp_path, 60)[1:])] * 2, strict=True))
+    assert (small["--pool"], small["--n"]) == ("24", "3")
