@@ -1,7 +1,11 @@
 """Does reviewing the least confident rows first pay? Correct N rows of a pool, train the next adapter, compare test F1.
 
-    .venv/bin/python scripts/review_gain.py --out runs/review_gain --png docs/review_gain.png   # the docs' figure
-    .venv/bin/python scripts/review_gain.py --out runs/review_gain --quick                      # one N, one seed
+    .venv/bin/python scripts/review_gain.py --out runs/review_gain --threads 1 --png docs/review_gain.png
+    .venv/bin/python scripts/review_gain.py --out runs/review_quick --quick          # one N, one seed: a few minutes
+
+The first line made docs/review_gain.png. It ran on one torch thread: on a 2-core CPU shared with other jobs, two
+threads wait on each other (a small matmul loop ran 4 times slower on two than on one, side by side); on an idle
+machine leave --threads out.
 
 The demo's setting: its synthetic orders (`data synth --n 1000 --seed 0`: 800 train, 100 val, 100 test), its tiny
 base warm-started for 800 steps and its recipe (configs/tiny-cpu.yaml). For each seed S, the first adapter is
@@ -35,7 +39,7 @@ from jsontune.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "tiny-cpu.yaml"
 STRATEGIES = ("least confident", "random")
 MAX_NEW_TOKENS = 64
-FULL = {"n": [0, 25, 50, 100], "seeds": [42, 43], "pool": 400}
+FULL = {"n": [0, 25, 50, 100], "seeds": [42, 43, 44, 45], "pool": 400}
 QUICK = {"n": [0, 50], "seeds": [42], "pool": 400}
 
 
@@ -210,21 +214,25 @@ def run_cell(args, base: Path, data: Path, folder: Path, seed: int, strategy: st
 
 
 def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (N, strategy): test F1 mean, min and max over seeds, and the rows that needed a fix."""
+    """One row per (N, strategy): test F1 mean, min and max over seeds, the rows that needed a fix, and test F1
+    minus the other strategy's with the same seed and N (mean, min, max): the seeds' spread cancels there."""
+    f1 = {(r["n"], r["strategy"], r["seed"]): r["test_f1"] for r in results}
     rows = []
     for n in sorted({r["n"] for r in results}):
-        for strategy in STRATEGIES:
+        for strategy, other in zip(STRATEGIES, reversed(STRATEGIES), strict=True):
             cell = [r for r in results if r["n"] == n and r["strategy"] == strategy]
-            f1 = [r["test_f1"] for r in cell]
+            scores = [r["test_f1"] for r in cell]
+            paired = [f1[n, strategy, r["seed"]] - f1[n, other, r["seed"]] for r in cell]
             rows.append(
                 {
                     "n": n,
                     "strategy": strategy,
                     "seeds": len(cell),
-                    "f1_mean": statistics.mean(f1),
-                    "f1_min": min(f1),
-                    "f1_max": max(f1),
+                    "f1_mean": statistics.mean(scores),
+                    "f1_min": min(scores),
+                    "f1_max": max(scores),
                     "fixed_rows_mean": statistics.mean(r["fixed_rows"] for r in cell),
+                    "minus_other": [statistics.mean(paired), min(paired), max(paired)],
                 }
             )
     return rows
@@ -235,16 +243,20 @@ def markdown(rows: list[dict[str, Any]], results: list[dict[str, Any]]) -> str:
     head = "| N corrected | strategy | rows that needed a fix | test F1 mean | min-max | " + " | ".join(
         f"seed {s}" for s in seeds
     )
-    lines = [head + " |", "|" + "---|" * (5 + len(seeds))]
+    head += " | least confident minus random, same seed: mean (min, max)"
+    lines = [head + " |", "|" + "---|" * (6 + len(seeds))]
     for row in rows:
         if row["n"] == 0 and row["strategy"] != STRATEGIES[0]:
             continue  # N = 0 is the first adapter, the same for both
         by_seed = {r["seed"]: r["test_f1"] for r in results if r["n"] == row["n"] and r["strategy"] == row["strategy"]}
         strategy = "(first adapter)" if row["n"] == 0 else row["strategy"]
         fixed = "-" if row["n"] == 0 else f"{row['fixed_rows_mean']:.1f} of {row['n']}"
+        mean, low, high = row["minus_other"]
+        paired = f"{mean:+.3f} ({low:+.3f}, {high:+.3f})" if row["n"] and row["strategy"] == STRATEGIES[0] else ""
         lines.append(
-            f"| {row['n']} | {strategy} | {fixed} | {row['f1_mean']:.3f} | "
-            f"{row['f1_min']:.3f}-{row['f1_max']:.3f} | " + " | ".join(f"{by_seed[s]:.3f}" for s in seeds) + " |"
+            f"| {row['n']} | {strategy} | {fixed} | {row['f1_mean']:.3f} | {row['f1_min']:.3f}-{row['f1_max']:.3f} | "
+            + " | ".join(f"{by_seed[s]:.3f}" for s in seeds)
+            + f" | {paired} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -93,9 +93,8 @@ class EngineSettings:
     tensor_parallel_size: int = setting(1, "vLLM: GPUs to shard the model over.", (VLLM,))
     block_size: int | None = setting(
         None,
-        "vLLM: tokens per KV-cache block; the prefix cache reuses whole blocks only, so a block no longer than "
-        "the prompt head every row shares lets rows reuse it (default on a CPU: 32, a multiple of 32 there; on "
-        "a GPU: vLLM's).",
+        "vLLM: tokens per KV-cache block; the prefix cache reuses whole blocks only (default on a CPU: 32, which "
+        "the prompt head every row shares fills; a multiple of 32 there. On a GPU: vLLM's).",
         (VLLM,),
     )
     prefix_caching: bool | None = setting(
