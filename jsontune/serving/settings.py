@@ -103,6 +103,13 @@ class EngineSettings:
         "prompt computed whole).",
         (VLLM,),
     )
+    compile: bool | None = setting(
+        None,
+        "vLLM: compile the model with torch.compile when it starts (--no-compile: run it eager). Default on a "
+        "CPU: compiled in bfloat16 or float16 for a job of over 400 TFLOP of work, where faster steps repay the "
+        "longer start; eager otherwise, for serve and with --lora (docs/cli.md). On a GPU: vLLM's (compiled).",
+        (VLLM,),
+    )
     seed: int = setting(0, "vLLM's seed (bench: also the synthetic orders').", (VLLM,))
     in_process: bool | None = setting(
         None,

@@ -141,6 +141,14 @@ _SMALL_CPU_BATCHED_TOKENS = 1024  # ... and schedules at most this many tokens a
 # alike and this process starts sooner; but in it torch's threads run unbound, which slows generation on shared
 # cores, and for a long job the start saved is noise (docs/BENCHMARKS.md, "Where the vLLM engine runs on a CPU").
 _IN_PROCESS_MAX_TFLOP = 1.0
+# `compile`'s default on a CPU: eager (vLLM's engine starts in seconds) unless the job computes in a 16-bit dtype and
+# is over this much work. Compiled, vLLM fuses the norms and activations that run eager as separate torch ops (a
+# quarter of a bfloat16 step, casts to float32 and back among them). On the qwen3-0.6b shape on 2 Xeon cores, steps
+# ran 1.22x as fast in bfloat16 and 1.04x in float32, for a start 45 s longer the first time and 16 s once vLLM's
+# compile cache holds the model; 400 TFLOP was about 270 s of eager bfloat16 work there, enough to repay even the
+# first compile (docs/BENCHMARKS.md, "Compiled or eager on a CPU").
+_COMPILE_MIN_TFLOP = 400.0
+_COMPILE_DTYPES = ("bfloat16", "float16")
 _MULTIPROCESSING = "VLLM_ENABLE_V1_MULTIPROCESSING"  # 0: vLLM's engine core and model worker in this process
 
 
@@ -184,15 +192,17 @@ def engine_args(
     chosen: dict[str, Any] = {"device": device, "dtype": dtype, "max_model_len": max_model_len}
     chosen.update(block_size=block or "vllm default", prefix_caching=args["enable_prefix_caching"])
     chosen["in_process"], chosen["in_process_rule"] = in_process(settings, shape, device, server=server)
+    chosen["compile"], chosen["compile_rule"] = compiled(settings, shape, device, dtype, lora=lora, server=server)
+    if chosen["compile"] is False:
+        # Eager: no torch.compile at start-up. On a CPU with an explicit KV cache too, vLLM then skips its warm-up
+        # pass, which can take minutes on a few cores.
+        args["enforce_eager"] = True
     if device == "cpu":
         if _small_cpu():
             # Prefill in chunks of 1024 tokens, not 4096: faster on a few cores (docs/BENCHMARKS.md, "The CPU knobs").
             args["max_num_batched_tokens"] = _SMALL_CPU_BATCHED_TOKENS
-        # Eager: no torch.compile at start-up. With an explicit KV cache too, vLLM skips its warm-up pass,
-        # which can take minutes on a few cores.
-        args.update(
-            enforce_eager=True,
-            kv_cache_memory_bytes=kv_cache_bytes(shape, dtype, max_model_len, kv_cache_gb, in_ram=True, block=block),
+        args["kv_cache_memory_bytes"] = kv_cache_bytes(
+            shape, dtype, max_model_len, kv_cache_gb, in_ram=True, block=block
         )
         chosen.update(cpu_settings(args, engine_env(chosen), in_process=chosen["in_process"]))
     else:
@@ -244,6 +254,37 @@ def in_process(
     return here, f"auto: a CPU, a job of {tflop:.3g} TFLOP ({'at most' if here else 'over'} {_IN_PROCESS_MAX_TFLOP:g})"
 
 
+def compiled(
+    settings: EngineSettings, shape: dict[str, Any], device: str, dtype: str, *, lora: str | None, server: bool
+) -> tuple[bool | None, str]:
+    """Whether vLLM compiles the model (None: vLLM's own choice, on a GPU), and why. --compile / --no-compile
+    decide; on a CPU by default a job of over _COMPILE_MIN_TFLOP in a 16-bit dtype compiles, where the fused
+    steps repay the start. vLLM's CPU platform runs LoRA eager whatever it is asked; a server's job has no size
+    known, so it starts eager unless asked (it runs for long: --compile)."""
+    from jsontune.shape import job_tflop
+
+    if device == "cpu" and lora:
+        if settings.compile:
+            raise JsontuneError(
+                "--compile: vLLM runs a LoRA adapter eager on a CPU; merge it first (jsontune merge) to compile."
+            )
+        return False, "vLLM runs LoRA eager on a CPU"
+    if settings.compile is not None:
+        return settings.compile, "asked"
+    if device != "cpu":
+        return None, "auto: on a GPU, vLLM's default"
+    if server:
+        return False, "auto: a server starts eager (--compile for a long-running one)"
+    if dtype not in _COMPILE_DTYPES:
+        return False, f"auto: a CPU in {dtype}, where compiling gained 4 %"
+    if settings.job_tokens is None:
+        return False, "auto: a CPU, a job of unknown size"
+    tflop = job_tflop(shape, settings.job_tokens)
+    big = tflop > _COMPILE_MIN_TFLOP
+    bound = f"{'over' if big else 'at most'} {_COMPILE_MIN_TFLOP:g}"
+    return big, f"auto: a CPU in {dtype}, a job of {tflop:.3g} TFLOP ({bound})"
+
+
 def engine_env(chosen: dict[str, Any]) -> dict[str, str]:
     """The variables vLLM is started with for the settings `engine_args` chose (`device`, `in_process`), to set
     over this process's environment where vLLM starts: around building the offline engine (`VLLMEngine`), in the
@@ -255,10 +296,15 @@ def engine_env(chosen: dict[str, Any]) -> dict[str, str]:
       which on 2 cores halves the compute (docs/BENCHMARKS.md).
     - In-process, VLLM_ENABLE_V1_MULTIPROCESSING=0: vLLM reads it when it builds an engine; the offline engine
       core then runs in the calling process (a server's in its own still), and vLLM's CPU platform keeps the
-      model worker in the engine core."""
+      model worker in the engine core.
+    - Compiling on a CPU, VLLM_USE_AOT_COMPILE=0: vLLM 0.32's CPU build cannot load the AOT artifact it saves
+      ("'function' object has no attribute 'finalize_loading'") and compiles again at every start; its older
+      cache loads, and a start after the first takes 16 s more than eager instead of 45 s."""
     defaults = {"VLLM_WORKER_MULTIPROC_METHOD": "spawn"}
     if chosen["device"] == "cpu" and _small_cpu():
         defaults["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
+    if chosen["device"] == "cpu" and chosen.get("compile"):
+        defaults["VLLM_USE_AOT_COMPILE"] = "0"
     env = {name: os.environ.get(name, value) for name, value in defaults.items()}
     return {**env, _MULTIPROCESSING: "0"} if chosen["in_process"] else env
 
@@ -347,7 +393,7 @@ def cpu_settings(options: dict[str, Any], env: dict[str, str], *, in_process: bo
     worker of its own; in this process torch's threads run unbound."""
     env = {**os.environ, **env}
     return {
-        "enforce_eager": options["enforce_eager"],
+        "enforce_eager": options.get("enforce_eager", False),
         "kv_cache_gb": round(options["kv_cache_memory_bytes"] / GiB, 3),
         "max_num_batched_tokens": options.get("max_num_batched_tokens", "vllm default"),
         "cpus": os.cpu_count(),

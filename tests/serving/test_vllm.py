@@ -243,6 +243,58 @@ def test_engine_args_return_the_environment_vllm_needs_and_leave_this_ones_alone
         assert engine_env(chosen)[reserved] == "1"
 
 
+@pytest.mark.parametrize(
+    ("settings", "device", "dtype", "lora", "server", "expected"),
+    [
+        # 400 TFLOP of Qwen3-0.6B's work is about 336,000 tokens: 2,000 rows of the demo's prompts and 64 new tokens.
+        (EngineSettings(job_tokens=340_000), "cpu", "bfloat16", None, False, (True, "a job of 405 TFLOP (over 400)")),
+        (EngineSettings(job_tokens=330_000), "cpu", "bfloat16", None, False, (False, "a job of 393 TFLOP (at most")),
+        (EngineSettings(job_tokens=340_000), "cpu", "float16", None, False, (True, "over 400")),
+        (EngineSettings(job_tokens=10**9), "cpu", "float32", None, False, (False, "in float32")),
+        (EngineSettings(), "cpu", "bfloat16", None, False, (False, "a job of unknown size")),
+        (EngineSettings(job_tokens=10**9), "cpu", "bfloat16", None, True, (False, "a server starts eager")),
+        (EngineSettings(job_tokens=10**9), "cpu", "bfloat16", "adapter", False, (False, "runs LoRA eager")),
+        (EngineSettings(job_tokens=10), "cuda", "bfloat16", None, False, (None, "vLLM's default")),
+        (EngineSettings(job_tokens=10, compile=True), "cpu", "float32", None, True, (True, "asked")),
+        (EngineSettings(job_tokens=10**9, compile=False), "cpu", "bfloat16", None, False, (False, "asked")),
+        (EngineSettings(compile=False), "cuda", "bfloat16", "adapter", False, (False, "asked")),
+    ],
+)
+def test_whether_vllm_compiles_follows_the_job_and_its_dtype(settings, device, dtype, lora, server, expected):
+    from jsontune.serving.vllm_engine import compiled, engine_env
+
+    chosen, rule = compiled(settings, QWEN3_06B, device, dtype, lora=lora, server=server)
+    assert chosen is expected[0] and expected[1] in rule
+    # Compiling on a CPU, vLLM's older compile cache (its AOT artifact does not load on vLLM 0.32's CPU build).
+    env = engine_env({"in_process": False, "device": device, "compile": chosen})
+    assert env.get("VLLM_USE_AOT_COMPILE") == ("0" if chosen and device == "cpu" else None)
+
+
+def test_compile_with_a_lora_adapter_on_a_cpu_is_one_sentence():
+    from jsontune.serving.vllm_engine import compiled
+
+    with pytest.raises(JsontuneError, match=r"--compile: vLLM runs a LoRA adapter eager on a CPU; merge it first"):
+        compiled(EngineSettings(compile=True), QWEN3_06B, "cpu", "bfloat16", lora="adapter", server=False)
+
+
+@pytest.mark.vllm  # no engine starts: vLLM's build says the device
+@pytest.mark.parametrize("compile", [None, False, True])
+def test_compile_becomes_vllms_enforce_eager(tiny_model, monkeypatch, compile):
+    from jsontune.serving.vllm_engine import engine_args, engine_env
+
+    monkeypatch.delenv("VLLM_USE_AOT_COMPILE", raising=False)
+    args, chosen = engine_args(str(tiny_model), EngineSettings(compile=compile, job_tokens=1000))
+    if chosen["device"] != "cpu":  # vLLM compiles by default on a GPU; --no-compile makes it eager
+        assert args.get("enforce_eager") is (True if compile is False else None)
+        return
+    eager = compile is not True  # the tiny job of 1,000 tokens is eager by default
+    assert args.get("enforce_eager") is (True if eager else None) and chosen["enforce_eager"] is eager
+    assert chosen["compile"] is not eager and (chosen["compile_rule"] == "asked") is (compile is not None)
+    assert engine_env(chosen).get("VLLM_USE_AOT_COMPILE") == (None if eager else "0")
+    monkeypatch.setenv("VLLM_USE_AOT_COMPILE", "1")  # the user's value wins
+    assert engine_env(chosen).get("VLLM_USE_AOT_COMPILE") == (None if eager else "1")
+
+
 def test_the_job_size_comes_from_its_prompts():
     from jsontune.extractor import fit_context
 
@@ -320,6 +372,27 @@ def test_the_engine_in_this_process_gives_the_session_engines_tokens(
     assert torch.set_num_threads is set_threads and os.environ.get(MULTIPROCESSING) == environment.get(MULTIPROCESSING)
     assert not vllm.envs._is_envs_cache_enabled()  # vLLM reads the environment afresh again
     assert vllm_engine.generate(order_prompts[:2], params)[0].token_ids == there[0].token_ids  # still serves
+
+
+@pytest.mark.vllm
+def test_a_compiled_engine_writes_the_eager_engines_tokens(vllm_engine, merged_run, order_prompts):
+    """--compile fuses the norms and activations; in float32 on a CPU the greedy tokens stay the session's (eager)
+    engine's, token for token, and the engine records that it compiled and why."""
+    assert vllm_engine.settings["compile"] in (False, None)  # the session's: eager on a CPU, vLLM's on a GPU
+    engine = make_engine(
+        "vllm",
+        str(merged_run),
+        EngineSettings(dtype="float32", max_model_len=512, gpu_memory_utilization=0.3, in_process=False, compile=True),
+    )
+    try:
+        assert engine.settings["compile"] is True and engine.settings["compile_rule"] == "asked"
+        params = GenerationParams(max_new_tokens=24)
+        compiled, eager = engine.generate(order_prompts[:12], params), vllm_engine.generate(order_prompts[:12], params)
+    finally:
+        engine.close()
+    assert len({g.token_ids for g in eager}) >= 3, "outputs must differ for a real comparison"
+    rate = _agreement(compiled, eager)
+    assert rate == 1.0 if engine.device == "cpu" else rate >= 0.9
 
 
 @pytest.mark.vllm
