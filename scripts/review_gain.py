@@ -87,9 +87,17 @@ def make_pool(data: Path, path: Path, size: int, seed: int) -> list:
     return pool
 
 
-def train_run(base: Path, train_files: list[Path], data: Path, run: Path, seed: int, max_steps: int | None) -> Path:
-    """The recipe's training on `train_files` (seed `seed`; `max_steps`: a smoke run) into `run`; its best adapter
-    (by val F1)."""
+def train_run(
+    base: Path,
+    train_files: list[Path],
+    data: Path,
+    run: Path,
+    seed: int,
+    max_steps: int | None,
+    instruction: str | None,
+) -> Path:
+    """The recipe's training on `train_files` (seed `seed`; `max_steps`: a smoke run; `instruction`: train's
+    --instruction, None for the recipe's) into `run`; its best adapter (by val F1)."""
     from jsontune.training.recipe import build_config
     from jsontune.training.sft import train
 
@@ -104,6 +112,7 @@ def train_run(base: Path, train_files: list[Path], data: Path, run: Path, seed: 
         out=str(run),
         seed=seed,
         max_steps=max_steps,
+        instruction=instruction,
     )
     start = time.perf_counter()
 
@@ -175,7 +184,7 @@ def run_seed(args: argparse.Namespace, base: Path, data: Path, seed: int) -> lis
         log(f"seed {seed}: the first adapter is {first}")
     else:
         log(f"seed {seed}: training the first adapter on {data / 'train.jsonl'}")
-        first = train_run(base, [data / "train.jsonl"], data, folder / "first", seed, args.max_steps)
+        first = train_run(base, [data / "train.jsonl"], data, folder / "first", seed, args.max_steps, args.instruction)
     log(f"seed {seed}: the first adapter predicts the pool ({len(pool)} rows) and the test set")
     pool_csv = predict_file(base, first, folder / "pool.jsonl", folder / "pool.csv", confidence=True)
     f1_first = f1_on_test(base, first, data, folder / "first-test.csv")
@@ -205,7 +214,9 @@ def run_cell(args, base: Path, data: Path, folder: Path, seed: int, strategy: st
     write_jsonl_atomic(corrections, [r.to_dict() for r in corrected])  # the reviewer's answer is the gold one
     fixed = needed_fixes(folder / "pool.csv", corrected)
     log(f"seed {seed} {strategy} N={n}: {fixed} of the {n} rows needed a fix; training the next adapter")
-    adapter = train_run(base, [data / "train.jsonl", corrections], data, cell / "run", seed, args.max_steps)
+    adapter = train_run(
+        base, [data / "train.jsonl", corrections], data, cell / "run", seed, args.max_steps, args.instruction
+    )
     f1 = f1_on_test(base, adapter, data, cell / "test.csv")
     log(f"seed {seed} {strategy} N={n}: test F1 {f1:.3f}")
     result = {"seed": seed, "strategy": strategy, "n": n, "test_f1": f1, "fixed_rows": fixed}
@@ -295,6 +306,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--first", type=Path, help="A trained first run to reuse (one seed: its own).")
     parser.add_argument("--max-steps", type=int, help="Train each adapter for at most N steps (a smoke run).")
     parser.add_argument(
+        "--instruction",
+        help="train's --instruction for every adapter (default: the recipe's; with --first, the first run's).",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         help="torch threads (default: torch's; on a busy CPU, 1 thread spends far less time waiting).",
@@ -308,6 +323,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.pool = args.pool or defaults["pool"]
     if args.first:
         args.seeds = [json.loads((args.first / "run.json").read_text())["seed"]]
+        if args.instruction is None:  # the next adapters are asked as the first one was
+            from jsontune.manifest import read_prompt_format
+            from jsontune.prompts import NO_INSTRUCTION
+
+            args.instruction = read_prompt_format(args.first / "best").instruction or NO_INSTRUCTION
     if max(args.n) > args.pool:
         parser.error(f"--n {max(args.n)} is more than the --pool of {args.pool} rows.")
     return args

@@ -27,9 +27,12 @@ RECIPE = CHECKOUT / "configs" / "tiny-cpu.yaml"
 REVIEW_GAIN = CHECKOUT / "scripts" / "review_gain.py"
 
 
-def _steps(out: Path, n: int, bench_n: int, engine: str, pretrain_steps: int) -> list[list[str]]:
+def _steps(out: Path, n: int, bench_n: int, engine: str, pretrain_steps: int, instruction: bool) -> list[list[str]]:
     data, run, merged = out / "data", out / "run", out / "merged"
     test = str(data / "test.jsonl")
+    # The text alone by default: the demo's model scored as well without the instruction and a 0.6B model ran 8-9 %
+    # faster on vLLM (docs/BENCHMARKS.md, "The prefix cache on a CPU").
+    prompt = [] if instruction else ["--instruction", "none"]
     return [
         ["data", "synth", "--n", str(n), "--out", str(data), "--seed", "0"],
         [
@@ -55,6 +58,7 @@ def _steps(out: Path, n: int, bench_n: int, engine: str, pretrain_steps: int) ->
             str(data / "val.jsonl"),
             "--out",
             str(run),
+            *prompt,
         ],
         ["merge", str(run), "--out", str(merged)],
         ["predict", "--model", str(merged), "--input", test, "--out", str(out / "predictions.csv"), "--engine", engine],
@@ -239,6 +243,13 @@ def demo(
             "by their gold labels, train again on each, compare test F1 (two more trainings)."
         ),
     ] = True,
+    instruction: Annotated[
+        bool,
+        typer.Option(
+            help="Train with the recipe's instruction before each text (default: the text alone, "
+            "train --instruction none: as good on the demo's model, and shorter prompts)."
+        ),
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Delete --out first if it exists.")] = False,
 ) -> None:
     """Run data synth -> init-model -> train -> merge -> predict -> eval -> bench on a tiny local model, then a
@@ -255,7 +266,7 @@ def demo(
     start = time.perf_counter()
     from jsontune.serving.registry import resolve_engine
 
-    steps = _steps(out, n, bench_n, resolve_engine(engine), pretrain_steps)
+    steps = _steps(out, n, bench_n, resolve_engine(engine), pretrain_steps, instruction)
     jsontune = ctx.find_root().command  # the app that called this verb: no import of cli/app.py, no cycle
     seconds = [_run_step(jsontune, args) for args in steps]
     if simulated_review:

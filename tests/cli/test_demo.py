@@ -109,3 +109,30 @@ def test_the_simulated_review_runs_on_the_demos_own_model_and_scales_with_n(tmp_
     assert (given["--pool"], given["--n"]) == ("400", "50")
     small = dict(zip(*[iter(_review_gain_args(tmp_path, 60)[1:])] * 2, strict=True))
     assert (small["--pool"], small["--n"]) == ("24", "3")
+
+
+def test_the_demo_trains_on_the_text_alone_unless_asked_and_its_review_retrains_the_same_way(tmp_path):
+    """The demo's train step asks for prompts without the instruction (its measured default), --instruction keeps
+    the recipe's; the simulated review trains its next adapters in the first run's prompt format."""
+    import importlib.util
+
+    from jsontune.cli.demo import REVIEW_GAIN, _steps
+    from jsontune.prompts import DEFAULT_INSTRUCTION
+
+    def train_step(instruction: bool) -> list[str]:
+        return next(s for s in _steps(tmp_path, 100, 8, "vllm", 0, instruction) if s[0] == "train")
+
+    alone, given = train_step(False), train_step(True)
+    assert alone[-2:] == ["--instruction", "none"] and "--instruction" not in given
+
+    spec = importlib.util.spec_from_file_location("review_gain", REVIEW_GAIN)
+    review_gain = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(review_gain)
+    for recorded, expected in (("", "none"), (DEFAULT_INSTRUCTION, DEFAULT_INSTRUCTION)):
+        first = tmp_path / f"first-{len(recorded)}"
+        (first / "best").mkdir(parents=True)
+        (first / "run.json").write_text(json.dumps({"seed": 7}))
+        fmt = {"instruction": recorded, "system": None, "enable_thinking": False, "version": 1}
+        (first / "best" / "jsontune.json").write_text(json.dumps({"kind": "adapter", "prompt_format": fmt}))
+        args = review_gain.parse_args(["--out", str(tmp_path / "rg"), "--quick", "--first", str(first)])
+        assert (args.seeds, args.instruction) == ([7], expected)
