@@ -165,7 +165,9 @@ class Extractor:
             new_tokens = prompting.params.max_new_tokens
             if engine == "auto":
                 size = job_tokens(lengths, new_tokens)
-                kind, rule = auto_engine(str(model), settings, size, guided=guided_json, ray=ray is not None)
+                kind, rule = auto_engine(
+                    str(model), settings, size, guided=guided_json, ray=ray is not None, lora=lora is not None
+                )
             if kind == "vllm":
                 settings = fit_context(settings, fit, lengths, new_tokens)
         identity = {"model": str(model), "lora": lora, "engine": kind}

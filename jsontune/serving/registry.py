@@ -49,7 +49,13 @@ AUTO_HF_MAX_TFLOP = 0.3
 
 
 def auto_engine(
-    model: str, settings: EngineSettings, job_tokens: int, *, guided: bool = False, ray: bool = False
+    model: str,
+    settings: EngineSettings,
+    job_tokens: int,
+    *,
+    guided: bool = False,
+    ray: bool = False,
+    lora: bool = False,
 ) -> tuple[str, str]:
     """What `--engine auto` runs a job of `job_tokens` tokens on where vLLM can run ("hf" or "vllm"), and why
     (the manifest's `engine_rule`): the one engine rule.
@@ -58,7 +64,8 @@ def auto_engine(
     vLLM (`guided` decoding, `ray`, a vLLM setting) and both engines compute in float32 (`device.inference_dtype`:
     `--dtype auto` on a CPU without bf16 instructions, or `--dtype float32`), in which HF's greedy answers are
     vLLM's. So a row's answer does not depend on how many rows run with it: on a CPU with bf16 instructions vLLM
-    computes `auto` in bfloat16 and HF in float32, and every job runs on vLLM."""
+    computes `auto` in bfloat16 and HF in float32, and every job runs on vLLM. A `lora` adapter that vLLM would
+    have to serve in float32, which it cannot, runs on HF whatever the job's size."""
     from jsontune.device import inference_dtype
     from jsontune.serving.base import vllm_build
     from jsontune.serving.vllm_engine import text_config
@@ -73,6 +80,8 @@ def auto_engine(
     except JsontuneError:
         return "vllm", "auto: vLLM, for the vLLM settings given"
     dtypes = {kind: inference_dtype(settings.dtype, "cpu", engine=kind) for kind in ENGINES}
+    if lora and dtypes["vllm"] == "float32":
+        return "hf", "auto: HF, for a LoRA adapter in float32 (vLLM serves LoRA in bfloat16 or float16 only)"
     if set(dtypes.values()) != {"float32"}:
         return "vllm", (
             f"auto: vLLM in {dtypes['vllm']}, whatever the job's size: HF takes a small CPU job only where both "

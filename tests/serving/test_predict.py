@@ -390,6 +390,23 @@ def test_auto_takes_vllm_for_a_small_job_that_asks_for_it(
     assert auto_engine(str(tiny_model), settings, SMALL, **asked) == ("vllm", rule)
 
 
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_auto_takes_hf_for_a_lora_adapter_vllm_would_have_to_serve_in_float32(
+    tiny_model, vllm_on_a_cpu, monkeypatch, has_bf16
+):
+    """vLLM serves LoRA in bfloat16 or float16 only: where `auto` would run it in float32 (a CPU without bf16
+    instructions, or --dtype float32), a job of any size with an adapter runs on HF instead of being refused."""
+    monkeypatch.setattr("jsontune.device.cpu_has_bf16", lambda: has_bf16)
+    for settings in (EngineSettings(), EngineSettings(dtype="float32")):
+        vllm_in_float32 = settings.dtype == "float32" or not has_bf16
+        for size in (SMALL, LARGE):
+            kind, rule = auto_engine(str(tiny_model), settings, size, lora=True)
+            assert kind == ("hf" if vllm_in_float32 else "vllm")
+            assert ("for a LoRA adapter in float32" in rule) is vllm_in_float32
+    # Guided decoding needs vLLM all the same: its own sentence then says what to do about the dtype.
+    assert auto_engine(str(tiny_model), EngineSettings(dtype="float32"), LARGE, lora=True, guided=True)[0] == "vllm"
+
+
 def test_auto_is_vllm_on_a_gpu(tiny_model, vllm_on_a_cpu, monkeypatch):
     from jsontune.serving import base
 
