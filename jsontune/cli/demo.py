@@ -116,16 +116,21 @@ def _review_gain_args(out: Path, n: int) -> list[str]:
     ]
 
 
-def _run_script(script: Path, args: list[str]) -> float:
-    """Run a script of the checkout in this process, echoed as the command it stands for; its wall time."""
+def script_module(script: Path) -> Any:
+    """A script of the checkout (not a package module), imported from its file."""
     import importlib.util
 
-    console.print(Rule(f"$ python {script.relative_to(CHECKOUT)} {' '.join(args)}", align="left", style="cyan"))
-    start = time.perf_counter()
     spec = importlib.util.spec_from_file_location(script.stem, script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main(args)
+    return module
+
+
+def _run_script(script: Path, args: list[str]) -> float:
+    """Run a script of the checkout in this process, echoed as the command it stands for; its wall time."""
+    console.print(Rule(f"$ python {script.relative_to(CHECKOUT)} {' '.join(args)}", align="left", style="cyan"))
+    start = time.perf_counter()
+    script_module(script).main(args)
     seconds = time.perf_counter() - start
     console.print(f"[dim]({seconds:.1f} s)[/dim]")
     return seconds

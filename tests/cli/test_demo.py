@@ -114,9 +114,7 @@ def test_the_simulated_review_runs_on_the_demos_own_model_and_scales_with_n(tmp_
 def test_the_demo_trains_on_the_text_alone_unless_asked_and_its_review_retrains_the_same_way(tmp_path):
     """The demo's train step asks for prompts without the instruction (its measured default), --instruction keeps
     the recipe's; the simulated review trains its next adapters in the first run's prompt format."""
-    import importlib.util
-
-    from jsontune.cli.demo import REVIEW_GAIN, _steps
+    from jsontune.cli.demo import REVIEW_GAIN, _steps, script_module
     from jsontune.prompts import DEFAULT_INSTRUCTION
 
     def train_step(instruction: bool) -> list[str]:
@@ -125,9 +123,7 @@ def test_the_demo_trains_on_the_text_alone_unless_asked_and_its_review_retrains_
     alone, given = train_step(False), train_step(True)
     assert alone[-2:] == ["--instruction", "none"] and "--instruction" not in given
 
-    spec = importlib.util.spec_from_file_location("review_gain", REVIEW_GAIN)
-    review_gain = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(review_gain)
+    review_gain = script_module(REVIEW_GAIN)
     for recorded, expected in (("", "none"), (DEFAULT_INSTRUCTION, DEFAULT_INSTRUCTION)):
         first = tmp_path / f"first-{len(recorded)}"
         (first / "best").mkdir(parents=True)
